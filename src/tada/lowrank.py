@@ -1,0 +1,175 @@
+"""Low-rank linear algebra for deltas ΔW = P·Qᵀ that never forms the dense d_out×d_in matrix.
+
+SPEC §3: a thin SVD of P·Qᵀ (P: d_out×k, Q: d_in×k) comes from two QR factorizations and one
+k×k SVD: P = Q_P R_P, Q = Q_Q R_Q, R_P R_Qᵀ = U' Σ V'ᵀ, so U = Q_P U', V = Q_Q V'. Cost
+O((d_in+d_out)·k²). Everything here runs in float64.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+F64 = torch.float64
+#: Components with σ ≤ ZERO_TOL·σ₁ are numerically zero (SPEC §6).
+ZERO_TOL = 1e-9
+
+
+@dataclass(frozen=True)
+class LowRank:
+    """ΔW = P @ Q.T with P: d_out×k, Q: d_in×k (float64)."""
+
+    P: torch.Tensor
+    Q: torch.Tensor
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.P.shape[0]), int(self.Q.shape[0])
+
+    def dense(self) -> torch.Tensor:
+        """The d_out×d_in matrix. For tests and the entry-wise methods only."""
+        return self.P @ self.Q.T
+
+    def scaled(self, w: float) -> "LowRank":
+        """w·ΔW."""
+        return LowRank(self.P * float(w), self.Q)
+
+    def apply(self, h: torch.Tensor) -> torch.Tensor:
+        """ΔW·h for h: d_in (or d_in×n), without forming ΔW."""
+        return self.P @ (self.Q.T @ h)
+
+
+def from_lora(A: torch.Tensor, B: torch.Tensor, scaling: float) -> LowRank:
+    """ΔW = c·B·A as factors: P = c·B (d_out×r), Q = Aᵀ (d_in×r) (SPEC §2: fold c in first)."""
+    return LowRank(B.to(F64) * float(scaling), A.to(F64).T)
+
+
+@dataclass(frozen=True)
+class Components:
+    """Thin SVD ΔW = U diag(S) Vᵀ with only the numerically non-zero components kept.
+
+    U: d_out×k, S: k (descending), V: d_in×k. Sign convention (determinism, SPEC §6): the entry
+    of largest magnitude of each column of U is positive; V's column is flipped with it.
+    """
+
+    U: torch.Tensor
+    S: torch.Tensor
+    V: torch.Tensor
+
+    @property
+    def k(self) -> int:
+        return int(self.S.numel())
+
+    def lowrank(self, weights: torch.Tensor | None = None) -> LowRank:
+        """Σ_i w_i σ_i u_i v_iᵀ as factors (w = 1 when ``weights`` is None)."""
+        s = self.S if weights is None else self.S * weights
+        return LowRank(self.U * s, self.V)
+
+    def select(self, keep: torch.Tensor) -> "Components":
+        return Components(self.U[:, keep], self.S[keep], self.V[:, keep])
+
+
+def thin_svd(lr: LowRank) -> Components:
+    """Eq. 4 for a low-rank delta: QR–QR–small SVD, then drop σ ≤ 1e-9·σ₁ and fix signs.
+
+    Shapes: U d_out×k, S k, V d_in×k with k ≤ rank(P Qᵀ).
+    """
+    P, Q = lr.P.to(F64), lr.Q.to(F64)
+    d_out, d_in = lr.shape
+    if P.shape[1] == 0:
+        return _empty(d_out, d_in)
+    Qp, Rp = torch.linalg.qr(P)
+    Qq, Rq = torch.linalg.qr(Q)
+    Us, S, Vhs = torch.linalg.svd(Rp @ Rq.T, full_matrices=False)
+    return _signed(Qp @ Us, S, Qq @ Vhs.T)
+
+
+def _empty(d_out: int, d_in: int) -> Components:
+    return Components(torch.zeros(d_out, 0, dtype=F64), torch.zeros(0, dtype=F64),
+                      torch.zeros(d_in, 0, dtype=F64))
+
+
+def concat(parts: list[LowRank]) -> LowRank:
+    """Σ P_i Q_iᵀ as one product [P_1 … P_n][Q_1 … Q_n]ᵀ (rank ≤ Σ k_i, exact)."""
+    return LowRank(torch.cat([p.P for p in parts], dim=1), torch.cat([p.Q for p in parts], dim=1))
+
+
+@dataclass(frozen=True)
+class Truncation:
+    """Eq. 8: rank-r factors B (d_out×r) and A (r×d_in) with ΔW ≈ B·A, and the relative error
+    ‖discarded σ‖/‖σ‖ (= ‖ΔW − BA‖_F / ‖ΔW‖_F)."""
+
+    B: torch.Tensor
+    A: torch.Tensor
+    rel_error: float
+
+
+def truncate(comps: Components, rank: int) -> Truncation:
+    """Keep the top ``rank`` components with the balanced split B = U_r Σ_r^{1/2}, A = Σ_r^{1/2} V_rᵀ.
+
+    The output always has exactly ``rank`` columns/rows (zero-padded when fewer components exist),
+    so every module of a merged adapter has the rank its config declares.
+    """
+    d_out, d_in = comps.U.shape[0], comps.V.shape[0]
+    k = min(rank, comps.k)
+    root = comps.S[:k].sqrt()
+    B = torch.zeros(d_out, rank, dtype=F64)
+    A = torch.zeros(rank, d_in, dtype=F64)
+    B[:, :k] = comps.U[:, :k] * root
+    A[:k, :] = (comps.V[:, :k] * root).T
+    total = float(comps.S.square().sum())
+    dropped = float(comps.S[k:].square().sum())
+    return Truncation(B, A, (dropped / total) ** 0.5 if total > 0 else 0.0)
+
+
+def truncate_lowrank(lr: LowRank, rank: int) -> Truncation:
+    """Truncated SVD of P·Qᵀ to ``rank`` without forming it (SPEC §3)."""
+    return truncate(thin_svd(lr), rank)
+
+
+def truncate_dense(delta: torch.Tensor, rank: int, *, solver: str = "exact",
+                   generator: torch.Generator | None = None, oversample: int = 16,
+                   power_iters: int = 4) -> Truncation:
+    """Truncate a dense d_out×d_in ΔW (the entry-wise methods) to ``rank``.
+
+    ``solver="exact"``: ``torch.linalg.svd``. ``solver="randomized"``: Halko–Martinsson–Tropp range
+    finder with ``oversample`` extra columns and ``power_iters`` power iterations, seeded by
+    ``generator``; the reported ``rel_error`` is computed exactly for the factors returned
+    (‖ΔW − BA‖² = ‖ΔW‖² − ‖BA‖² because BA is an orthogonal projection of ΔW), so the error
+    bound the user sees is the achieved one, not an estimate.
+    """
+    W = delta.to(F64)
+    d_out, d_in = W.shape
+    total = float(W.square().sum())
+    if total == 0.0:
+        return Truncation(torch.zeros(d_out, rank, dtype=F64), torch.zeros(rank, d_in, dtype=F64), 0.0)
+    if solver == "exact" or rank + oversample >= min(d_out, d_in):
+        U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+        comps = _signed(U, S, Vh.T)
+        return truncate(comps, rank)
+    if solver != "randomized":
+        raise ValueError(f"unknown SVD solver {solver!r}")
+    omega = torch.randn(d_in, rank + oversample, dtype=F64, generator=generator)
+    Y = W @ omega
+    for _ in range(power_iters):
+        Y, _ = torch.linalg.qr(Y)
+        Z, _ = torch.linalg.qr(W.T @ Y)
+        Y = W @ Z
+    Qy, _ = torch.linalg.qr(Y)
+    Us, S, Vh = torch.linalg.svd(Qy.T @ W, full_matrices=False)
+    comps = _signed(Qy @ Us, S, Vh.T)
+    tr = truncate(comps, rank)
+    kept = float(comps.S[:rank].square().sum())
+    return Truncation(tr.B, tr.A, max(total - kept, 0.0) ** 0.5 / total ** 0.5)
+
+
+def _signed(U: torch.Tensor, S: torch.Tensor, V: torch.Tensor) -> Components:
+    """Drop numerically-zero components and apply the sign convention (see ``thin_svd``)."""
+    if S.numel() == 0 or S[0] <= 0:
+        return _empty(U.shape[0], V.shape[0])
+    keep = S > ZERO_TOL * S[0]
+    U, S, V = U[:, keep], S[keep], V[:, keep]
+    idx = U.abs().argmax(dim=0)
+    signs = torch.sign(U[idx, torch.arange(U.shape[1])])
+    signs[signs == 0] = 1.0
+    return Components(U * signs, S, V * signs)

@@ -1,0 +1,47 @@
+"""DARE (Yu et al. 2024): random drop + rescale, then linear or TIES; then back to rank r (SPEC §7).
+
+Drops come from a ``torch.Generator`` seeded by (seed, module, side) — never the global RNG —
+so a merge is reproducible and independent of module order.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import ModuleInput, ModuleResult, register
+from .dense import DenseParams, finish
+from .sparsify import dare_drop, ties_merge, weighted_sum
+from ..errors import TadaError
+
+
+@dataclass(frozen=True)
+class DareParams(DenseParams):
+    """rescale: ``density`` (× 1/density, the DARE paper and PEFT), ``l1`` (mergekit's rule) or ``none``."""
+
+    rescale: str = "density"
+
+    def validate(self) -> None:
+        super().validate()
+        if self.rescale not in ("density", "l1", "none"):
+            raise TadaError(f"rescale must be density, l1 or none, got {self.rescale!r}")
+
+
+@dataclass(frozen=True)
+class DareLinearParams(DareParams):
+    weights: tuple[float, float] = (0.5, 0.5)
+
+
+def dropped(module: ModuleInput, params: DareParams) -> list:
+    return [dare_drop(module.dense(s), params.density, module.seed_for(params.seed, f"dare:{s}"),
+                      params.rescale) for s in ("task", "domain")]
+
+
+@register("dare_linear", DareLinearParams)
+def dare_linear(module: ModuleInput, params: DareLinearParams) -> ModuleResult:
+    """DARE drop/rescale of each ΔW, weighted sum, truncate to r."""
+    return finish(module, weighted_sum(dropped(module, params), list(params.weights)), params)
+
+
+@register("dare_ties", DareParams)
+def dare_ties(module: ModuleInput, params: DareParams) -> ModuleResult:
+    """DARE drop/rescale, TIES sign election and disjoint mean, truncate to r."""
+    return finish(module, ties_merge(dropped(module, params), list(params.weights)), params)

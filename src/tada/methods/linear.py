@@ -1,0 +1,60 @@
+"""Exact weighted sums, written as rank r_T+r_D adapters: linear, task_arithmetic, cat (SPEC §7).
+
+The result keeps every factor: B = [B_T, B_D] and A = [w_T c_T A_T; w_D c_D A_D] — the same
+layout as PEFT's ``cat`` (weight and scaling folded into A), so ΔW = w_T ΔW^T + w_D ΔW^D exactly,
+without PEFT's factor-wise ``linear``, which adds the cross terms B_T A_D (SPEC §7).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from . import ModuleInput, ModuleResult, check_weights, register
+from ..lowrank import F64
+
+
+@dataclass(frozen=True)
+class WeightParams:
+    weights: tuple[float, float] = (0.5, 0.5)
+
+    def validate(self) -> None:
+        check_weights(self.weights)
+
+
+@dataclass(frozen=True)
+class CatParams(WeightParams):
+    weights: tuple[float, float] = (1.0, 1.0)
+
+
+@dataclass(frozen=True)
+class TaskArithmeticParams:
+    scale: float = 1.0
+
+
+def weighted_concat(module: ModuleInput, w_task: float, w_domain: float) -> ModuleResult:
+    """B = [B_T, B_D], A = [w_T c_T A_T; w_D c_D A_D] (float64). A missing side adds nothing."""
+    Bs, As = [], []
+    for m, w in ((module.task, w_task), (module.domain, w_domain)):
+        if m is not None:
+            Bs.append(m.B.to(F64))
+            As.append(m.A.to(F64) * (float(w) * m.scaling))
+    return ModuleResult(torch.cat(Bs, dim=1), torch.cat(As, dim=0), {"rank": sum(a.shape[0] for a in As)})
+
+
+@register("linear", WeightParams, exact=True)
+def linear(module: ModuleInput, params: WeightParams) -> ModuleResult:
+    """w_T ΔW^T + w_D ΔW^D, exact (rank r_T+r_D)."""
+    return weighted_concat(module, *params.weights)
+
+
+@register("task_arithmetic", TaskArithmeticParams, exact=True)
+def task_arithmetic(module: ModuleInput, params: TaskArithmeticParams) -> ModuleResult:
+    """scale·(ΔW^T + ΔW^D), exact (rank r_T+r_D); task vectors added in full by default."""
+    return weighted_concat(module, params.scale, params.scale)
+
+
+@register("cat", CatParams, exact=True)
+def cat(module: ModuleInput, params: CatParams) -> ModuleResult:
+    """Concatenation: the exact weighted sum as a rank r_T+r_D adapter (PEFT's ``cat``)."""
+    return weighted_concat(module, *params.weights)

@@ -1,0 +1,199 @@
+"""TaDA (paper §3): calibrated probe gating + per-component subspace-aware merging, Eqs. 1–8.
+
+Per module: thin SVD of both deltas (Eq. 4, low-rank route), calibrated score s (Eqs. 1–2) and
+gate α (Eq. 3), joint U+V overlap filter (Eq. 5), per-component scores s_i and weights α_i
+(Eq. 6), weighted merge (Eq. 7), rank-r recomposition (Eq. 8). α is the TASK weight, 1−α the
+domain weight. Every ablation switch of SPEC §6 changes exactly one step.
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from . import ModuleInput, ModuleResult, register
+from ..errors import TadaError
+from ..lowrank import Components, concat, thin_svd, truncate, truncate_lowrank
+from ..roles import TauTable
+
+#: Relative floor of the denominators of Eq. 1 (SPEC §5): ε_T = 1e-12·σ₁^T·‖h‖.
+EPS_REL = 1e-12
+
+
+@dataclass(frozen=True)
+class TadaParams:
+    """beta: sigmoid slope (Eq. 3); delta: overlap threshold δ (Eq. 5); overlap_lambda: λ (Eq. 5);
+    tau: τ overrides by role (query/key/value/attn_out/qkv/mlp/other) or module-name regex.
+
+    Ablations (SPEC §6, Table 7), each changing one thing: fixed_alpha=a (every α_i = a);
+    global_tau=t (τ_m = t everywhere); no_filter (keep every component); keep_high_overlap (keep
+    only what full TaDA drops); random_filter (drop as many as full TaDA, at random, seeded by
+    ``seed``); layer_alpha (every component takes the module's α of Eq. 3).
+    """
+
+    beta: float = 5.0
+    delta: float = 0.10
+    overlap_lambda: float = 0.5
+    tau: dict = field(default_factory=dict)
+    global_tau: float | None = None
+    fixed_alpha: float | None = None
+    no_filter: bool = False
+    keep_high_overlap: bool = False
+    random_filter: bool = False
+    layer_alpha: bool = False
+    seed: int = 0
+
+    def validate(self) -> None:
+        if sum([self.no_filter, self.keep_high_overlap, self.random_filter]) > 1:
+            raise TadaError("choose at most one of no_filter, keep_high_overlap, random_filter")
+        if self.fixed_alpha is not None and not 0.0 <= self.fixed_alpha <= 1.0:
+            raise TadaError(f"fixed_alpha must be in [0, 1], got {self.fixed_alpha}")
+        if self.fixed_alpha is not None and self.layer_alpha:
+            raise TadaError("fixed_alpha and layer_alpha are exclusive")
+        if not 0.0 <= self.overlap_lambda <= 1.0:
+            raise TadaError(f"overlap_lambda must be in [0, 1], got {self.overlap_lambda}")
+        if self.beta <= 0 or self.delta <= 0:
+            raise TadaError("beta and delta must be positive")
+
+    @property
+    def tau_table(self) -> TauTable:
+        return TauTable.from_overrides(self.tau, self.global_tau)
+
+    @property
+    def filters(self) -> bool:
+        return not self.no_filter and self.delta < 1.0
+
+
+# ---- Eqs. 1–3 -------------------------------------------------------------------------------
+
+def delta_norm(c: Components, h: torch.Tensor) -> float:
+    """‖ΔW h‖ = ‖Σ ⊙ Vᵀh‖ (U has orthonormal columns)."""
+    return float((c.S * (c.V.T @ h)).norm())
+
+
+def ratio(num: torch.Tensor | float, den: torch.Tensor | float) -> torch.Tensor:
+    """num/den with 0/0 → 0 (a zero numerator means no domain activation, whatever the floor)."""
+    num, den = torch.as_tensor(num, dtype=torch.float64), torch.as_tensor(den, dtype=torch.float64)
+    safe = torch.where(den > 0, den, torch.ones_like(den))
+    return torch.where(num == 0, torch.zeros_like(num), torch.where(den > 0, num / safe, torch.full_like(num, math.inf)))
+
+
+def calibrate(r_d: torch.Tensor, r_g: torch.Tensor) -> torch.Tensor:
+    """Eq. 2, s = r(P_d)/r(P_g), with r(P_g)=0 → +∞ (if r(P_d)>0) or 1 (both 0). Never NaN."""
+    safe = torch.where(r_g > 0, r_g, torch.ones_like(r_g))
+    s = torch.where(r_g > 0, r_d / safe, torch.where(r_d > 0, torch.full_like(r_d, math.inf), torch.ones_like(r_d)))
+    return s
+
+
+def module_ratio(T: Components, D: Components, h: torch.Tensor) -> torch.Tensor:
+    """Eq. 1: r(P) = ‖ΔW^D h‖ / max(‖ΔW^T h‖, ε_T), ε_T = 1e-12·σ₁^T·‖h‖."""
+    eps = EPS_REL * float(T.S[0]) * float(h.norm())
+    return ratio(delta_norm(D, h), max(delta_norm(T, h), eps))
+
+
+def gate(s: torch.Tensor, tau: float, beta: float) -> torch.Tensor:
+    """Eq. 3 / Eq. 6: α = sigmoid(β(τ − s)); s = +∞ gives α = 0."""
+    return torch.sigmoid(beta * (tau - s))
+
+
+# ---- Eq. 5 ----------------------------------------------------------------------------------
+
+def overlaps(T: Components, D: Components, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eq. 5 for both adapters: overlap_i = max_j [λ|u_iᵀu_j| + (1−λ)|v_iᵀv_j|].
+
+    Returns (task overlaps: k_T, domain overlaps: k_D); the domain one is the max over task
+    components (SPEC §6 decision).
+    """
+    O = lam * (T.U.T @ D.U).abs() + (1 - lam) * (T.V.T @ D.V).abs()
+    return O.max(dim=1).values, O.max(dim=0).values
+
+
+# ---- Eq. 6 ----------------------------------------------------------------------------------
+
+def component_ratios(T: Components, D: Components, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Component-level Eq. 1 (SPEC §6): one adapter's ΔW replaced by one rank-1 component.
+
+    task i:   r_i = ‖ΔW^D h‖ / max(σ_i|v_iᵀh|, 1e-12·σ_i‖h‖)
+    domain j: r_j = σ_j|v_jᵀh| / max(‖ΔW^T h‖, ε_T)
+    """
+    hn = float(h.norm())
+    t_act = T.S * (T.V.T @ h).abs()
+    d_act = D.S * (D.V.T @ h).abs()
+    r_t = ratio(torch.full_like(t_act, delta_norm(D, h)), torch.maximum(t_act, EPS_REL * T.S * hn))
+    eps_t = EPS_REL * float(T.S[0]) * hn
+    r_d = ratio(d_act, torch.full_like(d_act, max(delta_norm(T, h), eps_t)))
+    return r_t, r_d
+
+
+# ---- filter ---------------------------------------------------------------------------------
+
+def choose_kept(o_t: torch.Tensor, o_d: torch.Tensor, p: TadaParams, module: ModuleInput
+                ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    """Which components survive (Eq. 5's filter and its ablations). Returns masks and notes."""
+    notes: list[str] = []
+    keep_t, keep_d = o_t < p.delta, o_d < p.delta
+    if not p.filters:
+        return torch.ones_like(keep_t), torch.ones_like(keep_d), notes
+    if not keep_t.any() and not keep_d.any():
+        notes.append("filter would drop every component: fell back to no_filter")
+        keep_t, keep_d = torch.ones_like(keep_t), torch.ones_like(keep_d)
+    if p.keep_high_overlap:
+        return o_t >= p.delta, o_d >= p.delta, notes
+    if p.random_filter:
+        keep_t = _random_keep(len(keep_t), int((~keep_t).sum()), p.seed, module.name, "task")
+        keep_d = _random_keep(len(keep_d), int((~keep_d).sum()), p.seed, module.name, "domain")
+    return keep_t, keep_d, notes
+
+
+def _random_keep(k: int, n_drop: int, seed: int, name: str, side: str) -> torch.Tensor:
+    keep = torch.ones(k, dtype=torch.bool)
+    keep[random.Random(f"{seed}:{name}:{side}").sample(range(k), n_drop)] = False
+    return keep
+
+
+# ---- the method -----------------------------------------------------------------------------
+
+@register("tada", TadaParams, needs_probes=True)
+def tada(module: ModuleInput, p: TadaParams) -> ModuleResult:
+    """TaDA: probe-gated, per-component weighted merge of the filtered SVD components, rank r."""
+    tau = p.tau_table.tau(module.name)
+    T, D = thin_svd(module.lowrank("task")), thin_svd(module.lowrank("domain"))  # Eq. 4
+    info: dict = {"tau": tau, "sigma_task": T.S.tolist(), "sigma_domain": D.S.tolist()}
+    if T.k == 0 or D.k == 0:
+        side = "domain" if T.k == 0 else "task"
+        info["notes"] = [f"{'task' if side == 'domain' else 'domain'} delta is zero: "
+                         f"the {side} delta is taken unchanged"]
+        tr = truncate(D if T.k == 0 else T, module.rank)
+        info["rel_error"] = tr.rel_error
+        return ModuleResult(tr.B, tr.A, info)
+    hd, hg = module.h_domain, module.h_general
+    notes = [f"probe mean is zero ({n} probe)" for n, h in (("domain", hd), ("general", hg)) if float(h.norm()) == 0]
+
+    s = calibrate(module_ratio(T, D, hd), module_ratio(T, D, hg))  # Eqs. 1–2
+    alpha = gate(s, tau, p.beta)  # Eq. 3
+    o_t, o_d = overlaps(T, D, p.overlap_lambda)  # Eq. 5
+    keep_t, keep_d, filter_notes = choose_kept(o_t, o_d, p, module)
+    (rt_d, rd_d), (rt_g, rd_g) = component_ratios(T, D, hd), component_ratios(T, D, hg)
+    s_t, s_d = calibrate(rt_d, rt_g), calibrate(rd_d, rd_g)  # Eq. 6's s_i
+    a_t, a_d = gate(s_t, tau, p.beta), gate(s_d, tau, p.beta)  # Eq. 6
+    if p.fixed_alpha is not None:
+        a_t, a_d = torch.full_like(a_t, p.fixed_alpha), torch.full_like(a_d, p.fixed_alpha)
+    elif p.layer_alpha:
+        a_t, a_d = torch.full_like(a_t, float(alpha)), torch.full_like(a_d, float(alpha))
+
+    merged = concat([T.select(keep_t).lowrank(a_t[keep_t]),  # Eq. 7
+                     D.select(keep_d).lowrank(1 - a_d[keep_d])])
+    tr = truncate_lowrank(merged, module.rank)  # Eq. 8
+    info.update({
+        "s": float(s), "alpha": float(alpha),
+        "s_task": s_t.tolist(), "alpha_task": a_t.tolist(), "overlap_task": o_t.tolist(),
+        "kept_task": keep_t.nonzero().flatten().tolist(),
+        "s_domain": s_d.tolist(), "alpha_domain": a_d.tolist(), "overlap_domain": o_d.tolist(),
+        "kept_domain": keep_d.nonzero().flatten().tolist(),
+        "rel_error": tr.rel_error,
+    })
+    if notes + filter_notes:
+        info["notes"] = notes + filter_notes
+    return ModuleResult(tr.B, tr.A, info)

