@@ -64,6 +64,9 @@ class Adapter:
     _extra_keys: list[str]  # modules_to_save / trainable tokens tensors, carried as they are
     _weights: Path
     _pickle_state: dict | None = field(default=None, repr=False)
+    _handle: object | None = field(default=None, repr=False)
+    source: str = ""  # what the user named: a folder or a hub id
+    revision: str | None = None
 
     # ---- config-derived properties -------------------------------------------------------
     @property
@@ -95,8 +98,9 @@ class Adapter:
         if self._pickle_state is not None:
             return self._pickle_state[key]
         try:
-            with safe_open(str(self._weights), framework="pt") as f:
-                return f.get_tensor(key)
+            if self._handle is None:  # opened once, memory-mapped; tensors are read on demand
+                self._handle = safe_open(str(self._weights), framework="pt")
+            return self._handle.get_tensor(key)  # type: ignore[attr-defined]
         except Exception as exc:  # corrupt file body
             raise TadaError(f"{self._weights}: cannot read tensor {key!r}: {exc}") from None
 
@@ -246,7 +250,7 @@ def load_adapter(source: str | os.PathLike, *, revision: str | None = None,
         raise TadaError(f"{weights}: no LoRA tensors found")
     names = sorted(pairs, key=natural_key)
     return Adapter(folder, config, names, {n: (pairs[n]["A"], pairs[n]["B"]) for n in names},
-                   sorted(extra), weights, pickle_state)
+                   sorted(extra), weights, pickle_state, source=str(source), revision=revision)
 
 
 def _short(exc: BaseException) -> str:

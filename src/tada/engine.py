@@ -47,7 +47,7 @@ def plan_modules(task: Adapter, domain: Adapter, allow_partial: bool) -> list[st
 
 def input_summary(adapter: Adapter) -> dict:
     c = adapter.config
-    return {"path": str(adapter.path), "base_model": adapter.base_model, "r": c.get("r"),
+    return {"source": adapter.source, "revision": adapter.revision, "base_model": adapter.base_model, "r": c.get("r"),
             "lora_alpha": c.get("lora_alpha"), "use_rslora": bool(c.get("use_rslora")),
             "rank_pattern": c.get("rank_pattern") or {}, "alpha_pattern": c.get("alpha_pattern") or {},
             "modules": len(adapter.module_names),

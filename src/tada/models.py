@@ -119,6 +119,8 @@ def load_model(spec: BaseSpec, *, device: str | None = "cpu", dtype: str | None 
         kwargs["revision"] = spec.revision
     if spec.gguf_file:
         kwargs["gguf_file"] = spec.gguf_file
+    if device == "auto" and device_map is None and torch.cuda.device_count() > 1:
+        device_map = "auto"  # larger than one device: let accelerate spread it
     torch_dtype = parse_dtype(dtype)
     if torch_dtype is not None:
         kwargs["dtype"] = torch_dtype

@@ -25,10 +25,15 @@ def magnitude_trim(delta: torch.Tensor, density: float) -> torch.Tensor:
         return delta.clone()
     flat = delta.reshape(-1)
     k = max(1, int(density * flat.numel()))
-    order = torch.sort(flat.abs(), descending=True, stable=True).indices[:k]
-    out = torch.zeros_like(flat)
-    out[order] = flat[order]
-    return out.reshape(delta.shape)
+    mag = flat.abs()
+    # the k-th largest magnitude in O(n) (no full sort); entries equal to it are taken by index
+    threshold = torch.kthvalue(mag, flat.numel() - k + 1).values
+    keep = mag > threshold
+    ties_needed = k - int(keep.sum())
+    if ties_needed > 0:
+        tied = (mag == threshold).nonzero().flatten()[:ties_needed]
+        keep[tied] = True
+    return torch.where(keep, flat, torch.zeros_like(flat)).reshape(delta.shape)
 
 
 def dare_drop(delta: torch.Tensor, density: float, generator: torch.Generator,

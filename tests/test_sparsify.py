@@ -1,0 +1,44 @@
+"""The entry-wise building blocks of TIES / DARE / magnitude pruning, on hand-checked examples."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tada.methods.sparsify import dare_drop, magnitude_trim, ties_merge
+
+
+def test_trim_keeps_top_k_with_ties_broken_by_index():
+    x = torch.tensor([3.0, -1.0, 1.0, 1.0, -1.0, 2.0])
+    assert magnitude_trim(x, 0.5).tolist() == [3.0, -1.0, 0.0, 0.0, 0.0, 2.0]
+    assert magnitude_trim(x, 0.01).tolist() == [3.0, 0, 0, 0, 0, 0]  # k = max(1, int(...))
+    assert torch.equal(magnitude_trim(x, 1.0), x)
+
+
+def test_trim_count_on_random_matrix():
+    x = torch.randn(64, 48, dtype=torch.float64)
+    y = magnitude_trim(x, 0.3)
+    k = int(0.3 * x.numel())
+    assert int((y != 0).sum()) == k
+    assert y.abs().max() == x.abs().max() and (y[y != 0].abs().min() >= x.abs().flatten().sort().values[-k])
+
+
+def test_dare_rescales_and_is_seeded():
+    x = torch.randn(200, 100, dtype=torch.float64)
+    g = lambda: torch.Generator().manual_seed(3)  # noqa: E731
+    y = dare_drop(x, 0.3, g())
+    kept = y != 0
+    assert abs(kept.double().mean().item() - 0.3) < 0.02
+    torch.testing.assert_close(y[kept], x[kept] / 0.3)
+    assert torch.equal(y, dare_drop(x, 0.3, g()))
+    l1 = dare_drop(x, 0.3, g(), rescale="l1")
+    assert l1.abs().sum().item() == pytest.approx(x.abs().sum().item())
+
+
+def test_ties_merge_hand_example():
+    a = torch.tensor([1.0, -2.0, 3.0, 0.0])
+    b = torch.tensor([-3.0, -1.0, 1.0, 2.0])
+    # weighted (1, 1): sums [-2, -3, 4, 2] → signs [-, -, +, +]
+    # entry 0: only b agrees → -3; entry 1: both → (-2-1)/2; entry 2: both → 2; entry 3: only b → 2
+    assert ties_merge([a, b], [1.0, 1.0]).tolist() == [-3.0, -1.5, 2.0, 2.0]
+    # weights (2, 1): weighted a = [2, -4, 6, 0]; entry 0 sum = -1 → b wins: -3/1
+    assert ties_merge([a, b], [2.0, 1.0]).tolist() == pytest.approx([-3.0, -5.0 / 3.0, 7.0 / 3.0, 2.0])
