@@ -267,6 +267,116 @@ def _default(f) -> str:
     return "?"
 
 
+@cli.command("eval")
+@click.option("--base", help="Base model: folder, hub id, or .gguf file (default: the embedded SmolLM2 GGUF).")
+@click.option("--gguf-file")
+@click.option("--revision")
+@click.option("--adapter", help="A PEFT LoRA adapter to evaluate on top of the base.")
+@click.option("--dataset", required=True, help="A registered dataset name (tada datasets) or a .jsonl file.")
+@click.option("--limit", type=int, help="Evaluate this many questions (seeded sample).")
+@click.option("--shots", type=int, default=3, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--scoring", type=click.Choice(["letter", "cloze"]), default="letter", show_default=True)
+@click.option("--chat-template", is_flag=True, help="Wrap the prompt in the tokenizer's chat template.")
+@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--no-prefix-cache", is_flag=True, help="Re-encode the few-shot prefix for every question.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--model-dtype")
+@click.option("--out", help="Per-example predictions (JSONL); default tada-eval/<dataset>.<scoring>.jsonl.")
+def eval_cmd(base, gguf_file, revision, adapter, dataset, limit, shots, seed, scoring, chat_template, batch_size,
+             no_prefix_cache, device, model_dtype, out) -> None:
+    """Multiple-choice accuracy with n and a 95% Wilson interval; writes per-example predictions."""
+    from .eval.datasets import load_dataset_by_name
+    from .eval.mcq import evaluate
+    from .models import load_model, load_tokenizer, resolve_base, smollm2_gguf
+
+    spec = resolve_base(base, gguf_file, revision) if base else smollm2_gguf()
+    ds = load_dataset_by_name(dataset, split_seed=seed)
+    model, tok = load_model(spec, device=device, dtype=model_dtype), load_tokenizer(spec)
+    if adapter:
+        from peft import PeftModel
+
+        from .adapters import load_adapter
+
+        model = PeftModel.from_pretrained(model, str(load_adapter(adapter).path))
+    res = evaluate(model, tok, ds, scoring=scoring, shots=shots, seed=seed, limit=limit, batch_size=batch_size,
+                   chat_template=chat_template, prefix_cache=not no_prefix_cache)
+    path = Path(out or f"tada-eval/{Path(dataset).stem if dataset.endswith('.jsonl') else dataset.replace(':', '_')}"
+                       f".{scoring}.jsonl")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(p) + "\n" for p in res.predictions))
+    meta = {"base": spec.name, "adapter": adapter, "dataset": ds.meta, "scoring": scoring, "shots": shots, "seed": seed,
+            "limit": limit, "accuracy": res.accuracy, "n": res.n, "ci": list(res.ci), "metrics": res.metrics,
+            "tokens": res.tokens}
+    path.with_suffix(".meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    lo, hi = res.ci
+    click.echo(f"{ds.name} ({scoring}, {shots}-shot): accuracy {res.accuracy:.3f}  n={res.n}  95% CI [{lo:.3f}, {hi:.3f}]")
+    for k, v in res.metrics.items():
+        if not isinstance(v, list):
+            click.echo(f"  {k}: {v:.3f}")
+    t = res.tokens
+    click.echo(f"  forward tokens/question {t['per_question']:.1f} vs {t['lm_eval_style_per_question']:.1f} scoring "
+               f"each option separately ({t['reduction']:.1f}x fewer)")
+    click.echo(f"  predictions: {path}")
+
+
+@cli.command()
+def datasets() -> None:
+    """List the registered evaluation datasets (a .jsonl path works too; see docs/datasets.md)."""
+    from .eval.datasets import DATASETS
+
+    for name, spec in sorted(DATASETS.items()):
+        click.echo(f"{name:26s} {spec.summary}")
+
+
+@cli.command()
+@click.option("--config", "config_file", help="Bench YAML (see docs/evaluation.md).")
+@click.option("--preset", help="A named configuration, e.g. llama2-7b-medical.")
+@click.option("--task", help="Task adapter (overrides the config).")
+@click.option("--domain", help="Domain adapter (overrides the config).")
+@click.option("--domain-probe")
+@click.option("--general-probe")
+@click.option("--out", help="Output folder (overrides the config).")
+@click.option("--limit", type=int, help="Questions per dataset (overrides the config).")
+@click.option("--dry-run", is_flag=True, help="Validate and report what cannot be reached; run nothing.")
+@click.option("--quiet", is_flag=True)
+def bench(config_file, preset, dry_run, quiet, **overrides) -> None:
+    """Base, task only, domain only and every merge method on every dataset: the paper's Table 3."""
+    from .eval.presets import preset as get_preset
+    from .eval.runner import Bench, BenchConfig, dry_run as check, load_bench_config
+    from .eval.tables import build_rows, print_rich, to_csv, to_json, to_markdown
+
+    if bool(config_file) == bool(preset):
+        raise TadaError("give exactly one of --config or --preset")
+    if config_file:
+        cfg = load_bench_config(config_file)
+        data = {k: v for k, v in vars(cfg).items()}
+    else:
+        data = get_preset(preset)
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    cfg = BenchConfig.from_dict(data, config_file or f"preset {preset}")
+    if dry_run:
+        problems = check(cfg)
+        for p in problems:
+            click.echo(f"cannot reach: {p}")
+        click.echo("dry run: configuration valid" + (f", {len(problems)} problem(s)" if problems else ", everything reachable"))
+        if problems:
+            sys.exit(2)
+        return
+    records = Bench(cfg, progress=not quiet).run()
+    out = Path(cfg.out)
+    for scoring in cfg.scoring:
+        head, full = build_rows(records, cfg.datasets, cfg.methods, scoring, cfg.validation)
+        title = f"{cfg.name}: accuracy ({scoring} scoring, {cfg.shots}-shot)"
+        (out / f"table.{scoring}.md").write_text(to_markdown(head, cfg.datasets, title) + "\n"
+                                                  + to_markdown(full, cfg.datasets, "Density grid"))
+        (out / f"table.{scoring}.csv").write_text(to_csv(head + full, cfg.datasets))
+        (out / f"table.{scoring}.json").write_text(to_json(head + full, cfg.datasets))
+        if not quiet:
+            print_rich(head, cfg.datasets, title)
+    click.echo(f"wrote {out}/table.*.md, .csv, .json and results.json")
+
+
 @cli.command()
 @click.option("--base", help="Base model (default: the embedded SmolLM2-135M-Instruct GGUF).")
 @click.option("--gguf-file")

@@ -1,0 +1,1 @@
+"""Evaluation harness: multiple-choice QA datasets, prompts and scoring (SPEC §9)."""

@@ -1,0 +1,342 @@
+"""Multiple-choice scoring (SPEC §9): constrained next-letter decoding and cloze log-likelihood.
+
+*letter* (the paper's protocol): k-shot prompt, question, lettered options, ``Answer:``; the
+next-token logits are restricted to the answer letters' tokens (both "A" and " A" variants, the
+max of the two) and the argmax is the prediction. The k-shot prefix is the same for every
+question of a dataset, so it is encoded once and its KV cache reused: each question then costs
+only its own tokens. Questions are batched (right padding after the cached prefix; the logits
+are read at each row's last real token).
+
+*cloze* (lm-evaluation-harness's ARC/SciQ style): the log-likelihood of each option's text as the
+continuation of ``Question: …\\nAnswer:``; ``acc`` takes the raw sum, ``acc_norm`` divides it by
+the option's length in bytes. The few-shot prefix is cached once per dataset and each
+question's context once per question; the options run as one batch on top of it.
+
+The model input is always ``prefix_ids + question_ids`` (the two parts tokenized separately),
+with or without cache reuse, so reuse changes the cost and not the prompt.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import random
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import TadaError
+from ..prompts import LETTERS, answer_for, format_mcq
+from .datasets import MCQ, MCQDataset, fewshot_for
+
+SCORINGS = ("letter", "cloze")
+
+
+@dataclass
+class EvalResult:
+    """Accuracy with n and a 95% Wilson interval, per-example predictions, and cost counters."""
+
+    dataset: str
+    scoring: str
+    accuracy: float
+    n: int
+    ci: tuple[float, float]
+    predictions: list[dict]
+    metrics: dict = field(default_factory=dict)
+    tokens: dict = field(default_factory=dict)
+
+
+def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
+    """95% Wilson score interval for a binomial proportion (exact formula, no continuity correction)."""
+    if n == 0:
+        return (0.0, 0.0)
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def macro_f1(gold: list[int], pred: list[int], n_classes: int) -> float:
+    """Mean over classes of F1 (a class with no gold and no predicted items is skipped)."""
+    scores = []
+    for c in range(n_classes):
+        tp = sum(g == c and p == c for g, p in zip(gold, pred))
+        fp = sum(g != c and p == c for g, p in zip(gold, pred))
+        fn = sum(g == c and p != c for g, p in zip(gold, pred))
+        if tp + fp + fn == 0:
+            continue
+        scores.append(2 * tp / (2 * tp + fp + fn))
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def letter_token_ids(tokenizer, n_options: int) -> list[list[int]]:
+    """For each letter, the single-token ids of "A" and " A" (whatever the tokenizer makes of them)."""
+    out = []
+    for letter in LETTERS[:n_options]:
+        ids = set()
+        for variant in (letter, " " + letter):
+            enc = tokenizer.encode(variant, add_special_tokens=False)
+            if len(enc) == 1:
+                ids.add(enc[0])
+        if not ids:
+            raise TadaError(f"the tokenizer has no single token for the answer letter {letter!r}")
+        out.append(sorted(ids))
+    return out
+
+
+def shot_text(q: MCQ, scoring: str) -> str:
+    if scoring == "letter":
+        return format_mcq(q.question, list(q.options)) + answer_for(q.answer)
+    return f"Question: {q.question}\nAnswer: {q.options[q.answer]}"
+
+
+def question_text(q: MCQ, scoring: str) -> str:
+    return format_mcq(q.question, list(q.options)) if scoring == "letter" else f"Question: {q.question}\nAnswer:"
+
+
+@dataclass(frozen=True)
+class Template:
+    """How a k-shot prompt becomes text: the shared prefix and each question's own part.
+
+    With a chat template the whole prompt is the user message; the rendering is split at the
+    question so that the part before it (system prompt, shots) is still shared.
+    """
+
+    head: str
+    tail: str
+
+    @classmethod
+    def build(cls, tokenizer, chat: bool) -> "Template":
+        if not chat:
+            return cls("", "")
+        if not getattr(tokenizer, "chat_template", None):
+            raise TadaError("--chat-template: this tokenizer has no chat template")
+        sentinel = "\u2063TADA_QUESTION\u2063"
+        text = tokenizer.apply_chat_template([{"role": "user", "content": sentinel}], tokenize=False,
+                                             add_generation_prompt=True)
+        head, _, tail = text.partition(sentinel)
+        return cls(head, tail)
+
+    def prefix(self, shots: list[MCQ], scoring: str) -> str:
+        return self.head + "".join(shot_text(s, scoring) + "\n\n" for s in shots)
+
+    def question(self, q: MCQ, scoring: str) -> str:
+        return question_text(q, scoring) + self.tail
+
+
+class Scorer:
+    """Runs one model over one dataset; holds the tokenized shared prefix and its KV cache."""
+
+    def __init__(self, model, tokenizer, *, batch_size: int = 8, chat_template: bool = False,
+                 prefix_cache: bool = True):
+        self.model, self.tok = model, tokenizer
+        self.batch_size = batch_size
+        self.template = Template.build(tokenizer, chat_template)
+        self.prefix_cache = prefix_cache
+        self.device = next(model.parameters()).device
+        self.forward_tokens = 0
+
+    # ---- low level -------------------------------------------------------------------------
+    def encode_prefix(self, text: str) -> list[int]:
+        add = not self.template.head  # a chat template already carries its special tokens
+        return self.tok.encode(text, add_special_tokens=add) if text or add else []
+
+    def encode(self, text: str) -> list[int]:
+        return self.tok.encode(text, add_special_tokens=False)
+
+    @torch.inference_mode()
+    def run_prefix(self, ids: list[int]):
+        """KV cache of a prefix (batch 1) and the logits of its last token."""
+        if not ids:
+            return None, None
+        x = torch.tensor([ids], device=self.device)
+        out = self.model(input_ids=x, use_cache=True)
+        self.forward_tokens += len(ids)
+        return out.past_key_values, out.logits[0, -1]
+
+    @torch.inference_mode()
+    def last_logits(self, prefix_ids: list[int], cache, suffixes: list[list[int]]) -> torch.Tensor:
+        """Logits after each ``prefix + suffix`` (b×vocab). With ``cache``: the prefix is not re-run;
+        without: full sequences, left padded, position ids from the mask."""
+        b = len(suffixes)
+        if cache is not None:
+            P = len(prefix_ids)
+            S = max(len(s) for s in suffixes)
+            pad = self.tok.pad_token_id or 0
+            ids = torch.full((b, S), pad, dtype=torch.long)
+            mask = torch.zeros((b, P + S), dtype=torch.long)
+            mask[:, :P] = 1
+            for i, s in enumerate(suffixes):
+                ids[i, :len(s)] = torch.tensor(s)
+                mask[i, P:P + len(s)] = 1
+            kv = copy.deepcopy(cache)
+            kv.batch_repeat_interleave(b)
+            pos = (P + torch.arange(S)).unsqueeze(0).expand(b, S)
+            out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                             position_ids=pos.to(self.device), past_key_values=kv, use_cache=True)
+            self.forward_tokens += sum(len(s) for s in suffixes)
+            last = torch.tensor([len(s) - 1 for s in suffixes], device=self.device)
+            return out.logits[torch.arange(b, device=self.device), last]
+        seqs = [prefix_ids + s for s in suffixes]
+        L = max(len(s) for s in seqs)
+        ids = torch.full((b, L), self.tok.pad_token_id or 0, dtype=torch.long)
+        mask = torch.zeros((b, L), dtype=torch.long)
+        for i, s in enumerate(seqs):
+            ids[i, L - len(s):] = torch.tensor(s)
+            mask[i, L - len(s):] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                         position_ids=pos.to(self.device), use_cache=False)
+        self.forward_tokens += sum(len(s) for s in seqs)
+        return out.logits[:, -1]
+
+    # ---- letter scoring --------------------------------------------------------------------
+    def score_letter(self, dataset: MCQDataset, questions: list[MCQ], shots: int, seed: int,
+                     progress: bool) -> list[dict]:
+        from tqdm.auto import tqdm
+
+        groups = self._group_by_prefix(dataset, questions, shots, seed, "letter")
+        preds: dict[str, dict] = {}
+        bar = tqdm(total=len(questions), desc=f"{dataset.name} (letter)", unit="q", disable=not progress, leave=False)
+        for prefix_text, qs in groups:
+            prefix_ids = self.encode_prefix(prefix_text)
+            cache = self.run_prefix(prefix_ids)[0] if self.prefix_cache and prefix_ids else None
+            for start in range(0, len(qs), self.batch_size):
+                batch = qs[start:start + self.batch_size]
+                suffixes = [self.encode(self.template.question(q, "letter")) for q in batch]
+                logits = self.last_logits(prefix_ids, cache, suffixes).float().cpu()
+                for q, row in zip(batch, logits):
+                    letters = letter_token_ids(self.tok, len(q.options))
+                    scores = [max(float(row[t]) for t in ids) for ids in letters]
+                    pred = max(range(len(scores)), key=scores.__getitem__)
+                    preds[q.id] = {"id": q.id, "gold": q.answer, "predicted": pred, "correct": pred == q.answer,
+                                   "letter_logits": scores}
+                bar.update(len(batch))
+        bar.close()
+        return [preds[q.id] for q in questions]
+
+    # ---- cloze scoring ---------------------------------------------------------------------
+    @torch.inference_mode()
+    def option_loglik(self, context_len: int, cache, last_logit: torch.Tensor,
+                      options: list[list[int]]) -> list[float]:
+        """Σ log p(option tokens | context) per option: the first token from the context's last
+        logits, the others from one batched forward of all options on the context's cache."""
+        logp_first = torch.log_softmax(last_logit.float(), -1).cpu()
+        totals = [float(logp_first[o[0]]) for o in options]
+        S = max(len(o) for o in options) - 1
+        if S == 0:
+            return totals
+        b, P = len(options), context_len
+        inp = torch.zeros((b, S), dtype=torch.long)
+        mask = torch.zeros((b, P + S), dtype=torch.long)
+        mask[:, :P] = 1
+        for i, o in enumerate(options):
+            inp[i, :len(o) - 1] = torch.tensor(o[:-1], dtype=torch.long)
+            mask[i, P:P + len(o) - 1] = 1
+        kv = copy.deepcopy(cache)
+        kv.batch_repeat_interleave(b)
+        pos = (P + torch.arange(S)).unsqueeze(0).expand(b, S)
+        out = self.model(input_ids=inp.to(self.device), attention_mask=mask.to(self.device),
+                         position_ids=pos.to(self.device), past_key_values=kv, use_cache=True)
+        self.forward_tokens += sum(len(o) - 1 for o in options)
+        logp = torch.log_softmax(out.logits.float(), -1).cpu()
+        for i, o in enumerate(options):
+            totals[i] += sum(float(logp[i, j - 1, o[j]]) for j in range(1, len(o)))
+        return totals
+
+    def score_cloze(self, dataset: MCQDataset, questions: list[MCQ], shots: int, seed: int,
+                    progress: bool) -> list[dict]:
+        from tqdm.auto import tqdm
+
+        groups = self._group_by_prefix(dataset, questions, shots, seed, "cloze")
+        preds: dict[str, dict] = {}
+        bar = tqdm(total=len(questions), desc=f"{dataset.name} (cloze)", unit="q", disable=not progress, leave=False)
+        for prefix_text, qs in groups:
+            prefix_ids = self.encode_prefix(prefix_text)
+            shared, _ = self.run_prefix(prefix_ids)
+            for q in qs:
+                q_ids = self.encode(self.template.question(q, "cloze"))
+                kv = copy.deepcopy(shared) if shared is not None else None
+                x = torch.tensor([q_ids], device=self.device)
+                P = len(prefix_ids)
+                with torch.inference_mode():
+                    out = self.model(input_ids=x, past_key_values=kv, use_cache=True,
+                                     position_ids=(P + torch.arange(len(q_ids), device=self.device)).unsqueeze(0))
+                self.forward_tokens += len(q_ids)
+                opts = [self.encode(" " + o) for o in q.options]
+                ll = self.option_loglik(len(prefix_ids) + len(q_ids), out.past_key_values, out.logits[0, -1], opts)
+                norm = [v / max(1, len((" " + o).encode())) for v, o in zip(ll, q.options)]
+                pred = max(range(len(ll)), key=ll.__getitem__)
+                pred_n = max(range(len(norm)), key=norm.__getitem__)
+                preds[q.id] = {"id": q.id, "gold": q.answer, "predicted": pred, "correct": pred == q.answer,
+                               "predicted_norm": pred_n, "correct_norm": pred_n == q.answer, "loglik": ll}
+                bar.update(1)
+        bar.close()
+        return [preds[q.id] for q in questions]
+
+    # ---- shared ----------------------------------------------------------------------------
+    def _group_by_prefix(self, dataset: MCQDataset, questions: list[MCQ], shots: int, seed: int,
+                         scoring: str) -> list[tuple[str, list[MCQ]]]:
+        """Questions grouped by their k-shot prefix: one group when the few-shot pool is disjoint
+        from the test set; a question that would see itself gets another set of shots."""
+        groups: dict[str, list[MCQ]] = {}
+        for q in questions:
+            text = self.template.prefix(fewshot_for(dataset, shots, seed, q.id), scoring)
+            groups.setdefault(text, []).append(q)
+        return sorted(groups.items(), key=lambda kv: -len(kv[1]))
+
+
+def select(questions: list[MCQ], limit: int | None, seed: int) -> list[MCQ]:
+    """``limit`` questions drawn with ``random.Random(seed)``, kept in dataset order."""
+    if limit is None or limit >= len(questions):
+        return list(questions)
+    keep = set(random.Random(seed).sample(range(len(questions)), limit))
+    return [q for i, q in enumerate(questions) if i in keep]
+
+
+def lm_eval_style_tokens(tok, template: Template, dataset: MCQDataset, questions: list[MCQ], shots: int,
+                         seed: int, scoring: str) -> int:
+    """Forward tokens if every option were scored as a separate continuation of the full prompt
+    (lm-evaluation-harness's multiple_choice: one request per option, no prefix reuse)."""
+    total = 0
+    for q in questions:
+        prompt = template.prefix(fewshot_for(dataset, shots, seed, q.id), scoring) + template.question(q, scoring)
+        n_prompt = len(tok.encode(prompt))
+        for i, o in enumerate(q.options):
+            cont = answer_for(i) if scoring == "letter" else " " + o
+            total += n_prompt + len(tok.encode(cont, add_special_tokens=False))
+    return total
+
+
+def evaluate(model, tokenizer, dataset: MCQDataset, *, scoring: str = "letter", shots: int = 3, seed: int = 0,
+             limit: int | None = None, batch_size: int = 8, chat_template: bool = False,
+             prefix_cache: bool = True, progress: bool = True) -> EvalResult:
+    """Score ``dataset`` (its test split) with ``model``; see the module docstring for the protocol."""
+    if scoring not in SCORINGS:
+        raise TadaError(f"unknown scoring {scoring!r}; choose one of {SCORINGS}")
+    questions = select(dataset.test, limit, seed)
+    if not questions:
+        raise TadaError(f"dataset {dataset.name} has no questions")
+    scorer = Scorer(model, tokenizer, batch_size=batch_size, chat_template=chat_template, prefix_cache=prefix_cache)
+    was_training = model.training
+    model.eval()
+    try:
+        fn = scorer.score_letter if scoring == "letter" else scorer.score_cloze
+        preds = fn(dataset, questions, shots, seed, progress)
+    finally:
+        model.train(was_training)
+    correct = sum(p["correct"] for p in preds)
+    n = len(preds)
+    metrics: dict = {}
+    if scoring == "cloze":
+        c_norm = sum(p["correct_norm"] for p in preds)
+        metrics["acc_norm"] = c_norm / n
+        metrics["acc_norm_ci"] = list(wilson_interval(c_norm, n))
+    if dataset.meta.get("metric_extra") == "macro_f1":
+        key = "predicted"
+        metrics["macro_f1"] = macro_f1([p["gold"] for p in preds], [p[key] for p in preds], len(questions[0].options))
+    baseline = lm_eval_style_tokens(tokenizer, scorer.template, dataset, questions, shots, seed, scoring)
+    tokens = {"forward_tokens": scorer.forward_tokens, "per_question": scorer.forward_tokens / n,
+              "lm_eval_style_tokens": baseline, "lm_eval_style_per_question": baseline / n,
+              "reduction": baseline / max(1, scorer.forward_tokens)}
+    return EvalResult(dataset.name, scoring, correct / n, n, wilson_interval(correct, n), preds, metrics, tokens)

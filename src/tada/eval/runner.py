@@ -1,0 +1,290 @@
+"""``tada bench``: the whole grid (base, task only, domain only, every merge method) on every
+dataset, cached on disk so an interrupted run resumes and a new method computes only itself.
+
+Layout of ``out/``: ``adapters/<key>/`` (merged adapters), ``results/<key>/<dataset>.<scoring>.json``
+(+ ``.jsonl`` per-example predictions), ``table.md``, ``table.csv``, ``results.json``.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import yaml
+
+from ..errors import TadaError
+from ..report import versions
+
+DENSITY_METHODS = ("ties", "dare_linear", "dare_ties")
+SEEDED_METHODS = ("dare_linear", "dare_ties")
+ALL_METHODS = ("linear", "task_arithmetic", "ties", "dare_linear", "dare_ties", "magnitude_prune", "svd", "tada")
+LABELS = {"base": "Base model", "task": "Task only", "domain": "Domain only", "linear": "Linear",
+          "task_arithmetic": "Task Arith.", "ties": "TIES", "dare_linear": "DARE-Lin", "dare_ties": "DARE-TIES",
+          "magnitude_prune": "Mag. Pruning", "svd": "SVD Merge", "cat": "Concat (exact)", "tada": "TaDA (ours)"}
+
+
+@dataclass
+class BenchConfig:
+    """Everything a benchmark run needs. Paths are relative to the config file's folder."""
+
+    name: str
+    base: str
+    task: str
+    domain: str
+    datasets: list[str]
+    gguf_file: str | None = None
+    revision: str | None = None
+    domain_probe: str | None = None
+    general_probe: str | None = None
+    domain_stats: str | None = None
+    general_stats: str | None = None
+    methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
+    densities: list[float] = field(default_factory=lambda: [0.3, 0.5, 0.7])
+    dare_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    scoring: list[str] = field(default_factory=lambda: ["letter"])
+    shots: int = 3
+    limit: int | None = 500
+    seed: int = 0
+    batch_size: int = 8
+    chat_template: bool = False
+    validation: dict[str, str] = field(default_factory=dict)  # dataset → its validation dataset
+    method_params: dict[str, dict] = field(default_factory=dict)
+    device: str = "cpu"
+    model_dtype: str | None = None
+    out: str = "runs/bench"
+
+    @classmethod
+    def from_dict(cls, data: dict, where: str = "config") -> "BenchConfig":
+        import dataclasses
+
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise TadaError(f"{where}: unknown key(s) {', '.join(unknown)}")
+        missing = [k for k in ("name", "base", "task", "domain", "datasets") if not data.get(k)]
+        if missing:
+            raise TadaError(f"{where}: missing {', '.join(missing)} (give --task/--domain for a preset)")
+        cfg = cls(**data)
+        if isinstance(cfg.scoring, str):
+            cfg.scoring = [cfg.scoring]
+        bad = sorted(set(cfg.methods) - set(ALL_METHODS) - {"cat"})
+        if bad:
+            raise TadaError(f"{where}: unknown method(s) {', '.join(bad)}")
+        return cfg
+
+
+def load_bench_config(path: str) -> BenchConfig:
+    p = Path(path)
+    if not p.is_file():
+        raise TadaError(f"bench config not found: {path}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError:
+        raise TadaError(f"{path}: malformed YAML") from None
+    if not isinstance(data, dict):
+        raise TadaError(f"{path}: expected a mapping")
+    for key in ("task", "domain", "domain_probe", "general_probe", "domain_stats", "general_stats", "base"):
+        val = data.get(key)
+        if isinstance(val, str) and not os.path.isabs(val) and (p.parent / val).exists():
+            data[key] = str(p.parent / val)
+    return BenchConfig.from_dict(data, str(path))
+
+
+# ---- the grid -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Run:
+    """One row configuration: what to evaluate (base, an input adapter, or a merge)."""
+
+    key: str
+    group: str  # the Table-3 row it belongs to (method name, or base/task/domain)
+    method: str | None = None
+    params: tuple = ()  # sorted (name, value) pairs
+
+    @property
+    def params_dict(self) -> dict:
+        return dict(self.params)
+
+
+def grid(cfg: BenchConfig) -> list[Run]:
+    runs = [Run("base", "base"), Run("task", "task"), Run("domain", "domain")]
+    for m in cfg.methods:
+        extra = cfg.method_params.get(m, {})
+        densities = cfg.densities if m in DENSITY_METHODS else [None]
+        seeds = cfg.dare_seeds if m in SEEDED_METHODS else [None]
+        for d in densities:
+            for s in seeds:
+                params = dict(extra)
+                key = m
+                if d is not None:
+                    params["density"] = d
+                    key += f"-d{d}"
+                if s is not None:
+                    params["seed"] = s
+                    key += f"-s{s}"
+                runs.append(Run(key, m, m, tuple(sorted(params.items()))))
+    return runs
+
+
+def _hash(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(obj, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+class Bench:
+    """Runs (or resumes) a benchmark grid."""
+
+    def __init__(self, cfg: BenchConfig, *, progress: bool = True):
+        self.cfg, self.progress = cfg, progress
+        self.out = Path(cfg.out)
+        self._model = self._tok = None
+        self._datasets: dict = {}
+
+    # ---- pieces ------------------------------------------------------------------------------
+    def base_spec(self):
+        from ..models import resolve_base
+
+        return resolve_base(self.cfg.base, self.cfg.gguf_file, self.cfg.revision)
+
+    def model(self):
+        if self._model is None:
+            from ..models import load_model, load_tokenizer
+
+            spec = self.base_spec()
+            self._model = load_model(spec, device=self.cfg.device, dtype=self.cfg.model_dtype)
+            self._tok = load_tokenizer(spec)
+        return self._model, self._tok
+
+    def dataset(self, name: str):
+        if name not in self._datasets:
+            from .datasets import load_dataset_by_name
+
+            self._datasets[name] = load_dataset_by_name(name, split_seed=self.cfg.seed)
+        return self._datasets[name]
+
+    def adapter_for(self, run: Run) -> str | None:
+        """The adapter folder a run evaluates (merging it first if it is not cached)."""
+        if run.key == "base":
+            return None
+        if run.key in ("task", "domain"):
+            return getattr(self.cfg, run.key)
+        folder = self.out / "adapters" / run.key
+        if (folder / "tada_report.json").is_file():
+            return str(folder)
+        from ..api import merge
+
+        spec = self.base_spec()
+        merge(self.cfg.task, self.cfg.domain, method=run.method, params=run.params_dict,
+              base=spec.path, gguf_file=spec.gguf_file, revision=spec.revision,
+              domain_probe=self.cfg.domain_probe, general_probe=self.cfg.general_probe,
+              domain_stats=self.cfg.domain_stats, general_stats=self.cfg.general_stats,
+              device=self.cfg.device, out=folder, force=True, progress=self.progress)
+        return str(folder)
+
+    def result_path(self, run: Run, dataset: str, scoring: str) -> Path:
+        safe = dataset.replace("/", "_").replace(":", "_")
+        return self.out / "results" / run.key / f"{safe}.{scoring}.json"
+
+    def eval_key(self, run: Run, dataset: str, scoring: str, adapter: str | None) -> dict:
+        from ..report import file_sha256
+
+        weights = Path(adapter) / "adapter_model.safetensors" if adapter else None
+        return {"base": self.base_spec().name, "adapter_sha256": file_sha256(weights) if weights else None,
+                "dataset": dataset, "scoring": scoring, "shots": self.cfg.shots, "seed": self.cfg.seed,
+                "limit": self.cfg.limit, "chat_template": self.cfg.chat_template}
+
+    def evaluate(self, run: Run, dataset: str, scoring: str) -> dict:
+        """One cell: cached on disk; recomputed only when its inputs changed."""
+        path = self.result_path(run, dataset, scoring)
+        adapter = self.adapter_for(run)
+        key = self.eval_key(run, dataset, scoring, adapter)
+        if path.is_file():
+            cached = json.loads(path.read_text())
+            if cached.get("key") == key:
+                return cached
+        from .mcq import evaluate
+
+        model, tok = self.model()
+        ds = self.dataset(dataset)
+        target = model
+        if adapter is not None:
+            from peft import PeftModel
+
+            target = PeftModel.from_pretrained(model, adapter)
+        try:
+            res = evaluate(target, tok, ds, scoring=scoring, shots=self.cfg.shots, seed=self.cfg.seed,
+                           limit=self.cfg.limit, batch_size=self.cfg.batch_size,
+                           chat_template=self.cfg.chat_template, progress=self.progress)
+        finally:
+            if adapter is not None:
+                self._model = target.unload()
+        preds = path.with_suffix(".jsonl")
+        preds.parent.mkdir(parents=True, exist_ok=True)
+        preds.write_text("".join(json.dumps(p) + "\n" for p in res.predictions))
+        record = {"key": key, "run": run.key, "group": run.group, "params": run.params_dict, "dataset": dataset,
+                  "dataset_meta": ds.meta, "scoring": scoring, "accuracy": res.accuracy, "n": res.n,
+                  "ci": list(res.ci), "metrics": res.metrics, "tokens": res.tokens, "versions": versions()}
+        _write_json(path, record)
+        return record
+
+    # ---- the whole grid ------------------------------------------------------------------------
+    def run(self) -> list[dict]:
+        from tqdm.auto import tqdm
+
+        cells = [(r, d, s) for r in grid(self.cfg) for d in self.cfg.datasets + sorted(set(self.cfg.validation.values()))
+                 for s in self.cfg.scoring]
+        records = []
+        for run, dataset, scoring in tqdm(cells, desc=f"bench {self.cfg.name}", unit="cell", disable=not self.progress):
+            records.append(self.evaluate(run, dataset, scoring))
+        _write_json(self.out / "results.json", {"config": asdict(self.cfg), "records": records})
+        return records
+
+
+def dry_run(cfg: BenchConfig) -> list[str]:
+    """Check what a run needs without running anything; return the problems found (empty = ok)."""
+    problems = []
+    for role in ("task", "domain"):
+        src = getattr(cfg, role)
+        if not Path(src).is_dir():
+            if src.count("/") == 1 and not src.startswith((".", "/")):
+                if not _hub_reachable(src):
+                    problems.append(f"{role} adapter {src}: not a local folder and the hub cannot be reached")
+            else:
+                problems.append(f"{role} adapter {src}: not found")
+    if not Path(cfg.base).exists() and not _hub_reachable(cfg.base):
+        problems.append(f"base model {cfg.base}: not local and the hub cannot be reached")
+    for probe in (cfg.domain_probe, cfg.general_probe, cfg.domain_stats, cfg.general_stats):
+        if probe and not Path(probe).is_file():
+            problems.append(f"probe file {probe}: not found")
+    if "tada" in cfg.methods and not ((cfg.domain_probe or cfg.domain_stats) and (cfg.general_probe or cfg.general_stats)):
+        problems.append("method tada needs domain and general probes (or stats)")
+    from .datasets import DATASETS
+
+    for name in cfg.datasets + list(cfg.validation.values()):
+        if name not in DATASETS and not name.endswith(".jsonl") and name.split(":")[0] not in DATASETS:
+            problems.append(f"dataset {name}: unknown")
+        elif name.endswith(".jsonl") and not Path(name).is_file():
+            problems.append(f"dataset {name}: file not found")
+        elif name in DATASETS and DATASETS[name].hub_id and not _hub_reachable(DATASETS[name].hub_id, "dataset"):
+            problems.append(f"dataset {name} ({DATASETS[name].hub_id}): the hub cannot be reached")
+    return problems
+
+
+def _hub_reachable(repo_id: str, repo_type: str = "model") -> bool:
+    try:
+        from huggingface_hub import HfApi
+
+        HfApi().repo_info(repo_id, repo_type=repo_type, timeout=10)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not reachable from here"
+        return False

@@ -1,0 +1,151 @@
+"""The paper's Table 3 layout from benchmark records: one row per method, one column per dataset
+plus the average; mean ± std over DARE seeds; the best value per column marked.
+
+The density of TIES/DARE rows is picked on validation sets when the config gives one for every
+dataset, else the best on test (the paper's optimistic protocol, marked as such). The whole
+density grid is reported too.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import statistics
+from dataclasses import dataclass, field
+
+from .runner import LABELS
+
+
+@dataclass
+class Row:
+    label: str
+    group: str
+    values: dict[str, float]  # dataset → mean accuracy
+    stds: dict[str, float] = field(default_factory=dict)
+    average: float = 0.0
+    average_std: float | None = None
+    note: str = ""
+    n: dict[str, int] = field(default_factory=dict)
+
+
+def _mean_std(xs: list[float]) -> tuple[float, float | None]:
+    if len(xs) == 1:
+        return xs[0], None
+    return statistics.fmean(xs), statistics.stdev(xs)
+
+
+def build_rows(records: list[dict], datasets: list[str], methods: list[str], scoring: str,
+               validation: dict[str, str] | None = None, metric: str = "accuracy") -> tuple[list[Row], list[Row]]:
+    """(headline rows, full density-grid rows) for one scoring mode."""
+    validation = validation or {}
+    by_run: dict[str, dict[str, float]] = {}
+    groups: dict[str, str] = {}
+    params: dict[str, dict] = {}
+    ns: dict[str, dict[str, int]] = {}
+    for r in records:
+        if r["scoring"] != scoring:
+            continue
+        value = r["accuracy"] if metric == "accuracy" else r["metrics"].get(metric, r["accuracy"])
+        by_run.setdefault(r["run"], {})[r["dataset"]] = value
+        ns.setdefault(r["run"], {})[r["dataset"]] = r["n"]
+        groups[r["run"]], params[r["run"]] = r["group"], r.get("params", {})
+
+    def row_for(label: str, group: str, runs: list[str], note: str = "") -> Row:
+        vals, stds = {}, {}
+        for d in datasets:
+            xs = [by_run[k][d] for k in runs if d in by_run.get(k, {})]
+            if xs:
+                vals[d], s = _mean_std(xs)
+                if s is not None:
+                    stds[d] = s
+        per_run_avg = [statistics.fmean(by_run[k][d] for d in datasets) for k in runs
+                       if all(d in by_run.get(k, {}) for d in datasets)]
+        avg, avg_std = _mean_std(per_run_avg) if per_run_avg else (float("nan"), None)
+        return Row(label, group, vals, stds, avg, avg_std, note, ns.get(runs[0], {}))
+
+    headline, full = [], []
+    for group in ["base", "task", "domain", *methods]:
+        runs = [k for k, g in groups.items() if g == group]
+        if not runs:
+            continue
+        densities = sorted({params[k].get("density") for k in runs if params[k].get("density") is not None})
+        if not densities:
+            headline.append(row_for(LABELS.get(group, group), group, runs))
+            continue
+        grid_rows = {d: row_for(f"{LABELS.get(group, group)} (density {d})", group,
+                                [k for k in runs if params[k].get("density") == d]) for d in densities}
+        full.extend(grid_rows.values())
+        if validation and all(d in validation for d in datasets):
+            def val_score(d: float) -> float:
+                ks = [k for k in runs if params[k].get("density") == d]
+                return statistics.fmean(by_run[k].get(validation[ds], 0.0) for k in ks for ds in datasets)
+            best, note = max(densities, key=val_score), "density picked on validation"
+        else:
+            best, note = max(densities, key=lambda d: grid_rows[d].average), "best-on-test (optimistic, as in the paper)"
+        row = grid_rows[best]
+        headline.append(Row(f"{LABELS.get(group, group)}", group, row.values, row.stds, row.average,
+                            row.average_std, f"density {best}: {note}", row.n))
+    return headline, full
+
+
+def _cell(v: float | None, s: float | None) -> str:
+    if v is None:
+        return "–"
+    return f"{v:.3f}" + (f" ± {s:.3f}" if s is not None else "")
+
+
+def best_per_column(rows: list[Row], datasets: list[str]) -> dict[str, float]:
+    best = {d: max((r.values[d] for r in rows if d in r.values), default=None) for d in datasets}
+    best["average"] = max((r.average for r in rows), default=None)
+    return best
+
+
+def to_markdown(rows: list[Row], datasets: list[str], title: str = "") -> str:
+    best = best_per_column(rows, datasets)
+    head = ["Method", *datasets, "Ave.", "Note"]
+    lines = ([f"**{title}**", ""] if title else []) + ["| " + " | ".join(head) + " |",
+                                                         "|" + "---|" * len(head)]
+    for r in rows:
+        cells = []
+        for d in datasets:
+            text = _cell(r.values.get(d), r.stds.get(d))
+            cells.append(f"**{text}**" if d in r.values and r.values[d] == best[d] else text)
+        avg = _cell(r.average, r.average_std)
+        cells.append(f"**{avg}**" if r.average == best["average"] else avg)
+        lines.append("| " + " | ".join([r.label, *cells, r.note]) + " |")
+    n = rows[0].n if rows else {}
+    lines.append("")
+    lines.append("n per dataset: " + ", ".join(f"{d} {n.get(d, '?')}" for d in datasets) + ". Bold: best per column.")
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(rows: list[Row], datasets: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["method", *datasets, *[f"{d}_std" for d in datasets], "average", "average_std", "note"])
+    for r in rows:
+        w.writerow([r.label, *[r.values.get(d, "") for d in datasets], *[r.stds.get(d, "") for d in datasets],
+                    r.average, "" if r.average_std is None else r.average_std, r.note])
+    return buf.getvalue()
+
+
+def to_json(rows: list[Row], datasets: list[str]) -> str:
+    return json.dumps({"datasets": datasets, "rows": [r.__dict__ for r in rows]}, indent=2, sort_keys=True) + "\n"
+
+
+def print_rich(rows: list[Row], datasets: list[str], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    best = best_per_column(rows, datasets)
+    table = Table(title=title)
+    table.add_column("Method")
+    for d in [*datasets, "Ave."]:
+        table.add_column(d, justify="right")
+    for r in rows:
+        cells = [(f"[bold]{_cell(r.values.get(d), r.stds.get(d))}[/]" if r.values.get(d) == best[d]
+                  else _cell(r.values.get(d), r.stds.get(d))) for d in datasets]
+        avg = _cell(r.average, r.average_std)
+        cells.append(f"[bold]{avg}[/]" if r.average == best["average"] else avg)
+        table.add_row(r.label, *cells)
+    Console().print(table)

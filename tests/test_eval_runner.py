@@ -1,0 +1,108 @@
+"""tada bench on a tiny model: the grid, resume after an interruption, caching, Table 3 rendering."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tada.eval import mcq
+from tada.eval.runner import Bench, BenchConfig, dry_run, grid
+from tada.eval.tables import build_rows, to_csv, to_markdown
+
+from conftest import llama_shapes, write_adapter, write_probe
+
+GOLDEN = __import__("pathlib").Path(__file__).parent / "golden"
+
+
+def toy_jsonl(path, n=6, seed=0):
+    import random
+
+    words = "the cell gene protein heart brain blood river city king war music".split()
+    rng = random.Random(seed)
+    lines = [json.dumps({"question": " ".join(rng.choice(words) for _ in range(4)),
+                         "options": rng.sample(words, 4), "answer": rng.randrange(4)}) for _ in range(n)]
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.fixture
+def cfg(tmp_path, tiny_base, monkeypatch):
+    from tada.models import load_model, resolve_base
+
+    monkeypatch.setenv("TADA_CACHE", str(tmp_path / "cache"))
+    shapes = llama_shapes(load_model(resolve_base(str(tiny_base))))
+    task = write_adapter(tmp_path / "task", shapes, r=4, alpha=8, seed=0)
+    domain = write_adapter(tmp_path / "domain", shapes, r=4, alpha=8, seed=1)
+    return BenchConfig(name="toy", base=str(tiny_base), task=str(task), domain=str(domain),
+                       datasets=[toy_jsonl(tmp_path / "a.jsonl"), toy_jsonl(tmp_path / "b.jsonl", seed=1)],
+                       domain_probe=str(write_probe(tmp_path / "d.txt", seed=1)),
+                       general_probe=str(write_probe(tmp_path / "g.txt", seed=2)),
+                       methods=["linear", "ties", "dare_ties", "tada"], densities=[0.5, 0.7], dare_seeds=[0, 1],
+                       shots=1, limit=None, out=str(tmp_path / "run"))
+
+
+def test_grid_rows(cfg):
+    keys = [r.key for r in grid(cfg)]
+    assert keys == ["base", "task", "domain", "linear", "ties-d0.5", "ties-d0.7", "dare_ties-d0.5-s0",
+                    "dare_ties-d0.5-s1", "dare_ties-d0.7-s0", "dare_ties-d0.7-s1", "tada"]
+
+
+def test_bench_runs_resumes_and_renders(cfg, monkeypatch):
+    calls = []
+    real = mcq.evaluate
+
+    def counting(*a, **kw):
+        calls.append(1)
+        if len(calls) == 5 and not getattr(counting, "interrupted", False):
+            counting.interrupted = True
+            raise KeyboardInterrupt  # the user hits Ctrl-C in the middle of the grid
+        return real(*a, **kw)
+
+    monkeypatch.setattr(mcq, "evaluate", counting)
+    with pytest.raises(KeyboardInterrupt):
+        Bench(cfg, progress=False).run()
+    done_before = len(calls) - 1
+    calls.clear()
+    records = Bench(cfg, progress=False).run()
+    n_cells = 11 * 2
+    assert len(records) == n_cells and len(calls) == n_cells - done_before  # nothing computed twice
+    calls.clear()
+    assert len(Bench(cfg, progress=False).run()) == n_cells and not calls  # everything cached
+    head, full = build_rows(records, cfg.datasets, cfg.methods, "letter")
+    assert [r.group for r in head] == ["base", "task", "domain", "linear", "ties", "dare_ties", "tada"]
+    dare = next(r for r in head if r.group == "dare_ties")
+    assert "best-on-test" in dare.note and dare.average_std is not None
+    assert len(full) == 4  # ties and dare_ties at two densities
+    # a new method computes only itself
+    cfg.methods.append("svd")
+    calls.clear()
+    Bench(cfg, progress=False).run()
+    assert len(calls) == 2
+
+
+def test_table_markdown_golden():
+    records = []
+    for run, group, params, accs in [
+        ("base", "base", {}, (0.30, 0.50)), ("task", "task", {}, (0.32, 0.60)),
+        ("domain", "domain", {}, (0.40, 0.45)), ("linear", "linear", {}, (0.35, 0.55)),
+        ("dare_ties-d0.5-s0", "dare_ties", {"density": 0.5, "seed": 0}, (0.36, 0.58)),
+        ("dare_ties-d0.5-s1", "dare_ties", {"density": 0.5, "seed": 1}, (0.38, 0.56)),
+        ("dare_ties-d0.3-s0", "dare_ties", {"density": 0.3, "seed": 0}, (0.30, 0.50)),
+        ("tada", "tada", {}, (0.41, 0.61)),
+    ]:
+        for d, a in zip(("medmcqa", "sciq"), accs):
+            records.append({"run": run, "group": group, "params": params, "dataset": d, "scoring": "letter",
+                            "accuracy": a, "n": 500, "metrics": {}})
+    head, full = build_rows(records, ["medmcqa", "sciq"], ["linear", "dare_ties", "tada"], "letter")
+    md = to_markdown(head, ["medmcqa", "sciq"], "Table 3")
+    golden = GOLDEN / "table3.md"
+    assert md == golden.read_text()
+    assert to_csv(head, ["medmcqa", "sciq"]).splitlines()[0].startswith("method,medmcqa,sciq")
+
+
+def test_dry_run_reports_unreachable(cfg, tmp_path):
+    assert dry_run(cfg) == []
+    cfg.task = str(tmp_path / "nope")
+    cfg.datasets.append("no_such_dataset")
+    problems = dry_run(cfg)
+    assert any("task adapter" in p for p in problems) and any("no_such_dataset" in p for p in problems)
