@@ -99,7 +99,8 @@ def tiny_llama_config(**kw):
 
 
 WORDS = ("the a of and to in is was for on with as by at from cell gene protein heart brain blood "
-         "river city king war music film book team game light water fire stone tree bird").split()
+         "river city king war music film book team game light water fire stone tree bird").split() + \
+    ["Question", "Answer", ":", ".", "A", "B", "C", "D"]
 
 
 def tiny_tokenizer():

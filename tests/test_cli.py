@@ -104,3 +104,55 @@ def test_console_script_subprocess(tmp_path, pair):
     assert run.returncode == 2 and run.stderr.strip().startswith("error:") and "Traceback" not in run.stderr
     run = subprocess.run([sys.executable, "-m", "tada.cli", "methods"], capture_output=True, text=True)
     assert run.returncode == 0 and "dare_ties" in run.stdout and "fixed_alpha" in run.stdout
+
+
+def test_every_command_in_a_subprocess(tmp_path, pair, tiny_base, monkeypatch):
+    """probe, merge (tada with stats), inspect, eval and bench --dry-run as a user runs them."""
+    import os
+
+    env = {**os.environ, "TADA_CACHE": str(tmp_path / "cache")}
+
+    def tada_cmd(*args, code=0):
+        run = subprocess.run([sys.executable, "-m", "tada.cli", *map(str, args)], capture_output=True, text=True,
+                             env=env, cwd=tmp_path)
+        assert run.returncode == code, run.stderr
+        return run
+
+    from conftest import llama_shapes, write_adapter
+    from tada.models import load_model, resolve_base
+
+    shapes = llama_shapes(load_model(resolve_base(str(tiny_base))))
+    task = write_adapter(tmp_path / "t", shapes, seed=0)
+    domain = write_adapter(tmp_path / "d", shapes, seed=1)
+    probe = write_probe(tmp_path / "p.txt")
+    for name in ("dom", "gen"):
+        tada_cmd("probe", "--base", tiny_base, "--probe", probe, "--adapter", task, "--out", tmp_path / f"{name}.st",
+                 "--seed", 1 if name == "dom" else 2)
+    tada_cmd("merge", "--task", task, "--domain", domain, "--domain-stats", tmp_path / "dom.st", "--general-stats",
+             tmp_path / "gen.st", "--out", tmp_path / "m")
+    assert "scaling" in tada_cmd("inspect", tmp_path / "m").stdout
+    q = tmp_path / "q.jsonl"
+    q.write_text('{"question": "the cell", "options": ["gene", "heart"], "answer": "B"}\n'
+                 '{"question": "the river", "options": ["city", "king", "war"], "answer": 0}\n')
+    out = tada_cmd("eval", "--base", tiny_base, "--adapter", tmp_path / "m", "--dataset", q, "--shots", 1).stdout
+    assert "accuracy" in out and "n=2" in out
+    assert (tmp_path / "tada-eval" / "q.letter.jsonl").is_file()
+    bad = tada_cmd("bench", "--preset", "llama2-7b-medical", "--task", tmp_path / "nope", "--domain", domain,
+                   "--dry-run", code=2)
+    assert "task adapter" in bad.stdout
+
+
+@pytest.mark.parametrize("content,match", [
+    (None, "unknown dataset"),
+    ('{"question": "q", "options": ["a", "b"], "answer": 0}\n{"question": "q2", "options": ["a", "b"]\n', "bad.jsonl:2"),
+    ('{"question": "q", "options": ["a", "b"], "answer": "C"}\n', "bad.jsonl:1"),
+    ("", "bad.jsonl"),
+])
+def test_eval_bad_datasets_exit_2(capsys, tmp_path, tiny_base, content, match):
+    name = "no_such_dataset"
+    if content is not None:
+        (tmp_path / "bad.jsonl").write_text(content)
+        name = str(tmp_path / "bad.jsonl")
+    code, _, err = cli(capsys, "eval", "--base", str(tiny_base), "--dataset", name)
+    lines = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and len(lines) == 1 and match in lines[0], err

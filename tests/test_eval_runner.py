@@ -18,7 +18,7 @@ def toy_jsonl(path, n=6, seed=0):
     import random
 
     words = "the cell gene protein heart brain blood river city king war music".split()
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # every word is in the tiny tokenizer's vocabulary
     lines = [json.dumps({"question": " ".join(rng.choice(words) for _ in range(4)),
                          "options": rng.sample(words, 4), "answer": rng.randrange(4)}) for _ in range(n)]
     path.write_text("\n".join(lines) + "\n")

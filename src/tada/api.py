@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import json
 import os
 import time
 from functools import lru_cache
@@ -96,8 +97,6 @@ def merge(task: str | os.PathLike | Adapter, domain: str | os.PathLike | Adapter
 
 
 def _dumps(obj: dict) -> str:
-    import json
-
     return json.dumps(jsonable(obj), indent=2, sort_keys=True) + "\n"
 
 

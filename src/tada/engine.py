@@ -61,7 +61,7 @@ def merge_adapters(task: Adapter, domain: Adapter, method: str = "tada", params:
                    probe_info: dict | None = None) -> MergeResult:
     """Merge two opened adapters with a registered method (the engine behind ``tada.merge``)."""
     spec = get_method(method)
-    params = params if dataclasses_is_instance(params, spec.params) else make_params(spec, params)
+    params = params if isinstance(params, spec.params) else make_params(spec, params)
     if spec.needs_probes and (stats_domain is None or stats_general is None):
         raise TadaError(f"method {method} needs probes: give --domain-probe/--general-probe "
                         "(with --base) or --domain-stats/--general-stats")
@@ -131,10 +131,6 @@ def merge_adapters(task: Adapter, domain: Adapter, method: str = "tada", params:
         "versions": versions(),
     })
     return MergeResult(tensors, config, report, {"merge": merge_seconds})
-
-
-def dataclasses_is_instance(obj: Any, cls: type) -> bool:
-    return obj is not None and isinstance(obj, cls)
 
 
 def _common_dtype(task: Adapter, domain: Adapter, warn: list[str]) -> torch.dtype:
