@@ -27,9 +27,10 @@ def logits_with_delta(model, tensors, ids):
 def roundtrip(tmp_path, base_dir, model, shapes, method, gguf_file=None, **kw):
     from peft import PeftModel
 
-    task = write_adapter(tmp_path / "task", shapes, r=4, alpha=8, seed=0, base=str(base_dir))
+    exact = {"target_modules": sorted(shapes)}  # adapt exactly these modules (the GGUF test uses two layers)
+    task = write_adapter(tmp_path / "task", shapes, r=4, alpha=8, seed=0, base=str(base_dir), extra_config=exact)
     domain = write_adapter(tmp_path / "domain", shapes, r=6, alpha=6, seed=1, use_rslora=True, rank_pattern={"v_proj": 2},
-                           base=str(base_dir))
+                           base=str(base_dir), extra_config=exact)
     out = tmp_path / f"merged-{method}"
     res = tada.merge(task, domain, method=method, base=str(base_dir), gguf_file=gguf_file,
                      domain_probe=write_probe(tmp_path / "d.txt", seed=1),

@@ -66,6 +66,8 @@ class Components:
         return LowRank(self.U * s, self.V)
 
     def select(self, keep: torch.Tensor) -> "Components":
+        if bool(keep.all()):
+            return self
         return Components(self.U[:, keep], self.S[keep], self.V[:, keep])
 
 
@@ -87,6 +89,45 @@ def thin_svd(lr: LowRank) -> Components:
 def _empty(d_out: int, d_in: int) -> Components:
     return Components(torch.zeros(d_out, 0, dtype=F64), torch.zeros(0, dtype=F64),
                       torch.zeros(d_in, 0, dtype=F64))
+
+
+#: Cholesky-of-Gram route of ``svd_of_weighted_components``: used when every diagonal entry of R
+#: (the part of each unit column orthogonal to the previous ones) is at least this; else QR.
+GRAM_MIN_DIAG = 1e-3
+
+
+def _gram_r(G: torch.Tensor) -> torch.Tensor | None:
+    """Upper-triangular R with G = RᵀR from the Gram matrix of unit columns, or None when the
+    columns are too close to dependent for the Gram route to be accurate (the caller uses QR)."""
+    L, info = torch.linalg.cholesky_ex(G)
+    if int(info) != 0 or float(L.diagonal().min()) < GRAM_MIN_DIAG:
+        return None
+    return L.T
+
+
+def svd_of_weighted_components(parts: list[tuple[Components, torch.Tensor]]) -> Components:
+    """Thin SVD of Σ_parts Σ_i w_i σ_i u_i v_iᵀ (Eq. 7's sum) without a tall QR when possible.
+
+    Each part's U and V have orthonormal columns, so the Gram matrices of G_U = [U_1 … U_n] and
+    G_V = [V_1 … V_n] are I plus the cross-overlaps; their Cholesky factors R_U, R_V give
+    G_U = Q_U R_U exactly as a QR would. Then R_U diag(wσ) R_Vᵀ = U'ΣV'ᵀ and U = G_U R_U⁻¹U'.
+    The weights stay in the k×k middle, so tiny α_i lose no precision. When the columns are nearly
+    dependent (identical adapters), falls back to ``thin_svd``. Cost O((d_in+d_out)·k²) with small
+    constants; k = Σ part sizes.
+    """
+    GU = torch.cat([c.U for c, _ in parts], dim=1)
+    GV = torch.cat([c.V for c, _ in parts], dim=1)
+    w = torch.cat([c.S * wt for c, wt in parts])
+    d_out, d_in = GU.shape[0], GV.shape[0]
+    if w.numel() == 0:
+        return _empty(d_out, d_in)
+    RU, RV = _gram_r(GU.T @ GU), _gram_r(GV.T @ GV)
+    if RU is None or RV is None:
+        return thin_svd(LowRank(GU * w, GV))
+    Us, S, Vhs = torch.linalg.svd((RU * w) @ RV.T, full_matrices=False)
+    U = GU @ torch.linalg.solve_triangular(RU, Us, upper=True)
+    V = GV @ torch.linalg.solve_triangular(RV, Vhs.T, upper=True)
+    return _signed(U, S, V)
 
 
 def concat(parts: list[LowRank]) -> LowRank:
@@ -164,12 +205,12 @@ def truncate_dense(delta: torch.Tensor, rank: int, *, solver: str = "exact",
 
 
 def _signed(U: torch.Tensor, S: torch.Tensor, V: torch.Tensor) -> Components:
-    """Drop numerically-zero components and apply the sign convention (see ``thin_svd``)."""
+    """Drop numerically-zero components (S is descending, so they are a suffix) and apply the
+    sign convention (see ``thin_svd``)."""
     if S.numel() == 0 or S[0] <= 0:
         return _empty(U.shape[0], V.shape[0])
-    keep = S > ZERO_TOL * S[0]
-    U, S, V = U[:, keep], S[keep], V[:, keep]
-    idx = U.abs().argmax(dim=0)
-    signs = torch.sign(U[idx, torch.arange(U.shape[1])])
-    signs[signs == 0] = 1.0
+    n = int((S > ZERO_TOL * S[0]).sum())
+    U, S, V = U[:, :n], S[:n], V[:, :n]
+    peak = U.gather(0, U.abs().argmax(dim=0, keepdim=True))
+    signs = torch.where(peak < 0, -1.0, 1.0).to(U.dtype)
     return Components(U * signs, S, V * signs)

@@ -15,7 +15,7 @@ import torch
 
 from . import ModuleInput, ModuleResult, register
 from ..errors import TadaError
-from ..lowrank import Components, concat, thin_svd, truncate, truncate_lowrank
+from ..lowrank import Components, svd_of_weighted_components, thin_svd, truncate
 from ..roles import TauTable
 
 #: Relative floor of the denominators of Eq. 1 (SPEC §5): ε_T = 1e-12·σ₁^T·‖h‖.
@@ -183,9 +183,9 @@ def tada(module: ModuleInput, p: TadaParams) -> ModuleResult:
     elif p.layer_alpha:
         a_t, a_d = torch.full_like(a_t, float(alpha)), torch.full_like(a_d, float(alpha))
 
-    merged = concat([T.select(keep_t).lowrank(a_t[keep_t]),  # Eq. 7
-                     D.select(keep_d).lowrank(1 - a_d[keep_d])])
-    tr = truncate_lowrank(merged, module.rank)  # Eq. 8
+    merged = svd_of_weighted_components([(T.select(keep_t), a_t[keep_t]),  # Eq. 7
+                                         (D.select(keep_d), 1 - a_d[keep_d])])
+    tr = truncate(merged, module.rank)  # Eq. 8
     info.update({
         "s": float(s), "alpha": float(alpha),
         "s_task": s_t.tolist(), "alpha_task": a_t.tolist(), "overlap_task": o_t.tolist(),

@@ -1,0 +1,305 @@
+"""Train one LoRA adapter on a JSONL file with PEFT + transformers (CPU or GPU).
+
+Data modes:
+
+* ``lm``: each line is ``{"text": ...}``; the loss covers every token of the text.
+* ``answer``: each line is ``{"prompt": ..., "answer": ...}``; the input is the prompt's tokens
+  followed by the answer's tokens (tokenized separately, exactly as an evaluator scores the next
+  token after the prompt) and the loss covers only the answer tokens. A too-long example loses the
+  start of its prompt, never its answer.
+
+Schedule: AdamW, linear warm-up over the first 5% of the steps, then cosine decay to zero.
+Batches are length-bucketed: each epoch shuffles the examples, sorts them by length inside chunks
+of 64 batches, cuts the chunks into batches (right padding) and shuffles the batches, all with one
+``random.Random(seed)``; epochs repeat until ``steps`` optimizer steps are done. With
+``torch.manual_seed(seed)`` for the LoRA initialisation and dropout, two CPU runs with the same
+arguments give identical adapter weights.
+
+The output folder is a standard PEFT adapter (``adapter_config.json`` +
+``adapter_model.safetensors``) plus ``train_args.json`` (arguments, data sha256, summary,
+library versions). ``python -m tada.train --help`` runs it from the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .errors import TadaError
+from .models import BaseSpec, load_model, load_tokenizer, resolve_base, smollm2_gguf
+
+MODES = ("lm", "answer")
+FIELDS = {"lm": ("text",), "answer": ("prompt", "answer")}
+WARMUP_FRACTION = 0.05
+BATCHES_PER_CHUNK = 64
+IGNORE = -100
+
+
+@dataclass(frozen=True)
+class Example:
+    """One tokenized training example: ``labels`` is ``IGNORE`` where no loss is taken."""
+
+    input_ids: list[int]
+    labels: list[int]
+
+
+def read_records(path: str | Path, mode: str) -> list[tuple[int, dict]]:
+    """Parse the JSONL file for ``mode`` into ``(line number, record)`` pairs, blank lines skipped;
+    any bad line is a one-line :class:`TadaError`."""
+    if mode not in MODES:
+        raise TadaError(f"unknown training mode {mode!r}; choose one of {', '.join(MODES)}")
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise TadaError(f"cannot read training data {path}: {exc}") from None
+    records = [(number, _parse_line(path, number, line, mode))
+               for number, line in enumerate(lines, 1) if line.strip()]
+    if not records:
+        raise TadaError(f"{path}: no training examples (the file is empty)")
+    return records
+
+
+def _parse_line(path: Path, number: int, line: str, mode: str) -> dict:
+    """One JSONL line → a dict holding the string fields ``mode`` needs."""
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise TadaError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+    if not isinstance(record, dict):
+        raise TadaError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+    for field in FIELDS[mode]:
+        if not isinstance(record.get(field), str):
+            raise TadaError(f"{path}:{number}: mode {mode!r} needs a string field {field!r}")
+    return record
+
+
+def encode(tokenizer, record: dict, mode: str, max_length: int) -> Example:
+    """Tokenize one record; in ``answer`` mode the prompt tokens get ``IGNORE`` labels."""
+    if mode == "lm":
+        ids = tokenizer(record["text"])["input_ids"][:max_length]
+        return Example(ids, list(ids))
+    prompt = tokenizer(record["prompt"])["input_ids"]
+    answer = tokenizer(record["answer"], add_special_tokens=False)["input_ids"][:max_length]
+    prompt = prompt[max(0, len(prompt) + len(answer) - max_length):]
+    return Example(prompt + answer, [IGNORE] * len(prompt) + answer)
+
+
+def encode_file(tokenizer, path: str | Path, mode: str, max_length: int) -> list[Example]:
+    """Read and tokenize a whole JSONL file; an example with no token to learn is an error."""
+    examples = []
+    for number, record in read_records(path, mode):
+        example = encode(tokenizer, record, mode, max_length)
+        if all(label == IGNORE for label in example.labels[1:]):
+            raise TadaError(f"{path}:{number}: nothing to learn (empty answer or text under 2 tokens)")
+        examples.append(example)
+    return examples
+
+
+def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
+    """One epoch of index batches: shuffle, sort by length within chunks, shuffle the batches."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    chunk = batch_size * BATCHES_PER_CHUNK
+    batches = []
+    for start in range(0, len(order), chunk):
+        part = sorted(order[start:start + chunk], key=lambda i: lengths[i])
+        batches += [part[i:i + batch_size] for i in range(0, len(part), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(examples: list[Example], pad_id: int) -> dict[str, torch.Tensor]:
+    """Right-pad a batch into ``input_ids``, ``attention_mask`` and ``labels`` tensors."""
+    width = max(len(e.input_ids) for e in examples)
+    ids, mask, labels = [], [], []
+    for e in examples:
+        pad = width - len(e.input_ids)
+        ids.append(e.input_ids + [pad_id] * pad)
+        mask.append([1] * len(e.input_ids) + [0] * pad)
+        labels.append(e.labels + [IGNORE] * pad)
+    return {"input_ids": torch.tensor(ids), "attention_mask": torch.tensor(mask),
+            "labels": torch.tensor(labels)}
+
+
+def lr_factor(step: int, steps: int) -> float:
+    """Learning-rate multiplier at optimizer step ``step`` (0-based): warm-up, then cosine."""
+    warmup = max(1, round(WARMUP_FRACTION * steps))
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+def batch_loss(model, batch: dict[str, torch.Tensor], mask_logits: bool) -> tuple[torch.Tensor, int]:
+    """Mean next-token cross-entropy over the labelled tokens, and how many there were.
+
+    With ``mask_logits`` the model projects onto the vocabulary only the positions that carry a
+    label (a boolean ``logits_to_keep``), which saves most of the LM head in ``answer`` mode.
+    """
+    targets_all = batch["labels"][:, 1:]
+    keep = torch.zeros_like(batch["labels"], dtype=torch.bool)
+    keep[:, :-1] = targets_all != IGNORE
+    targets = targets_all[keep[:, :-1]]
+    inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+    if mask_logits:
+        logits = model(**inputs, logits_to_keep=keep).logits
+    else:
+        logits = model(**inputs).logits[keep]
+    return torch.nn.functional.cross_entropy(logits.float(), targets), int(targets.numel())
+
+
+def supports_logit_mask(model) -> bool:
+    """Whether the model's forward accepts a boolean ``logits_to_keep`` (transformers ≥ 5)."""
+    return hasattr(sys.modules.get(type(model).__module__), "slice_logits_to_keep")
+
+
+def sha256_file(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def train_lora(base: BaseSpec, data: str | Path, out: str | Path, *, mode: str = "lm", r: int = 16,
+               alpha: int = 16,
+               target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj"),
+               steps: int = 200, lr: float = 2e-4, batch_size: int = 8, max_length: int = 128,
+               seed: int = 0, device: str = "cpu", dropout: float = 0.05,
+               progress: bool = True) -> dict:
+    """Train a LoRA adapter on ``data`` and save it to ``out``; returns a summary dict.
+
+    The summary holds ``steps``, ``final_loss`` (mean over the last 10% of the steps),
+    ``tokens`` (input tokens processed, padding excluded), ``seconds`` and ``tokens_per_s``.
+    """
+    from peft import LoraConfig, get_peft_model
+    from tqdm.auto import tqdm
+
+    arguments = {"base": {"path": base.path, "gguf_file": base.gguf_file, "revision": base.revision,
+                          "name": base.name},
+                 "data": str(data), "out": str(out), "mode": mode, "r": r, "alpha": alpha,
+                 "target_modules": list(target_modules), "steps": steps, "lr": lr,
+                 "batch_size": batch_size, "max_length": max_length, "seed": seed,
+                 "device": device, "dropout": dropout}
+    _check_numbers(steps=steps, r=r, batch_size=batch_size, max_length=max_length)
+    tokenizer = load_tokenizer(base)
+    examples = encode_file(tokenizer, data, mode, max_length)
+
+    torch.manual_seed(seed)
+    model = load_model(base, device=device, dtype="float32")
+    model.config.use_cache = False
+    mask_logits = supports_logit_mask(model)
+    config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, bias="none",
+                        target_modules=list(target_modules), task_type="CAUSAL_LM")
+    try:
+        model = get_peft_model(model, config)
+    except ValueError as exc:
+        raise TadaError(f"cannot add LoRA to {base.name}: {str(exc).splitlines()[0]}") from None
+    model.peft_config["default"].base_model_name_or_path = base.name
+    model.train()
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps))
+    losses, tokens = [], 0
+    rng = random.Random(seed)
+    bar = tqdm(total=steps, disable=not progress, desc=f"train {mode}", unit="step")
+    started = time.perf_counter()
+    while len(losses) < steps:
+        for indices in bucketed_batches([len(e.input_ids) for e in examples], batch_size, rng):
+            batch = {k: v.to(model.device) for k, v in
+                     collate([examples[i] for i in indices], tokenizer.pad_token_id).items()}
+            loss, _ = batch_loss(model, batch, mask_logits)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+            tokens += int(batch["attention_mask"].sum())
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.4f}")
+            if len(losses) == steps:
+                break
+    bar.close()
+    seconds = time.perf_counter() - started
+
+    tail = losses[-max(1, steps // 10):]
+    summary = {"steps": steps, "final_loss": sum(tail) / len(tail), "tokens": tokens,
+               "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1),
+               "examples": len(examples), "first_loss": losses[0]}
+    _save(model, out, arguments, data, summary)
+    return summary
+
+
+def _check_numbers(**values: int) -> None:
+    """Every count must be a positive integer."""
+    for name, value in values.items():
+        if value < 1:
+            raise TadaError(f"{name} must be at least 1, got {value}")
+
+
+def _save(model, out: str | Path, arguments: dict, data: str | Path, summary: dict) -> None:
+    """Write the PEFT folder and ``train_args.json`` next to it."""
+    import peft
+    import transformers
+
+    out = Path(out)
+    # The vocabulary is never resized, so the embeddings need no saving (and PEFT's "auto" check
+    # would look the base up on the hub).
+    model.save_pretrained(out, save_embedding_layers=False)
+    record = {"arguments": arguments, "data_sha256": sha256_file(data), "summary": summary,
+              "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
+                           "peft": peft.__version__},
+              "torch_threads": torch.get_num_threads()}
+    (out / "train_args.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tada.train --data D --out O [options]``; prints the summary as JSON."""
+    parser = argparse.ArgumentParser(prog="python -m tada.train", description=__doc__.splitlines()[0])
+    parser.add_argument("--base", help="model folder, hub id or .gguf file (default: embedded SmolLM2)")
+    parser.add_argument("--gguf-file", help="GGUF file name inside --base")
+    parser.add_argument("--revision")
+    parser.add_argument("--data", required=True, help="JSONL training file")
+    parser.add_argument("--out", required=True, help="output adapter folder")
+    parser.add_argument("--mode", choices=MODES, default="lm")
+    parser.add_argument("--r", type=int, default=16)
+    parser.add_argument("--alpha", type=int, default=16)
+    parser.add_argument("--target-modules", default="q_proj,k_proj,v_proj,o_proj",
+                        help="comma-separated module names")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--dropout", type=float, default=0.05)
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        base = (resolve_base(args.base, args.gguf_file, args.revision) if args.base
+                else smollm2_gguf())
+        summary = train_lora(
+            base, args.data, args.out, mode=args.mode, r=args.r, alpha=args.alpha,
+            target_modules=tuple(m.strip() for m in args.target_modules.split(",") if m.strip()),
+            steps=args.steps, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
+            seed=args.seed, device=args.device, dropout=args.dropout, progress=not args.no_progress)
+    except TadaError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
