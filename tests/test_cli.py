@@ -156,3 +156,14 @@ def test_eval_bad_datasets_exit_2(capsys, tmp_path, tiny_base, content, match):
     code, _, err = cli(capsys, "eval", "--base", str(tiny_base), "--dataset", name)
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(lines) == 1 and match in lines[0], err
+
+
+def test_demo_end_to_end(tmp_path):
+    """The README's first command: the shipped example adapters merged on the real SmolLM2 base."""
+    run = subprocess.run([sys.executable, "-m", "tada.cli", "demo", "--out", str(tmp_path / "demo")],
+                         capture_output=True, text=True, env={**__import__("os").environ, "TADA_CACHE": str(tmp_path)})
+    assert run.returncode == 0, run.stderr[-2000:]
+    for who in ("base model", "task adapter", "domain adapter", "merged (TaDA)"):
+        assert who in run.stdout
+    report = json.loads((tmp_path / "demo" / "tada_report.json").read_text())
+    assert report["method"] == "tada" and report["summary"]["modules"] == 120

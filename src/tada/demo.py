@@ -13,9 +13,10 @@ import torch
 
 from .errors import TadaError
 
-#: A biomedical multiple-choice question (answer: B) asked of the base and the merged model.
+#: A biomedical multiple-choice question asked of the base, each adapter and the merged one.
 QUESTION = ("Which term means an abnormally small head circumference?",
             ["Macrocephaly", "Microcephaly", "Hydrocephalus", "Brachydactyly"])
+QUESTION_ANSWER = 1
 
 
 def examples_root(examples_dir: str | None) -> Path:
@@ -65,12 +66,17 @@ def run_demo(out: str, examples_dir: str | None = None) -> None:
     model, tok = load_model(spec), load_tokenizer(spec)
     prompt = format_mcq(*QUESTION)
     click.echo("\n" + prompt)
-    base_p = letter_probs(model, tok, prompt, len(QUESTION[1]))
-    merged = PeftModel.from_pretrained(model, out)
-    merged.eval()
-    merged_p = letter_probs(merged, tok, prompt, len(QUESTION[1]))
-    for who, probs in (("base model", base_p), ("merged adapter", merged_p)):
+    answers = [("base model", letter_probs(model, tok, prompt, len(QUESTION[1])))]
+    peft_model = PeftModel.from_pretrained(model, str(ex / "adapters" / "task"), adapter_name="task")
+    peft_model.load_adapter(str(ex / "adapters" / "domain"), adapter_name="domain")
+    peft_model.load_adapter(out, adapter_name="merged")  # our output, loaded by PEFT unchanged
+    peft_model.eval()
+    for name, label in (("task", "task adapter"), ("domain", "domain adapter"), ("merged", "merged (TaDA)")):
+        peft_model.set_adapter(name)
+        answers.append((label, letter_probs(peft_model, tok, prompt, len(QUESTION[1]))))
+    for who, probs in answers:
         best = max(range(len(probs)), key=probs.__getitem__)
         shown = " ".join(f"{LETTERS[i]}={p:.2f}" for i, p in enumerate(probs))
         click.echo(f"{who:15s} answers {LETTERS[best]}  ({shown})")
-    click.echo("(correct: B)")
+    click.echo(f"(correct: {LETTERS[QUESTION_ANSWER]}; one question shows that the pieces fit together, not "
+               "which method is better: `tada bench` measures that)")

@@ -45,8 +45,12 @@ class BaseSpec:
 
     @property
     def name(self) -> str:
-        """A stable, human-readable identity, used in cache keys and reports."""
-        parts = [self.path]
+        """A stable, human-readable identity, used in cache keys and reports. A model shipped
+        inside an installed package is named relative to ``site-packages``, so the name is the
+        same on every machine."""
+        path = Path(self.path)
+        shipped = next((parent for parent in path.parents if parent.name in ("site-packages", "dist-packages")), None)
+        parts = [f"site-packages/{path.relative_to(shipped)}" if shipped else self.path]
         if self.gguf_file:
             parts.append(self.gguf_file)
         if self.revision:
