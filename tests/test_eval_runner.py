@@ -73,6 +73,11 @@ def test_bench_runs_resumes_and_renders(cfg, monkeypatch):
     dare = next(r for r in head if r.group == "dare_ties")
     assert "best-on-test" in dare.note and dare.average_std is not None
     assert len(full) == 4  # ties and dare_ties at two densities
+    from tada.eval.tables import write_tables
+
+    files = write_tables(records, cfg, show=False)
+    assert [f.name for f in files] == ["table.letter.md", "table.letter.csv", "table.letter.json"]
+    assert "Density grid" in files[0].read_text() and "TaDA (ours)" in files[0].read_text()
     # a new method computes only itself
     cfg.methods.append("svd")
     calls.clear()

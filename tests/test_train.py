@@ -146,7 +146,7 @@ def test_two_runs_give_identical_weights(tiny, tmp_path):
 
 
 @pytest.mark.parametrize("content, mode, message", [
-    ('{"text": "fine"}\n{"text": oops}\n', "lm", "bad.jsonl:2: not valid JSON"),
+    ('{"text": "fine"}\n{"text": oops}\n', "lm", "bad.jsonl:2: malformed JSON"),
     ('{"prompt": "p", "answer": " A"}\n\n{"prompt": "p"}\n', "answer",
      "bad.jsonl:3: mode 'answer' needs a string field 'answer'"),
     ('{"prompt": "p", "answer": " A"}\n["a list"]\n', "answer", "bad.jsonl:2: expected a JSON object"),

@@ -15,6 +15,7 @@ import yaml
 
 from . import api
 from .errors import TadaError
+from .fileio import load_yaml_mapping
 
 _DEBUG = {"on": False}
 
@@ -51,26 +52,12 @@ def _weights(text: str | None):
 
 def load_yaml_config(path: str) -> dict:
     """A merge YAML: the same keys as the CLI options (underscores), plus ``parameters:``."""
-    p = Path(path)
-    if not p.is_file():
-        raise TadaError(f"config file not found: {path}")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise TadaError(f"{path}: malformed YAML{where}") from None
-    if not isinstance(data, dict):
-        raise TadaError(f"{path}: expected a mapping of options")
+    data = load_yaml_mapping(path, "config file", ("task", "domain", "domain_probe", "general_probe",
+                                                     "domain_stats", "general_stats", "out"))
     allowed = set(MERGE_KEYS) | {"parameters"}
     unknown = sorted(set(data) - allowed)
     if unknown:
         raise TadaError(f"{path}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}")
-    base_dir = p.parent
-    for key in ("task", "domain", "domain_probe", "general_probe", "domain_stats", "general_stats", "out"):
-        val = data.get(key)
-        if isinstance(val, str) and not Path(val).is_absolute() and (base_dir / val).exists():
-            data[key] = str(base_dir / val)
     return data
 
 
@@ -320,6 +307,22 @@ def eval_cmd(base, gguf_file, revision, adapter, dataset, limit, shots, seed, sc
     click.echo(f"  predictions: {path}")
 
 
+@cli.command("plot-alpha")
+@click.argument("reports", nargs=-1, required=True)
+@click.option("--out", default="alpha.png", show_default=True, help="PNG path (an .svg is written beside it).")
+@click.option("--title", "titles", multiple=True, help="Panel title (repeat per report; default: the base model).")
+def plot_alpha_cmd(reports, out, titles) -> None:
+    """Fig. 2: per-layer task weight α of one or two TaDA merges (report files or merged folders)."""
+    from .analysis.plots import plot_alpha, read_report
+
+    if len(reports) > 2:
+        raise TadaError("plot-alpha takes one or two reports")
+    if titles and len(titles) != len(reports):
+        raise TadaError("give one --title per report")
+    plot_alpha([read_report(r) for r in reports], out, list(titles) or None)
+    click.echo(f"wrote {out} and {Path(out).with_suffix('.svg')}")
+
+
 @cli.command()
 def datasets() -> None:
     """List the registered evaluation datasets (a .jsonl path works too; see docs/datasets.md)."""
@@ -344,13 +347,13 @@ def bench(config_file, preset, dry_run, quiet, **overrides) -> None:
     """Base, task only, domain only and every merge method on every dataset: the paper's Table 3."""
     from .eval.presets import preset as get_preset
     from .eval.runner import Bench, BenchConfig, dry_run as check, load_bench_config
-    from .eval.tables import build_rows, print_rich, to_csv, to_json, to_markdown
+    from .eval.tables import write_tables
 
     if bool(config_file) == bool(preset):
         raise TadaError("give exactly one of --config or --preset")
     if config_file:
         cfg = load_bench_config(config_file)
-        data = {k: v for k, v in vars(cfg).items()}
+        data = dict(vars(cfg))
     else:
         data = get_preset(preset)
     data.update({k: v for k, v in overrides.items() if v is not None})
@@ -364,16 +367,8 @@ def bench(config_file, preset, dry_run, quiet, **overrides) -> None:
             sys.exit(2)
         return
     records = Bench(cfg, progress=not quiet).run()
+    write_tables(records, cfg, show=not quiet)
     out = Path(cfg.out)
-    for scoring in cfg.scoring:
-        head, full = build_rows(records, cfg.datasets, cfg.methods, scoring, cfg.validation)
-        title = f"{cfg.name}: accuracy ({scoring} scoring, {cfg.shots}-shot)"
-        (out / f"table.{scoring}.md").write_text(to_markdown(head, cfg.datasets, title) + "\n"
-                                                  + to_markdown(full, cfg.datasets, "Density grid"))
-        (out / f"table.{scoring}.csv").write_text(to_csv(head + full, cfg.datasets))
-        (out / f"table.{scoring}.json").write_text(to_json(head + full, cfg.datasets))
-        if not quiet:
-            print_rich(head, cfg.datasets, title)
     click.echo(f"wrote {out}/table.*.md, .csv, .json and results.json")
 
 

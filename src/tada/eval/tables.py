@@ -13,7 +13,9 @@ import json
 import statistics
 from dataclasses import dataclass, field
 
-from .runner import LABELS
+from pathlib import Path
+
+from .runner import LABELS, BenchConfig
 
 
 @dataclass
@@ -149,3 +151,20 @@ def print_rich(rows: list[Row], datasets: list[str], title: str) -> None:
         cells.append(f"[bold]{avg}[/]" if r.average == best["average"] else avg)
         table.add_row(r.label, *cells)
     Console().print(table)
+
+
+def write_tables(records: list[dict], cfg: BenchConfig, *, show: bool = True) -> list[Path]:
+    """``table.<scoring>.md/.csv/.json`` in the run folder (headline rows, then the density grid)."""
+    out, written = Path(cfg.out), []
+    for scoring in cfg.scoring:
+        head, full = build_rows(records, cfg.datasets, cfg.methods, scoring, cfg.validation)
+        title = f"{cfg.name}: accuracy ({scoring} scoring, {cfg.shots}-shot)"
+        files = {"md": to_markdown(head, cfg.datasets, title) + "\n" + to_markdown(full, cfg.datasets, "Density grid"),
+                 "csv": to_csv(head + full, cfg.datasets), "json": to_json(head + full, cfg.datasets)}
+        for ext, text in files.items():
+            path = out / f"table.{scoring}.{ext}"
+            path.write_text(text)
+            written.append(path)
+        if show:
+            print_rich(head, cfg.datasets, title)
+    return written

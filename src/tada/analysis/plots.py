@@ -1,0 +1,78 @@
+"""Fig. 2 of the paper: the per-layer task weight α against normalised depth, one row per role.
+
+``plot_alpha(reports, "alpha.png")`` draws one panel per report (two side by side: language vs
+vision), blue = task-dominant (α → 1), green = domain-dominant (α → 0), white = balanced.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..errors import TadaError
+from ..report import REPORT_NAME, REPORT_VERSION
+from . import alpha_grid
+
+ROLE_LABELS = {"query": "q", "key": "k", "value": "v", "attn_out": "o", "qkv": "qkv", "mlp": "mlp", "other": "other"}
+
+
+def read_report(source: str | Path) -> dict:
+    """A ``tada_report.json`` (or a merged folder holding one) from a TaDA merge."""
+    p = Path(source)
+    if p.is_dir():
+        p = p / REPORT_NAME
+    if not p.is_file():
+        raise TadaError(f"no TaDA report at {source}")
+    try:
+        report = json.loads(p.read_text())
+    except json.JSONDecodeError as exc:
+        raise TadaError(f"{p}: malformed JSON ({exc.msg})") from None
+    if not isinstance(report, dict) or report.get("report_version") != REPORT_VERSION:
+        raise TadaError(f"{p}: not a tada report of version {REPORT_VERSION}")
+    if report.get("method") != "tada":
+        raise TadaError(f"{p}: a {report.get('method')!r} merge has no per-layer α (use a TaDA report)")
+    if not alpha_grid(report)["layers"]:
+        raise TadaError(f"{p}: no per-module α with a layer index in this report")
+    return report
+
+
+def _title(report: dict, fallback: str) -> str:
+    base = (report.get("inputs", {}).get("task", {}) or {}).get("base_model") or fallback
+    return str(base).rsplit("/", 1)[-1]
+
+
+def plot_alpha(reports: list[dict], out: str | Path, titles: list[str] | None = None):
+    """Draw the heatmaps; writes ``out`` (PNG) and the same name with ``.svg``. Returns the figure.
+
+    Each panel's image data is the α grid (rows: roles q, k, v, o, …; columns: layers), NaN where
+    a role has no module in a layer; the x axis is ℓ/L with ℓ the layer index and L the layer count.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.colors import LinearSegmentedColormap
+
+    cmap = LinearSegmentedColormap.from_list("tada", ["#1b7837", "#ffffff", "#2166ac"])
+    cmap.set_bad("#d9d9d9")
+    fig, axes = plt.subplots(1, len(reports), figsize=(6.5 * len(reports), 3.2), squeeze=False)
+    image = None
+    for i, (ax, report) in enumerate(zip(axes[0], reports)):
+        grid = alpha_grid(report)
+        layers, roles = grid["layers"], grid["roles"]
+        data = [[float("nan") if a is None else a for a in grid["alpha"][r]] for r in roles]
+        L = max(layers) + 1
+        image = ax.imshow(data, aspect="auto", cmap=cmap, vmin=0.0, vmax=1.0, interpolation="nearest",
+                          extent=(min(layers) / L, (max(layers) + 1) / L, len(roles) - 0.5, -0.5))
+        ax.set_yticks(range(len(roles)))
+        ax.set_yticklabels([ROLE_LABELS.get(r, r) for r in roles])
+        ax.set_xlabel("normalised depth ℓ / L")
+        name = titles[i] if titles else _title(report, f"report {i + 1}")
+        ax.set_title(f"{name} (L = {L})", fontsize=10)
+    cbar = fig.colorbar(image, ax=list(axes[0]), fraction=0.03, pad=0.02)
+    cbar.set_label("task weight α (blue: task, green: domain)")
+    fig.suptitle("Per-layer task weight α (TaDA, Eq. 3)", fontsize=11)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=150, bbox_inches="tight")
+    fig.savefig(out.with_suffix(".svg"), bbox_inches="tight")
+    return fig

@@ -1,0 +1,41 @@
+"""Reading the user's JSONL and YAML files, with one-line errors that name the file and line."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import yaml
+
+from .errors import TadaError
+
+
+def parse_json_object(line: str, where: str) -> dict:
+    """One JSONL line as a dict; ``where`` (``file:line``) prefixes the error."""
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise TadaError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(obj, dict):
+        raise TadaError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def load_yaml_mapping(path: str | os.PathLike, what: str, path_keys: tuple[str, ...] = ()) -> dict:
+    """A YAML file holding a mapping. Values of ``path_keys`` that name an existing file or folder
+    relative to the YAML file's folder are made relative to it (so configs travel with their data)."""
+    p = Path(path)
+    if not p.is_file():
+        raise TadaError(f"{what} not found: {path}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise TadaError(f"{path}: malformed YAML{f' (line {mark.line + 1})' if mark else ''}") from None
+    if not isinstance(data, dict):
+        raise TadaError(f"{path}: expected a mapping of options")
+    for key in path_keys:
+        val = data.get(key)
+        if isinstance(val, str) and not os.path.isabs(val) and (p.parent / val).exists():
+            data[key] = str(p.parent / val)
+    return data

@@ -1,0 +1,54 @@
+"""Fig. 2 plot: a PNG of the expected size whose plotted values are the report's α."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+import tada
+from tada.analysis import alpha_grid
+from tada.analysis.plots import plot_alpha, read_report
+from tada.errors import TadaError
+
+from conftest import random_stats
+
+
+@pytest.fixture
+def report_dir(tmp_path, pair):
+    task, domain = pair
+    out = tmp_path / "merged"
+    tada.merge(task, domain, method="tada", domain_stats=random_stats(seed=1), general_stats=random_stats(seed=2),
+               out=out, progress=False)
+    return out
+
+
+def test_plot_alpha_values_and_file(tmp_path, report_dir):
+    from PIL import Image
+
+    report = read_report(report_dir)
+    fig = plot_alpha([report, report], tmp_path / "fig" / "alpha.png", ["left", "right"])
+    grid = alpha_grid(report)
+    data = fig.axes[0].images[0].get_array()
+    assert data.shape == (len(grid["roles"]), len(grid["layers"]))
+    for i, role in enumerate(grid["roles"]):
+        for j, a in enumerate(grid["alpha"][role]):
+            assert (math.isnan(float(data[i, j])) and a is None) or float(data[i, j]) == pytest.approx(a)
+    entry = report["modules"]["model.layers.0.self_attn.v_proj"]
+    assert grid["alpha"]["value"][0] == entry["alpha"]
+    png = tmp_path / "fig" / "alpha.png"
+    width, height = Image.open(png).size
+    assert width > 1000 and 300 < height < 800 and (tmp_path / "fig" / "alpha.svg").stat().st_size > 1000
+
+
+def test_plot_alpha_bad_input(tmp_path, pair):
+    task, domain = pair
+    out = tmp_path / "lin"
+    tada.merge(task, domain, method="linear", out=out, progress=False)
+    with pytest.raises(TadaError, match="has no per-layer"):
+        read_report(out)
+    (tmp_path / "bad.json").write_text(json.dumps({"report_version": 99, "method": "tada"}))
+    with pytest.raises(TadaError, match="not a tada report"):
+        read_report(tmp_path / "bad.json")
+    with pytest.raises(TadaError, match="no TaDA report"):
+        read_report(tmp_path / "missing")
