@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import tada
-from tada.models import load_model, load_tokenizer, smollm2_gguf
+from tada.models import load_model, smollm2_gguf
 
 from conftest import llama_shapes, merged_delta, write_adapter, write_probe
 

@@ -69,12 +69,10 @@ def merge(task: str | os.PathLike | Adapter, domain: str | os.PathLike | Adapter
     spec = get_method(method)
     stats_d = stats_g = None
     probe_info: dict = {}
-    base_name = None
     if spec.needs_probes:
         t = time.perf_counter()
         modules = sorted(set(task_a.module_names) | set(domain_a.module_names))
         base_spec = resolve_base(base, gguf_file, revision) if base else None
-        base_name = base_spec.name if base_spec else None
         loader = _base_loader(base_spec, device, model_dtype) if base_spec else None
         stats_d, probe_info["domain"] = _probe_stats("domain", domain_probe, domain_stats, modules, base_spec,
                                                      loader, probe_n, probe_seed, max_length, probe_site,

@@ -163,7 +163,7 @@ def print_summary(result) -> None:
     summ = rep["summary"]
     grid = alpha_grid(rep)
     if grid["layers"]:
-        table = Table(title=f"TaDA task weight α per layer and role (α ≥ 0.5: task-dominant)")
+        table = Table(title="TaDA task weight α per layer and role (α ≥ 0.5: task-dominant)")
         table.add_column("layer", justify="right")
         for role in grid["roles"]:
             table.add_column(role, justify="right")
