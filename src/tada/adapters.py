@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
@@ -316,37 +317,80 @@ def write_adapter(out: str | os.PathLike, tensors: dict[str, torch.Tensor], conf
     """Write a PEFT folder atomically: a temporary sibling folder, then one rename.
 
     An existing ``out`` is never touched without ``force``; with ``force`` the old folder is
-    replaced only once the new one is complete. On any error the temporary folder is removed.
-    Same tensors and dicts ⇒ byte-identical files (sorted keys, fixed metadata).
+    swapped for the new one in a single atomic exchange (Linux ``renameat2``; elsewhere two
+    renames), so a process killed at any moment leaves either the previous complete folder or
+    the new complete one. Writers of the same ``out`` are serialised by a lock file beside it;
+    temporary folders left by killed writers are removed under that lock. On any error the
+    temporary folder is removed. Same tensors and dicts ⇒ byte-identical files.
     """
     out = Path(out)
-    if out.exists() and not force:
-        raise TadaError(f"output folder {out} exists; pass --force to replace it")
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        ordered = {k: tensors[k].contiguous() for k in sorted(tensors)}
-        save_file(ordered, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
-        files = {CONFIG_NAME: config, **(extra_files or {})}
-        for name, obj in files.items():
-            (tmp / name).write_bytes(_json_bytes(obj))
-        for f in tmp.iterdir():
-            with open(f, "rb") as fh:
-                os.fsync(fh.fileno())
-        _swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    with _output_lock(out):
+        if out.exists() and not force:
+            raise TadaError(f"output folder {out} exists; pass --force to replace it")
+        _remove_stale_temporaries(out)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        try:
+            ordered = {k: tensors[k].contiguous() for k in sorted(tensors)}
+            save_file(ordered, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+            files = {CONFIG_NAME: config, **(extra_files or {})}
+            for name, obj in files.items():
+                (tmp / name).write_bytes(_json_bytes(obj))
+            for f in tmp.iterdir():
+                with open(f, "rb") as fh:
+                    os.fsync(fh.fileno())
+            _swap_into_place(tmp, out)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     return out
 
 
+@contextmanager
+def _output_lock(out: Path):
+    """An exclusive ``flock`` on ``.<name>.lock`` beside ``out`` (released when the process dies)."""
+    import fcntl
+
+    lock = out.parent / f".{out.name}.lock"
+    with open(lock, "a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _remove_stale_temporaries(out: Path) -> None:
+    """Temporary folders of earlier, killed writers of ``out`` (safe: we hold the lock)."""
+    for stale in out.parent.glob(f".{out.name}.tmp-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    for stale in out.parent.glob(f".{out.name}.old-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``; False if unavailable."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    AT_FDCWD, RENAME_EXCHANGE = -100, 2
+    return renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0
+
+
 def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Rename ``tmp`` to ``out``; an old ``out`` is moved aside first and deleted after."""
-    if out.exists():
+    """Put ``tmp`` at ``out``: a plain rename, or an atomic exchange with an existing ``out``."""
+    if not out.exists():
+        os.rename(tmp, out)
+    elif _exchange(tmp, out):
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old folder
+    else:
         old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
         old.rmdir()
         os.rename(out, old)
         os.rename(tmp, out)
         shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(tmp, out)

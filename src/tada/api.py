@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import json
 import os
 import time
 from functools import lru_cache
@@ -87,15 +86,11 @@ def merge(task: str | os.PathLike | Adapter, domain: str | os.PathLike | Adapter
     result.timings = {**timings, **result.timings}
     if out is not None:
         t = time.perf_counter()
-        write_adapter(out, result.tensors, result.config, {REPORT_NAME: result.report}, force=force)
+        write_adapter(out, result.tensors, result.config,
+                      {REPORT_NAME: result.report, TIMINGS_NAME: jsonable(result.timings)}, force=force)
         result.timings["write"] = time.perf_counter() - t
-        (Path(out) / TIMINGS_NAME).write_text(_dumps(result.timings))
         result.out = str(out)
     return result
-
-
-def _dumps(obj: dict) -> str:
-    return json.dumps(jsonable(obj), indent=2, sort_keys=True) + "\n"
 
 
 def _probe_stats(which: str, probe, stats, modules: list[str], base_spec: BaseSpec | None, loader,
