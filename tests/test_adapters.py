@@ -168,3 +168,56 @@ def test_dare_seed_changes_result(pair):
     b = tada.merge(task, domain, method="dare_linear", params={"seed": 1}, progress=False)
     key = next(iter(a.tensors))
     assert not torch.equal(a.tensors[key], b.tensors[key])
+
+
+def test_rank_deficient_adapters_merge_exactly(tmp_path):
+    """B·A of rank 2 stored at r=6 (repeated rows/columns): components beyond rank 2 are dropped
+    as numerically zero and every method still returns the right delta."""
+    from safetensors.torch import load_file
+
+    from conftest import dense_delta, merged_delta, random_stats
+
+    task = write_adapter(tmp_path / "t", r=6, alpha=6, seed=0)
+    domain = write_adapter(tmp_path / "d", r=6, alpha=6, seed=1)
+    weights = domain / "adapter_model.safetensors"
+    t = load_file(str(weights))
+    for key in t:
+        if key.endswith("lora_A.weight"):
+            t[key][2:] = t[key][:2].repeat(2, 1)  # only two independent rows
+    save_file(t, str(weights))
+    for method in ("cat", "svd", "tada"):
+        res = tada.merge(task, domain, method=method, domain_stats=random_stats(seed=1),
+                         general_stats=random_stats(seed=2), progress=False)
+        name = "model.layers.0.self_attn.q_proj"
+        assert bool(merged_delta(res.tensors, name).isfinite().all())
+        if method == "cat":
+            want = dense_delta(task, name) + dense_delta(domain, name)
+            assert float((merged_delta(res.tensors, name) - want).norm() / want.norm()) <= 1e-6
+        if method == "tada":
+            assert len(res.report["modules"][name]["sigma_domain"]) == 2
+
+
+def test_revision_recorded_in_report(tmp_path, pair):
+    task, domain = pair
+    res = tada.merge(task, domain, method="cat", task_revision="abc123", progress=False)
+    assert res.report["inputs"]["task"]["revision"] == "abc123"
+    assert res.report["inputs"]["domain"]["revision"] is None
+
+
+def test_probe_base_and_name_mismatches(tmp_path, pair, tiny_base):
+    import torch as _torch
+
+    from conftest import random_stats
+    from tada.models import load_model, resolve_base
+    from tada.probes import ProbeStats, find_modules
+
+    task, domain = pair
+    wrong = ProbeStats({n: _torch.zeros(v.numel() + 1, dtype=_torch.float64)
+                        for n, v in random_stats().means.items()}, {})
+    with pytest.raises(TadaError, match="probes and adapters are for different base models"):
+        tada.merge(task, domain, method="tada", domain_stats=wrong, general_stats=wrong, progress=False)
+    with pytest.raises(TadaError, match="was the adapter trained on this base"):
+        find_modules(load_model(resolve_base(str(tiny_base))), ["model.layers.7.self_attn.q_proj"])
+    other = write_adapter(tmp_path / "other", seed=3, base="another-base")
+    with pytest.warns(UserWarning, match="different base models"):
+        tada.merge(task, other, method="cat", progress=False)
