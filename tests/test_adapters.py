@@ -221,3 +221,10 @@ def test_probe_base_and_name_mismatches(tmp_path, pair, tiny_base):
     other = write_adapter(tmp_path / "other", seed=3, base="another-base")
     with pytest.warns(UserWarning, match="different base models"):
         tada.merge(task, other, method="cat", progress=False)
+
+
+def test_target_modules_order_does_not_matter(tmp_path):
+    task = write_adapter(tmp_path / "t", extra_config={"target_modules": ["q_proj", "k_proj", "v_proj", "o_proj"]})
+    domain = write_adapter(tmp_path / "d", seed=1, extra_config={"target_modules": ["v_proj", "q_proj", "o_proj", "k_proj"]})
+    res = tada.merge(task, domain, method="cat", progress=False)
+    assert res.config["target_modules"] == ["k_proj", "o_proj", "q_proj", "v_proj"]

@@ -283,8 +283,9 @@ def output_config(task: Adapter, domain: Adapter, ranks: dict[str, int], *,
     rank_pattern = {m: r for m, r in ranks.items() if r != r_main}
     t, d = task.config, domain.config
     same = (set(task.module_names) == set(domain.module_names) == set(ranks)
-            and all(t.get(k) == d.get(k) for k in ("target_modules", "layers_to_transform", "layers_pattern")))
-    target = t.get("target_modules") if same else sorted(ranks, key=natural_key)
+            and all(_canonical(t.get(k)) == _canonical(d.get(k))
+                    for k in ("target_modules", "layers_to_transform", "layers_pattern")))
+    target = _canonical(t.get("target_modules")) if same else sorted(ranks, key=natural_key)
     config = {
         "peft_type": "LORA",
         "task_type": t.get("task_type"),
@@ -306,6 +307,11 @@ def output_config(task: Adapter, domain: Adapter, ranks: dict[str, int], *,
         "layers_pattern": t.get("layers_pattern") if same else None,
     }
     return config
+
+
+def _canonical(value):
+    """A config list compared as a set (PEFT saves ``target_modules`` from a set, in any order)."""
+    return sorted(value) if isinstance(value, list) else value
 
 
 def _json_bytes(obj: dict) -> bytes:
