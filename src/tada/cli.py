@@ -411,6 +411,8 @@ def demo(out, examples_dir) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: maps errors to exit codes (2 user error, 1 internal error)."""
     warnings.showwarning = _warn_line
+    for category in (FutureWarning, DeprecationWarning):  # libraries' API notices, not the user's concern
+        warnings.filterwarnings("ignore", category=category)
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         cli.main(args=argv, standalone_mode=False)
