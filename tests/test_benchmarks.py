@@ -22,3 +22,13 @@ def test_merge_speed_tiny(capsys):
                        "magnitude_prune"}
     assert all(r["merge_s"] > 0 for r in result["rows"])
     assert "tada" in capsys.readouterr().out
+
+
+def test_vs_peft_tiny():
+    result = load("vs_peft").main(["--layers", "2", "--peft-layers", "1", "--dim", "64", "--rank", "4"])
+    rows = {r["ours"]: r for r in result["rows"]}
+    assert set(rows) == {"svd", "cat", "linear", "ties", "dare_linear", "dare_ties", "magnitude_prune"}
+    for exact in ("svd", "cat", "linear"):
+        assert rows[exact]["ours_rel_err"] <= 1e-6
+    assert rows["cat"]["peft_rel_err"] <= 1e-5  # PEFT's cat is exact too
+    assert rows["linear"]["peft_rel_err"] > 0.1  # PEFT's factor-wise linear is not the weighted sum
