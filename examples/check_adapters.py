@@ -25,6 +25,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 from tada.models import load_model, load_tokenizer, smollm2_gguf  # noqa: E402
+from tada.eval.mcq import letter_token_ids  # noqa: E402
 from tada.prompts import LETTERS  # noqa: E402
 from tada.train import Example, batch_loss, collate, encode, read_records  # noqa: E402
 
@@ -32,20 +33,11 @@ BATCH = 8
 OPTIONS = 4
 
 
-def letter_token_ids(tokenizer) -> list[list[int]]:
-    """For each of A..D, the single-token ids of ``" X"`` and ``"X"``."""
-    ids = []
-    for letter in LETTERS[:OPTIONS]:
-        pair = [tokenizer(form, add_special_tokens=False)["input_ids"] for form in (" " + letter, letter)]
-        ids.append([p[0] for p in pair if len(p) == 1])
-    return ids
-
-
 @torch.no_grad()
 def letter_accuracy(model, tokenizer, path: Path) -> float:
     """Fraction of questions whose highest-scoring letter is the answer's letter."""
     records = [record for _, record in read_records(path, "answer")]
-    candidates = letter_token_ids(tokenizer)
+    candidates = letter_token_ids(tokenizer, OPTIONS)
     correct = 0
     for start in range(0, len(records), BATCH):
         chunk = records[start:start + BATCH]

@@ -31,16 +31,14 @@ def examples_root(examples_dir: str | None) -> Path:
 
 
 def letter_probs(model, tokenizer, prompt: str, n_options: int) -> list[float]:
-    """Softmax over the answer letters' next-token logits (" A" and "A" variants, max of both)."""
-    from .prompts import LETTERS
+    """Softmax over the answer letters' next-token logits, scored as ``tada eval`` does
+    (" A" and "A" variants, the max of the two)."""
+    from .eval.mcq import letter_token_ids
 
     ids = tokenizer(prompt, return_tensors="pt")
     with torch.inference_mode():
         logits = model(**ids).logits[0, -1]
-    scores = []
-    for letter in LETTERS[:n_options]:
-        variants = {tokenizer.encode(v, add_special_tokens=False)[-1] for v in (f" {letter}", letter)}
-        scores.append(max(float(logits[t]) for t in variants))
+    scores = [max(float(logits[t]) for t in variants) for variants in letter_token_ids(tokenizer, n_options)]
     return torch.tensor(scores).softmax(0).tolist()
 
 

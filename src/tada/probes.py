@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import random
-import re
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ from safetensors.torch import save_file
 
 from .errors import TadaError
 from .fileio import parse_json_object
+from .roles import layer_of
 
 SITES = ("module-input", "layer-hidden")
 
@@ -135,11 +135,6 @@ def content_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_
     return attention_mask.bool() & ~torch.isin(input_ids, special)
 
 
-def _layer_index(name: str) -> int | None:
-    m = re.search(r"\.(\d+)\.", name)
-    return int(m.group(1)) if m else None
-
-
 @torch.inference_mode()
 def extract_stats(model, tokenizer, texts: list[str], module_names: list[str], *,
                   batch_size: int = 8, max_length: int = 256, site: str = "module-input",
@@ -185,7 +180,7 @@ def extract_stats(model, tokenizer, texts: list[str], module_names: list[str], *
                         use_cache=False)
             if site == "layer-hidden":
                 for name in module_names:
-                    layer = _layer_index(name)
+                    layer = layer_of(name)
                     d_in = current[name].shape[-1]
                     if layer is not None and d_in == hidden_size:
                         h = out.hidden_states[layer].to(torch.float64)

@@ -29,6 +29,12 @@ _ROLE_TABLE: list[tuple[str, re.Pattern]] = [
 ]
 
 
+def layer_of(module: str) -> int | None:
+    """The layer index in a dotted module name (its first integer component), or None."""
+    m = re.search(r"\.(\d+)\.", module)
+    return int(m.group(1)) if m else None
+
+
 def role_of(module: str) -> str:
     """The role of a module from its dotted name: query/key/value/attn_out/qkv/mlp/other."""
     for role, pattern in _ROLE_TABLE:

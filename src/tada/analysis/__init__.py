@@ -1,15 +1,9 @@
 """Analyses of merge reports (the per-layer α of Fig. 2, …)."""
 from __future__ import annotations
 
-import re
+from ..roles import layer_of
 
 ROLE_ORDER = ("query", "key", "value", "attn_out", "qkv", "mlp", "other")
-
-
-def layer_of(module: str) -> int | None:
-    """The layer index in a dotted module name (first integer component), or None."""
-    m = re.search(r"\.(\d+)\.", module)
-    return int(m.group(1)) if m else None
 
 
 def alpha_grid(report: dict) -> dict:

@@ -135,6 +135,13 @@ class Scorer:
         self.prefix_cache = prefix_cache
         self.device = next(model.parameters()).device
         self.forward_tokens = 0
+        self._letters: dict[int, list[list[int]]] = {}
+
+    def letters(self, n_options: int) -> list[list[int]]:
+        """``letter_token_ids`` for ``n_options``, computed once per option count."""
+        if n_options not in self._letters:
+            self._letters[n_options] = letter_token_ids(self.tok, n_options)
+        return self._letters[n_options]
 
     # ---- low level -------------------------------------------------------------------------
     def encode_prefix(self, text: str) -> list[int]:
@@ -206,7 +213,7 @@ class Scorer:
                 suffixes = [self.encode(self.template.question(q, "letter")) for q in batch]
                 logits = self.last_logits(prefix_ids, cache, suffixes).float().cpu()
                 for q, row in zip(batch, logits):
-                    letters = letter_token_ids(self.tok, len(q.options))
+                    letters = self.letters(len(q.options))
                     scores = [max(float(row[t]) for t in ids) for ids in letters]
                     pred = max(range(len(scores)), key=scores.__getitem__)
                     preds[q.id] = {"id": q.id, "gold": q.answer, "predicted": pred, "correct": pred == q.answer,
