@@ -24,10 +24,12 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
-from tada.models import load_model, load_tokenizer, smollm2_gguf  # noqa: E402
-from tada.eval.mcq import letter_token_ids  # noqa: E402
-from tada.prompts import LETTERS  # noqa: E402
-from tada.train import Example, batch_loss, collate, encode, read_records  # noqa: E402
+from tada.eval.lm import mean_loss
+from tada.eval.lm import read_lines as lines
+from tada.eval.mcq import letter_token_ids
+from tada.models import load_model, load_tokenizer, smollm2_gguf
+from tada.prompts import LETTERS
+from tada.train import Example, collate, read_records
 
 BATCH = 8
 OPTIONS = 4
@@ -53,20 +55,6 @@ def letter_accuracy(model, tokenizer, path: Path) -> float:
     return correct / len(records)
 
 
-@torch.no_grad()
-def mean_loss(model, tokenizer, texts: list[str]) -> float:
-    """Token-weighted mean next-token loss over ``texts`` (no truncation)."""
-    examples = sorted((encode(tokenizer, {"text": t}, "lm", 10**6) for t in texts),
-                      key=lambda e: len(e.input_ids))
-    total, count = 0.0, 0
-    for start in range(0, len(examples), BATCH):
-        loss, n = batch_loss(model, collate(examples[start:start + BATCH], tokenizer.pad_token_id),
-                             mask_logits=False)
-        total += loss.item() * n
-        count += n
-    return total / count
-
-
 def measure(model, tokenizer, sample: list[str]) -> dict[str, float]:
     """Every metric for one model (base or base + adapter)."""
     started = time.perf_counter()
@@ -78,11 +66,6 @@ def measure(model, tokenizer, sample: list[str]) -> dict[str, float]:
         result[f"{name}_ppl"] = math.exp(loss)
     result["seconds"] = time.perf_counter() - started
     return result
-
-
-def lines(path: Path) -> list[str]:
-    """Non-empty lines of a text file."""
-    return [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def main() -> None:

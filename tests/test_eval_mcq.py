@@ -62,15 +62,16 @@ def test_prefix_reuse_and_batching_do_not_change_logits(model_tok):
     assert runs[0].tokens["reduction"] >= 3.0  # vs one request per option, prefix re-encoded
 
 
-def test_cloze_loglik_matches_manual(model_tok):
+@pytest.mark.parametrize("shots", [0, 2])  # 0: batched full rows; 2: the cached k-shot prefix
+def test_cloze_loglik_matches_manual(model_tok, shots):
     model, tok = model_tok
     ds = dataset(4)
-    res = evaluate(model, tok, ds, scoring="cloze", shots=2, progress=False)
+    res = evaluate(model, tok, ds, scoring="cloze", shots=shots, progress=False)
     from tada.eval.datasets import fewshot_for
 
     tmpl = Template("", "")
     for q, p in zip(ds.test, res.predictions):
-        ctx = tok.encode(tmpl.prefix(fewshot_for(ds, 2, 0, q.id), "cloze")) + \
+        ctx = tok.encode(tmpl.prefix(fewshot_for(ds, shots, 0, q.id), "cloze")) + \
             tok.encode(tmpl.question(q, "cloze"), add_special_tokens=False)
         for o, got in zip(q.options, p["loglik"]):
             cont = tok.encode(" " + o, add_special_tokens=False)

@@ -111,3 +111,47 @@ def test_dry_run_reports_unreachable(cfg, tmp_path):
     cfg.datasets.append("no_such_dataset")
     problems = dry_run(cfg)
     assert any("task adapter" in p for p in problems) and any("no_such_dataset" in p for p in problems)
+
+
+def test_density_picked_on_validation_before_testing_and_results_document(cfg, tmp_path, monkeypatch):
+    """With ``select_on``, every density is scored on the validation set (first DARE seed only),
+    only the picked density reaches the test sets, and the results document is written from the run."""
+    from tada.eval.reproduce import BEGIN, END, write_results
+    from tada.eval.stats import mcnemar_exact
+
+    val = toy_jsonl(tmp_path / "val.jsonl", n=8, seed=5)
+    texts = tmp_path / "texts.txt"
+    texts.write_text("the cell gene protein\nthe heart brain blood\n")
+    cfg.select_on, cfg.scoring, cfg.report = [val], ["letter", "cloze"], str(tmp_path / "doc" / "results.md")
+    cfg.lm_texts, cfg.leakage_train = {"toy texts": str(texts)}, [str(texts)]
+    seen = []
+    real = mcq.evaluate
+    monkeypatch.setattr(mcq, "evaluate", lambda model, tok, ds, **kw: seen.append((ds.name, kw["scoring"])) or real(model, tok, ds, **kw))
+    bench = Bench(cfg, progress=False)
+    picked, selection = bench.select_densities()
+    assert set(picked) == {"ties", "dare_ties"} and all(d in (0.5, 0.7) for d in picked.values())
+    assert sorted(r["run"] for r in selection) == ["dare_ties-d0.5-s0", "dare_ties-d0.7-s0", "ties-d0.5", "ties-d0.7"]
+    for m, d in picked.items():  # the pick is the best validation accuracy (lowest density on a tie)
+        accs = {r["params"]["density"]: r["accuracy"] for r in selection if r["group"] == m}
+        assert accs[d] == max(accs.values()) and all(accs[x] < accs[d] for x in accs if x < d)
+    seen.clear()
+    records = bench.run()
+    test_runs = {r["run"] for r in records}
+    assert f"ties-d{picked['ties']}" in test_runs and len([k for k in test_runs if k.startswith("ties")]) == 1
+    assert {k for k in test_runs if k.startswith("dare")} == {f"dare_ties-d{picked['dare_ties']}-s{s}" for s in (0, 1)}
+    assert all(name != "val" for name, _ in seen if _ == "cloze")  # validation is scored in letter mode only
+    path = write_results(bench, records, command="tada bench --config toy.yaml", wall_s=12.0)
+    text = path.read_text()
+    assert text.count(BEGIN) == 1 and text.count(END) == 1
+    for needed in ("tada bench --config toy.yaml", "Each adapter on its own", "toy texts", "Leakage check",
+                   "picked on validation", "Table 3 layout: accuracy, letter", "Table 3 layout: accuracy, cloze",
+                   "McNemar", "Per-layer α", "![per-layer α]"):
+        assert needed in text, needed
+    assert (tmp_path / "doc" / "img" / "alpha-toy.png").is_file()
+    # prose around the generated block survives a re-run
+    path.write_text("# Mine\n\nintro\n\n" + text[text.index(BEGIN):] + "\ndiscussion stays\n")
+    write_results(bench, records, command="again", wall_s=None)
+    again = path.read_text()
+    assert again.startswith("# Mine\n\nintro") and again.rstrip().endswith("discussion stays") and "`again`" in again
+    assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(10, 0) == pytest.approx(2 / 2**10)
+    assert mcnemar_exact(3, 5) == mcnemar_exact(5, 3) == pytest.approx(2 * sum(__import__("math").comb(8, i) for i in range(4)) / 256)

@@ -59,3 +59,21 @@ def test_smollm2_gguf_roundtrip(tmp_path):
     model = load_model(spec)
     shapes = {n: s for n, s in llama_shapes(model).items() if ".layers.0." in n or ".layers.29." in n}
     roundtrip(tmp_path, spec.path, model, shapes, "tada", gguf_file=spec.gguf_file)
+
+
+def test_smollm2_probe_stats_do_not_depend_on_batch_size():
+    """On the real model (where padded batches do change float32 activations), probe statistics
+    with batch size 1 and 8 are bit for bit the same."""
+    from tada.models import load_tokenizer
+    from tada.probes import extract_stats
+
+    spec = smollm2_gguf()
+    model, tok = load_model(spec), load_tokenizer(spec)
+    texts = ["Fever: elevated body temperature.", "The Nile is a major north-flowing river in Africa.",
+             "Mitochondrion inheritance: the distribution of mitochondria into daughter cells.",
+             "Paris is the capital of France.", "A short one.",
+             "Photosynthesis converts light energy into chemical energy stored in sugars by plants and algae."]
+    names = ["model.layers.0.self_attn.q_proj", "model.layers.15.self_attn.o_proj", "model.layers.29.self_attn.v_proj"]
+    one, eight = (extract_stats(model, tok, texts, names, batch_size=b, progress=False) for b in (1, 8))
+    for name in names:
+        assert torch.equal(one.means[name], eight.means[name])

@@ -341,6 +341,8 @@ def datasets() -> None:
 @click.option("--general-probe")
 @click.option("--out", help="Output folder (overrides the config).")
 @click.option("--limit", type=int, help="Questions per dataset (overrides the config).")
+@click.option("--device", help="cpu, cuda, auto (overrides the config).")
+@click.option("--report", help="Results document to write or update (overrides the config).")
 @click.option("--dry-run", is_flag=True, help="Validate and report what cannot be reached; run nothing.")
 @click.option("--quiet", is_flag=True)
 def bench(config_file, preset, dry_run, quiet, **overrides) -> None:
@@ -366,10 +368,21 @@ def bench(config_file, preset, dry_run, quiet, **overrides) -> None:
         if problems:
             sys.exit(2)
         return
-    records = Bench(cfg, progress=not quiet).run()
-    write_tables(records, cfg, show=not quiet)
+    import time
+
+    started = time.perf_counter()
+    bench_run = Bench(cfg, progress=not quiet)
+    records = bench_run.run()
+    picked = json.loads((Path(cfg.out) / "results.json").read_text())["selection"]["picked"]
+    write_tables(records, cfg, show=not quiet, picked=picked)
     out = Path(cfg.out)
     click.echo(f"wrote {out}/table.*.md, .csv, .json and results.json")
+    if cfg.report:
+        from .eval.reproduce import write_results
+
+        command = "tada " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else f"tada bench --preset {preset}"
+        path = write_results(bench_run, records, command=command, wall_s=time.perf_counter() - started)
+        click.echo(f"wrote {path}")
 
 
 @cli.command()

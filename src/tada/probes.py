@@ -141,10 +141,13 @@ def extract_stats(model, tokenizer, texts: list[str], module_names: list[str], *
                   progress: bool = True) -> ProbeStats:
     """Mean module inputs over the content tokens of ``texts`` (SPEC §4).
 
-    Returns one float64 vector of length d_in per module. Each input's token sum is taken in
-    float64 and the sums are added in input order, so the result does not depend on batching
-    beyond the model's own float rounding. ``site="layer-hidden"``: the paper-literal reading,
-    the layer's input hidden state for modules whose d_in equals the hidden size.
+    Returns one float64 vector of length d_in per module. Every input runs through the model on
+    its own, unpadded (``batch_size`` only sets how many are tokenized at a time), its token sum
+    is taken in float64 and the sums are added in input order: the statistics are byte-identical
+    whatever the batch size (a padded batch changes the model's float32 rounding). Probes are a
+    few dozen short texts, so the batch-1 forwards cost little. ``site="layer-hidden"``: the
+    paper-literal reading, the layer's input hidden state for modules whose d_in equals the
+    hidden size.
     """
     if site not in SITES:
         raise TadaError(f"unknown probe site {site!r}; choose one of {SITES}")
@@ -171,25 +174,26 @@ def extract_stats(model, tokenizer, texts: list[str], module_names: list[str], *
 
         batches = range(0, len(texts), batch_size)
         for start in tqdm(batches, desc="probe", unit="batch", disable=not progress, leave=False):
-            enc = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
-                            truncation=True, max_length=max_length)
-            ids, att = enc["input_ids"].to(device), enc["attention_mask"].to(device)
-            mask = content_mask(ids, att, special_ids).to(torch.float64)
-            mask_holder["mask"] = mask
-            out = model(input_ids=ids, attention_mask=att, output_hidden_states=(site == "layer-hidden"),
-                        use_cache=False)
-            if site == "layer-hidden":
+            enc = tokenizer(texts[start:start + batch_size], truncation=True, max_length=max_length)
+            for row_ids in enc["input_ids"]:
+                ids = torch.tensor([row_ids], device=device)
+                att = torch.ones_like(ids)
+                mask = content_mask(ids, att, special_ids).to(torch.float64)
+                mask_holder["mask"] = mask
+                out = model(input_ids=ids, attention_mask=att, output_hidden_states=(site == "layer-hidden"),
+                            use_cache=False)
+                if site == "layer-hidden":
+                    for name in module_names:
+                        layer = layer_of(name)
+                        d_in = current[name].shape[-1]
+                        if layer is not None and d_in == hidden_size:
+                            h = out.hidden_states[layer].to(torch.float64)
+                            current[name] = (h * mask.unsqueeze(-1)).sum(dim=1)
                 for name in module_names:
-                    layer = layer_of(name)
-                    d_in = current[name].shape[-1]
-                    if layer is not None and d_in == hidden_size:
-                        h = out.hidden_states[layer].to(torch.float64)
-                        current[name] = (h * mask.unsqueeze(-1)).sum(dim=1)
-            for name in module_names:
-                for row in current[name].cpu():
+                    row = current[name][0].cpu()
                     sums[name] = row if sums[name] is None else sums[name] + row
-            count += int(mask.sum().item())
-            current.clear()
+                count += int(mask.sum().item())
+                current.clear()
     finally:
         for h in handles:
             h.remove()
@@ -201,13 +205,16 @@ def extract_stats(model, tokenizer, texts: list[str], module_names: list[str], *
 
 # ---- cache ---------------------------------------------------------------------------------
 
+EXTRACTOR_VERSION = 2  # 2: one unpadded forward per probe input (byte-identical for any batch size)
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("TADA_CACHE", Path.home() / ".cache" / "tada")) / "probes"
 
 
 def cache_key(base_name: str, probe: ProbeSet, n: int, max_length: int, site: str,
               module_names: list[str]) -> str:
-    payload = json.dumps({"base": base_name, "probe": probe.sha256, "n": n, "seed": probe.seed,
+    payload = json.dumps({"extractor": EXTRACTOR_VERSION, "base": base_name, "probe": probe.sha256, "n": n, "seed": probe.seed,
                           "max_length": max_length, "site": site, "modules": sorted(module_names)},
                          sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:32]

@@ -124,6 +124,10 @@ class Template:
         return question_text(q, scoring) + self.tail
 
 
+SHORT_PREFIX = 8  # cloze: prefixes up to this many tokens are repeated in every row, not cached
+ROW_TOKENS = 2048  # cloze rows: tokens per batched forward
+
+
 class Scorer:
     """Runs one model over one dataset; holds the tokenized shared prefix and its KV cache."""
 
@@ -208,9 +212,13 @@ class Scorer:
         for prefix_text, qs in groups:
             prefix_ids = self.encode_prefix(prefix_text)
             cache = self.run_prefix(prefix_ids)[0] if self.prefix_cache and prefix_ids else None
-            for start in range(0, len(qs), self.batch_size):
-                batch = qs[start:start + self.batch_size]
-                suffixes = [self.encode(self.template.question(q, "letter")) for q in batch]
+            # Batches of similar length (fewer pad tokens); a question's score does not depend on
+            # its batch-mates beyond float rounding.
+            encoded = sorted(((q, self.encode(self.template.question(q, "letter"))) for q in qs),
+                             key=lambda item: len(item[1]))
+            for start in range(0, len(encoded), self.batch_size):
+                batch = [q for q, _ in encoded[start:start + self.batch_size]]
+                suffixes = [ids for _, ids in encoded[start:start + self.batch_size]]
                 logits = self.last_logits(prefix_ids, cache, suffixes).float().cpu()
                 for q, row in zip(batch, logits):
                     letters = self.letters(len(q.options))
@@ -260,6 +268,10 @@ class Scorer:
         bar = tqdm(total=len(questions), desc=f"{dataset.name} (cloze)", unit="q", disable=not progress, leave=False)
         for prefix_text, qs in groups:
             prefix_ids = self.encode_prefix(prefix_text)
+            if len(prefix_ids) <= SHORT_PREFIX:
+                for q, ll in self._cloze_rows(prefix_ids, qs, bar):
+                    preds[q.id] = self._cloze_prediction(q, ll)
+                continue
             shared, _ = self.run_prefix(prefix_ids)
             for q in qs:
                 q_ids = self.encode(self.template.question(q, "cloze"))
@@ -272,14 +284,58 @@ class Scorer:
                 self.forward_tokens += len(q_ids)
                 opts = [self.encode(" " + o) for o in q.options]
                 ll = self.option_loglik(len(prefix_ids) + len(q_ids), out.past_key_values, out.logits[0, -1], opts)
-                norm = [v / max(1, len((" " + o).encode())) for v, o in zip(ll, q.options)]
-                pred = max(range(len(ll)), key=ll.__getitem__)
-                pred_n = max(range(len(norm)), key=norm.__getitem__)
-                preds[q.id] = {"id": q.id, "gold": q.answer, "predicted": pred, "correct": pred == q.answer,
-                               "predicted_norm": pred_n, "correct_norm": pred_n == q.answer, "loglik": ll}
+                preds[q.id] = self._cloze_prediction(q, ll)
                 bar.update(1)
         bar.close()
         return [preds[q.id] for q in questions]
+
+    @staticmethod
+    def _cloze_prediction(q: MCQ, ll: list[float]) -> dict:
+        norm = [v / max(1, len((" " + o).encode())) for v, o in zip(ll, q.options)]
+        pred = max(range(len(ll)), key=ll.__getitem__)
+        pred_n = max(range(len(norm)), key=norm.__getitem__)
+        return {"id": q.id, "gold": q.answer, "predicted": pred, "correct": pred == q.answer,
+                "predicted_norm": pred_n, "correct_norm": pred_n == q.answer, "loglik": ll}
+
+    @torch.inference_mode()
+    def _cloze_rows(self, prefix_ids: list[int], questions: list[MCQ], bar):
+        """Zero-shot (or very short prefix) cloze: every (question, option) pair is one full row,
+        rows of similar length batched together (about ``ROW_TOKENS`` tokens per forward), so the
+        model runs at full batch instead of one tiny forward per question. Yields
+        ``(question, [Σ log p(option | context)])``; equal to the cached path up to float rounding."""
+        items = []
+        for q in questions:
+            ctx = prefix_ids + self.encode(self.template.question(q, "cloze"))
+            opts = [self.encode(" " + o) for o in q.options]
+            items.append((q, ctx, opts, len(ctx) + max(len(o) for o in opts)))
+        items.sort(key=lambda item: item[3])
+        pad = self.tok.pad_token_id or 0
+        start = 0
+        while start < len(items):
+            end = start + 1
+            while end < len(items) and sum(len(i[2]) for i in items[start:end + 1]) * items[end][3] <= ROW_TOKENS:
+                end += 1
+            chunk = items[start:end]
+            rows = [(ctx, o) for _, ctx, opts, _ in chunk for o in opts]
+            L = max(len(ctx) + len(o) for ctx, o in rows)
+            ids = torch.full((len(rows), L), pad, dtype=torch.long)
+            mask = torch.zeros((len(rows), L), dtype=torch.long)
+            for i, (ctx, o) in enumerate(rows):
+                ids[i, :len(ctx) + len(o)] = torch.tensor(ctx + o)
+                mask[i, :len(ctx) + len(o)] = 1
+            logits = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device)).logits
+            self.forward_tokens += int(mask.sum())
+            logp = torch.log_softmax(logits.float(), -1).cpu()
+            r = 0
+            for q, ctx, opts, _ in chunk:
+                totals = []
+                for o in opts:
+                    positions = torch.arange(len(ctx) - 1, len(ctx) - 1 + len(o))
+                    totals.append(float(logp[r, positions, torch.tensor(o)].sum()))
+                    r += 1
+                yield q, totals
+            bar.update(len(chunk))
+            start = end
 
     # ---- shared ----------------------------------------------------------------------------
     def _group_by_prefix(self, dataset: MCQDataset, questions: list[MCQ], shots: int, seed: int,

@@ -1,11 +1,57 @@
 """Named benchmark configurations for ``tada bench --preset NAME``."""
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Callable
+
 from ..errors import TadaError
 
 PAPER_DATASETS = ["medmcqa", "medqa", "sciq", "arc_challenge", "mmlu_cs", "mmlu_college_bio"]
 
-PRESETS: dict[str, dict] = {
+
+def smollm2_offline() -> dict:
+    """The offline reproduction (docs/results-smollm2.md): the embedded SmolLM2-135M-Instruct, the
+    example task and domain adapters, seven test sets built from PyPI/Debian packages plus the
+    paper's three offline benchmarks, zero-shot (the task adapter teaches the answer format),
+    both scorings. Paths point into the repository's ``examples/`` and ``docs/``."""
+    from ..demo import examples_root
+    from ..models import smollm2_gguf
+
+    ex = examples_root(None)
+    repo = ex.parent
+    data = ex / "data"
+    base = smollm2_gguf()
+    return {
+        "name": "smollm2-offline",
+        "base": base.path,
+        "gguf_file": base.gguf_file,
+        "task": str(ex / "adapters" / "task"),
+        "domain": str(ex / "adapters" / "domain"),
+        "domain_probe": str(ex / "probes" / "domain.txt"),
+        "general_probe": str(ex / "probes" / "general.txt"),
+        "datasets": [str(data / "eval" / "domain_trained.jsonl"), str(data / "eval" / "domain_control.jsonl"),
+                     str(data / "eval" / "wiki_test.jsonl"), str(data / "eval" / "mmlu_general.jsonl"),
+                     "medmcqa_evals", "mmlu_cs_offline", "mmlu_college_bio_offline"],
+        "select_on": [str(data / "val" / "wiki_val.jsonl"), str(data / "val" / "domain_trained_val.jsonl")],
+        "select_scoring": "letter",
+        "scoring": ["letter", "cloze"],
+        "shots": 0,
+        "limit": 100,
+        "device": "cpu",
+        "model_dtype": "float32",
+        "out": "runs/smollm2-offline",
+        "report": str(repo / "docs" / "results-smollm2.md"),
+        "lm_texts": {"trained definitions": str(data / "eval" / "domain_trained.txt"),
+                     "control definitions": str(data / "eval" / "domain_control.txt"),
+                     "Wikipedia leads (general probe)": str(ex / "probes" / "general.txt")},
+        "leakage_train": [str(data / "task_train.jsonl"), str(data / "domain_train.jsonl"),
+                          str(ex / "probes" / "domain.txt"), str(ex / "probes" / "general.txt")],
+        "knowledge_sets": [str(data / "eval" / "domain_trained.jsonl"),
+                           str(data / "val" / "domain_trained_val.jsonl")],
+    }
+
+
+PRESETS: dict[str, dict | Callable[[], dict]] = {
     # The paper's language setting (Table 3): Llama-2-7B, six datasets, 3 shots, 500 questions
     # each. The paper's adapters are not public: give your own with --task/--domain, and probes
     # with --domain-probe/--general-probe (or put them in a YAML config).
@@ -20,11 +66,13 @@ PRESETS: dict[str, dict] = {
         "model_dtype": "bfloat16",
         "out": "runs/llama2-7b-medical",
     },
+    "smollm2-offline": smollm2_offline,
 }
 
 
 def preset(name: str) -> dict:
     try:
-        return dict(PRESETS[name])
+        entry = PRESETS[name]
     except KeyError:
         raise TadaError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}") from None
+    return dict(entry() if callable(entry) else entry)

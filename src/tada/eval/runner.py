@@ -49,6 +49,19 @@ class BenchConfig:
     batch_size: int = 8
     chat_template: bool = False
     validation: dict[str, str] = field(default_factory=dict)  # dataset → its validation dataset
+    # Validation sets that pick the TIES/DARE density before any test set is scored: every density
+    # is scored on them (first DARE seed, ``select_scoring``), the best mean wins, and only that
+    # density (all seeds) is then evaluated on ``datasets``.
+    select_on: list[str] = field(default_factory=list)
+    select_scoring: str = "letter"
+    limits: dict[str, int] = field(default_factory=dict)  # per-dataset override of ``limit``
+    # For the results document (``report``, see tada.eval.reproduce): texts whose perplexity shows
+    # each adapter's own effect, training files for the leakage check, and the sets that ask
+    # trained knowledge on purpose (their options are exempt from the check).
+    report: str | None = None
+    lm_texts: dict[str, str] = field(default_factory=dict)
+    leakage_train: list[str] = field(default_factory=list)
+    knowledge_sets: list[str] = field(default_factory=list)
     method_params: dict[str, dict] = field(default_factory=dict)
     device: str = "cpu"
     model_dtype: str | None = None
@@ -96,12 +109,17 @@ class Run:
         return dict(self.params)
 
 
-def grid(cfg: BenchConfig) -> list[Run]:
+def grid(cfg: BenchConfig, picked: dict[str, float] | None = None, *, first_seed_only: bool = False) -> list[Run]:
+    """Every run of the benchmark; ``picked`` (method → density) replaces the density grid."""
     runs = [Run("base", "base"), Run("task", "task"), Run("domain", "domain")]
     for m in cfg.methods:
         extra = cfg.method_params.get(m, {})
         densities = cfg.densities if m in DENSITY_METHODS else [None]
+        if picked and m in picked:
+            densities = [picked[m]]
         seeds = cfg.dare_seeds if m in SEEDED_METHODS else [None]
+        if first_seed_only and m in SEEDED_METHODS:
+            seeds = seeds[:1]
         for d in densities:
             for s in seeds:
                 params = dict(extra)
@@ -178,13 +196,16 @@ class Bench:
         safe = dataset.replace("/", "_").replace(":", "_")
         return self.out / "results" / run.key / f"{safe}.{scoring}.json"
 
+    def limit_for(self, dataset: str) -> int | None:
+        return self.cfg.limits.get(dataset, self.cfg.limit)
+
     def eval_key(self, run: Run, dataset: str, scoring: str, adapter: str | None) -> dict:
         from ..report import file_sha256
 
         weights = Path(adapter) / "adapter_model.safetensors" if adapter else None
         return {"base": self.base_spec().name, "adapter_sha256": file_sha256(weights) if weights else None,
                 "dataset": dataset, "scoring": scoring, "shots": self.cfg.shots, "seed": self.cfg.seed,
-                "limit": self.cfg.limit, "chat_template": self.cfg.chat_template}
+                "limit": self.limit_for(dataset), "chat_template": self.cfg.chat_template}
 
     def evaluate(self, run: Run, dataset: str, scoring: str) -> dict:
         """One cell: cached on disk; recomputed only when its inputs changed."""
@@ -197,8 +218,11 @@ class Bench:
                 return cached
         from .mcq import evaluate
 
+        import time
+
         model, tok = self.model()
         ds = self.dataset(dataset)
+        started = time.perf_counter()
         target = model
         if adapter is not None:
             from peft import PeftModel
@@ -206,7 +230,7 @@ class Bench:
             target = PeftModel.from_pretrained(model, adapter)
         try:
             res = evaluate(target, tok, ds, scoring=scoring, shots=self.cfg.shots, seed=self.cfg.seed,
-                           limit=self.cfg.limit, batch_size=self.cfg.batch_size,
+                           limit=self.limit_for(dataset), batch_size=self.cfg.batch_size,
                            chat_template=self.cfg.chat_template, progress=self.progress)
         finally:
             if adapter is not None:
@@ -216,20 +240,50 @@ class Bench:
         preds.write_text("".join(json.dumps(p) + "\n" for p in res.predictions))
         record = {"key": key, "run": run.key, "group": run.group, "params": run.params_dict, "dataset": dataset,
                   "dataset_meta": ds.meta, "scoring": scoring, "accuracy": res.accuracy, "n": res.n,
-                  "ci": list(res.ci), "metrics": res.metrics, "tokens": res.tokens, "versions": versions()}
+                  "ci": list(res.ci), "metrics": res.metrics, "tokens": res.tokens, "versions": versions(),
+                  "seconds": round(time.perf_counter() - started, 2)}
         _write_json(path, record)
         return record
 
     # ---- the whole grid ------------------------------------------------------------------------
-    def run(self) -> list[dict]:
+    def select_densities(self) -> tuple[dict[str, float], list[dict]]:
+        """Stage 1 (only with ``select_on``): score every density of TIES/DARE on the validation
+        sets and keep, per method, the density with the best mean (the lowest on a tie)."""
         from tqdm.auto import tqdm
 
-        cells = [(r, d, s) for r in grid(self.cfg) for d in self.cfg.datasets + sorted(set(self.cfg.validation.values()))
+        methods = [m for m in self.cfg.methods if m in DENSITY_METHODS]
+        if not self.cfg.select_on or not methods:
+            return {}, []
+        runs = [r for r in grid(self.cfg, first_seed_only=True) if r.group in methods]
+        cells = [(r, d) for r in runs for d in self.cfg.select_on]
+        records = [self.evaluate(r, d, self.cfg.select_scoring)
+                   for r, d in tqdm(cells, desc=f"{self.cfg.name}: density on validation", unit="cell",
+                                    disable=not self.progress)]
+        picked = {}
+        for m in methods:
+            scores: dict[float, list[float]] = {}
+            for rec in records:
+                if rec["group"] == m:
+                    scores.setdefault(rec["params"]["density"], []).append(rec["accuracy"])
+            picked[m] = max(sorted(scores), key=lambda d: sum(scores[d]) / len(scores[d]))
+        return picked, records
+
+    def run(self) -> list[dict]:
+        import time
+
+        from tqdm.auto import tqdm
+
+        start = time.perf_counter()
+        picked, selection = self.select_densities()
+        cells = [(r, d, s) for r in grid(self.cfg, picked or None)
+                 for d in self.cfg.datasets + sorted(set(self.cfg.validation.values()))
                  for s in self.cfg.scoring]
         records = []
         for run, dataset, scoring in tqdm(cells, desc=f"bench {self.cfg.name}", unit="cell", disable=not self.progress):
             records.append(self.evaluate(run, dataset, scoring))
-        _write_json(self.out / "results.json", {"config": asdict(self.cfg), "records": records})
+        _write_json(self.out / "results.json", {"config": asdict(self.cfg), "records": records,
+                                                "selection": {"picked": picked, "records": selection},
+                                                "seconds": round(time.perf_counter() - start, 1)})
         return records
 
 
@@ -253,7 +307,7 @@ def dry_run(cfg: BenchConfig) -> list[str]:
         problems.append("method tada needs domain and general probes (or stats)")
     from .datasets import DATASETS
 
-    for name in cfg.datasets + list(cfg.validation.values()):
+    for name in cfg.datasets + list(cfg.validation.values()) + list(cfg.select_on):
         if name not in DATASETS and not name.endswith(".jsonl") and name.split(":")[0] not in DATASETS:
             problems.append(f"dataset {name}: unknown")
         elif name.endswith(".jsonl") and not Path(name).is_file():

@@ -28,6 +28,7 @@ class Row:
     average_std: float | None = None
     note: str = ""
     n: dict[str, int] = field(default_factory=dict)
+    cis: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95% Wilson (pooled over seeds)
 
 
 def _mean_std(xs: list[float]) -> tuple[float, float | None]:
@@ -37,10 +38,15 @@ def _mean_std(xs: list[float]) -> tuple[float, float | None]:
 
 
 def build_rows(records: list[dict], datasets: list[str], methods: list[str], scoring: str,
-               validation: dict[str, str] | None = None, metric: str = "accuracy") -> tuple[list[Row], list[Row]]:
-    """(headline rows, full density-grid rows) for one scoring mode."""
-    validation = validation or {}
+               validation: dict[str, str] | None = None, metric: str = "accuracy",
+               picked: dict[str, float] | None = None) -> tuple[list[Row], list[Row]]:
+    """(headline rows, full density-grid rows) for one scoring mode. ``picked`` (method → density,
+    chosen on validation sets before the test sets were scored) labels single-density rows."""
+    from .mcq import wilson_interval
+
+    validation, picked = validation or {}, picked or {}
     by_run: dict[str, dict[str, float]] = {}
+    counts: dict[str, dict[str, tuple[int, int]]] = {}
     groups: dict[str, str] = {}
     params: dict[str, dict] = {}
     ns: dict[str, dict[str, int]] = {}
@@ -50,20 +56,23 @@ def build_rows(records: list[dict], datasets: list[str], methods: list[str], sco
         value = r["accuracy"] if metric == "accuracy" else r["metrics"].get(metric, r["accuracy"])
         by_run.setdefault(r["run"], {})[r["dataset"]] = value
         ns.setdefault(r["run"], {})[r["dataset"]] = r["n"]
+        counts.setdefault(r["run"], {})[r["dataset"]] = (round(r["accuracy"] * r["n"]), r["n"])
         groups[r["run"]], params[r["run"]] = r["group"], r.get("params", {})
 
     def row_for(label: str, group: str, runs: list[str], note: str = "") -> Row:
-        vals, stds = {}, {}
+        vals, stds, cis = {}, {}, {}
         for d in datasets:
             xs = [by_run[k][d] for k in runs if d in by_run.get(k, {})]
             if xs:
                 vals[d], s = _mean_std(xs)
                 if s is not None:
                     stds[d] = s
+                pooled = [counts[k][d] for k in runs if d in counts.get(k, {})]
+                cis[d] = wilson_interval(sum(c for c, _ in pooled), sum(n for _, n in pooled))
         per_run_avg = [statistics.fmean(by_run[k][d] for d in datasets) for k in runs
                        if all(d in by_run.get(k, {}) for d in datasets)]
         avg, avg_std = _mean_std(per_run_avg) if per_run_avg else (float("nan"), None)
-        return Row(label, group, vals, stds, avg, avg_std, note, ns.get(runs[0], {}))
+        return Row(label, group, vals, stds, avg, avg_std, note, ns.get(runs[0], {}), cis)
 
     headline, full = [], []
     for group in ["base", "task", "domain", *methods]:
@@ -77,7 +86,9 @@ def build_rows(records: list[dict], datasets: list[str], methods: list[str], sco
         grid_rows = {d: row_for(f"{LABELS.get(group, group)} (density {d})", group,
                                 [k for k in runs if params[k].get("density") == d]) for d in densities}
         full.extend(grid_rows.values())
-        if validation and all(d in validation for d in datasets):
+        if group in picked and densities == [picked[group]]:
+            best, note = picked[group], "picked on the validation sets before testing"
+        elif validation and all(d in validation for d in datasets):
             def val_score(d: float) -> float:
                 ks = [k for k in runs if params[k].get("density") == d]
                 return statistics.fmean(by_run[k].get(validation[ds], 0.0) for k in ks for ds in datasets)
@@ -86,7 +97,7 @@ def build_rows(records: list[dict], datasets: list[str], methods: list[str], sco
             best, note = max(densities, key=lambda d: grid_rows[d].average), "best-on-test (optimistic, as in the paper)"
         row = grid_rows[best]
         headline.append(Row(f"{LABELS.get(group, group)}", group, row.values, row.stds, row.average,
-                            row.average_std, f"density {best}: {note}", row.n))
+                            row.average_std, f"density {best}: {note}", row.n, row.cis))
     return headline, full
 
 
@@ -102,7 +113,8 @@ def best_per_column(rows: list[Row], datasets: list[str]) -> dict[str, float]:
     return best
 
 
-def to_markdown(rows: list[Row], datasets: list[str], title: str = "") -> str:
+def to_markdown(rows: list[Row], datasets: list[str], title: str = "", *, ci: bool = False) -> str:
+    """A Markdown table; ``ci`` adds each cell's 95% Wilson interval (pooled over DARE seeds)."""
     best = best_per_column(rows, datasets)
     head = ["Method", *datasets, "Ave.", "Note"]
     lines = ([f"**{title}**", ""] if title else []) + ["| " + " | ".join(head) + " |",
@@ -111,13 +123,17 @@ def to_markdown(rows: list[Row], datasets: list[str], title: str = "") -> str:
         cells = []
         for d in datasets:
             text = _cell(r.values.get(d), r.stds.get(d))
-            cells.append(f"**{text}**" if d in r.values and r.values[d] == best[d] else text)
+            text = f"**{text}**" if d in r.values and r.values[d] == best[d] else text
+            if ci and d in r.cis:
+                text += " [{:.2f}, {:.2f}]".format(*r.cis[d])
+            cells.append(text)
         avg = _cell(r.average, r.average_std)
         cells.append(f"**{avg}**" if r.average == best["average"] else avg)
         lines.append("| " + " | ".join([r.label, *cells, r.note]) + " |")
     n = rows[0].n if rows else {}
     lines.append("")
-    lines.append("n per dataset: " + ", ".join(f"{d} {n.get(d, '?')}" for d in datasets) + ". Bold: best per column.")
+    lines.append("n per dataset: " + ", ".join(f"{d} {n.get(d, '?')}" for d in datasets) + ". Bold: best per column."
+                 + (" Brackets: 95% Wilson interval (DARE rows: pooled over seeds; ± is the std over seeds)." if ci else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -153,13 +169,15 @@ def print_rich(rows: list[Row], datasets: list[str], title: str) -> None:
     Console().print(table)
 
 
-def write_tables(records: list[dict], cfg: BenchConfig, *, show: bool = True) -> list[Path]:
+def write_tables(records: list[dict], cfg: BenchConfig, *, show: bool = True,
+                 picked: dict[str, float] | None = None) -> list[Path]:
     """``table.<scoring>.md/.csv/.json`` in the run folder (headline rows, then the density grid)."""
     out, written = Path(cfg.out), []
     for scoring in cfg.scoring:
-        head, full = build_rows(records, cfg.datasets, cfg.methods, scoring, cfg.validation)
+        head, full = build_rows(records, cfg.datasets, cfg.methods, scoring, cfg.validation, picked=picked)
         title = f"{cfg.name}: accuracy ({scoring} scoring, {cfg.shots}-shot)"
-        files = {"md": to_markdown(head, cfg.datasets, title) + "\n" + to_markdown(full, cfg.datasets, "Density grid"),
+        files = {"md": to_markdown(head, cfg.datasets, title, ci=True) + "\n"
+                 + to_markdown(full, cfg.datasets, "Density grid", ci=True),
                  "csv": to_csv(head + full, cfg.datasets), "json": to_json(head + full, cfg.datasets)}
         for ext, text in files.items():
             path = out / f"table.{scoring}.{ext}"

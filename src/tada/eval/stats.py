@@ -1,0 +1,40 @@
+"""Paired comparison of two models scored on the same questions."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+def mcnemar_exact(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: ``b`` questions only model 1 got right, ``c`` only model 2.
+
+    Under the null each discordant question is a fair coin, so ``p = 2·P(X ≤ min(b, c))`` with
+    ``X ~ Binomial(b + c, 1/2)``, capped at 1 (``p = 1`` when there are no discordant questions).
+    """
+    if b < 0 or c < 0:
+        raise ValueError("counts must be >= 0")
+    n = b + c
+    if n == 0:
+        return 1.0
+    tail = sum(math.comb(n, i) for i in range(min(b, c) + 1)) / 2**n
+    return min(1.0, 2 * tail)
+
+
+@dataclass(frozen=True)
+class Paired:
+    """Model 1 vs model 2 on the shared questions: accuracy difference and McNemar p-value."""
+
+    n: int
+    only_first: int
+    only_second: int
+    diff: float  # accuracy(model 1) - accuracy(model 2)
+    p: float
+
+
+def paired(first: dict[str, bool], second: dict[str, bool]) -> Paired:
+    """Compare per-question correctness maps (question id → correct) on the ids both have."""
+    ids = sorted(set(first) & set(second))
+    b = sum(1 for i in ids if first[i] and not second[i])
+    c = sum(1 for i in ids if second[i] and not first[i])
+    n = len(ids)
+    return Paired(n, b, c, (b - c) / n if n else 0.0, mcnemar_exact(b, c))

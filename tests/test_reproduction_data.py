@@ -1,0 +1,143 @@
+"""The offline reproduction's data: builders (pure parts), committed files, and the leakage check."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import random
+import re
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tada.eval.datasets import MCQ, load_jsonl
+from tada.eval.leakage import Corpus, find_leaks, normalize, training_texts
+
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+TRAINING = [EXAMPLES / "data" / "task_train.jsonl", EXAMPLES / "data" / "domain_train.jsonl",
+            EXAMPLES / "probes" / "domain.txt", EXAMPLES / "probes" / "general.txt"]
+# Evaluation sets whose options must not be in training; the domain-trained sets ask about
+# trained definitions on purpose (their options are training texts, their question form is not).
+EVAL_SETS = {"eval/domain_control.jsonl": True, "eval/wiki_test.jsonl": True, "eval/mmlu_general.jsonl": True,
+             "eval/domain_trained.jsonl": False}
+
+
+def _builder():
+    spec = importlib.util.spec_from_file_location("build_data", EXAMPLES / "build_data.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def corpus() -> Corpus:
+    return Corpus([t for path in TRAINING for t in training_texts(path)])
+
+
+# ---- the leakage check itself --------------------------------------------------------------------
+
+def test_normalize_ignores_case_and_punctuation():
+    assert normalize("The  Cell-Cycle, (G1)!") == "the cell cycle g1"
+
+
+def test_shared_13_gram_is_a_leak_and_12_is_not():
+    words = [f"w{i}" for i in range(30)]
+    corpus = Corpus([" ".join(words)])
+    assert corpus.hit(" ".join(["x"] + words[5:18] + ["y"])) == " ".join(words[5:18])
+    assert corpus.hit(" ".join(["x"] + words[5:17] + ["y"] * 5)) is None  # 12 shared words only
+
+
+def test_short_stem_is_a_leak_only_when_contained_whole():
+    corpus = Corpus(["Question: What is the capital of France?\nA. Paris"])
+    assert corpus.hit("what is the CAPITAL of france") is not None
+    assert corpus.hit("what is the capital of spain") is None
+    assert corpus.hit("capital of fr") is None  # word boundaries, not substrings
+
+
+def test_find_leaks_reports_stem_and_long_options_only():
+    corpus = Corpus(["alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi"])
+    q = MCQ("q1", "Which one?", ("alpha", "alpha beta gamma delta epsilon zeta eta theta", "x y"), 0)
+    leaks = find_leaks("d", [q], corpus)
+    assert [(l.id, l.field) for l in leaks] == [("q1", "option 1")]  # "alpha" is too short to count
+    assert find_leaks("d", [q], corpus, check_options=False) == []
+
+
+# ---- the committed data --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name,check_options", sorted(EVAL_SETS.items()))
+def test_no_evaluation_question_is_in_training(corpus, name, check_options):
+    questions = load_jsonl(EXAMPLES / "data" / name)
+    assert find_leaks(name, questions, corpus, check_options=check_options) == []
+
+
+def test_mcq_form_is_never_in_domain_training():
+    texts = training_texts(EXAMPLES / "data" / "domain_train.jsonl")
+    assert not any("which is the definition of" in normalize(t) or re.search(r"\nA\. ", t) for t in texts)
+
+
+def test_domain_trained_questions_ask_trained_terms_and_control_ones_do_not():
+    trained = {t.split(": ", 1)[0] for t in training_texts(EXAMPLES / "data" / "domain_train.jsonl")}
+    prefix, suffix = "Which is the definition of ", "?"
+
+    def terms(name):
+        return {q.question[len(prefix):-len(suffix)] for q in load_jsonl(EXAMPLES / "data" / name)}
+
+    asked, control = terms("eval/domain_trained.jsonl"), terms("eval/domain_control.jsonl")
+    assert len(asked) == 200 and asked <= trained
+    assert len(control) == 200 and not control & trained
+    assert not terms("val/domain_trained_val.jsonl") & asked  # validation terms are other trained terms
+
+
+def test_files_match_their_recorded_hashes():
+    """Every generated file is the one ``build_data.py`` wrote (hashes in SOURCES.md)."""
+    sources = (EXAMPLES / "data" / "SOURCES.md").read_text()
+    listed = re.findall(r"- `([^`]+)`: `([0-9a-f]{64})`", sources)
+    assert len(listed) == 13
+    for name, digest in listed:
+        assert hashlib.sha256((EXAMPLES / name).read_bytes()).hexdigest() == digest, name
+
+
+def test_answer_positions_are_balanced():
+    for name in EVAL_SETS:
+        answers = [q.answer for q in load_jsonl(EXAMPLES / "data" / name)]
+        assert all(answers.count(k) >= len(answers) // 8 for k in range(4)), name
+
+
+# ---- builder pieces on small inputs ------------------------------------------------------------
+
+def test_parse_go_reads_terms_with_definitions(tmp_path):
+    db = tmp_path / "GO.sqlite"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE go_term (_id INTEGER, go_id TEXT, term TEXT, ontology TEXT, definition TEXT)")
+        con.executemany("INSERT INTO go_term VALUES (?,?,?,?,?)", [
+            (1, "GO:0000002", "b", "MF", "Second  term\n text."), (2, "GO:0000001", "a", "BP", "First."),
+            (3, "GO:0000003", "c", "CC", None), (4, "GO:0003673", "all", "universal", "Everything.")])
+    terms = _builder().parse_go(db)
+    assert [(t["id"], t["definition"], t["ontology"]) for t in terms] == [
+        ("GO:0000001", "First.", "GO:BP"), ("GO:0000002", "Second term text.", "GO:MF")]
+
+
+def test_definition_items_put_the_true_definition_at_the_answer():
+    build = _builder()
+    pool = [{"id": str(i), "name": f"term {i}", "definition": f"definition number {i}"} for i in range(10)]
+    items = build.definition_items(pool[:5], pool, random.Random(0), "HPO")
+    for term, item in zip(pool[:5], items):
+        assert item["question"] == f"Which is the definition of {term['name']}?"
+        assert item["options"][item["answer"]] == term["definition"]
+        assert len(set(item["options"])) == 4
+
+
+def test_clean_terms_skips_terms_sharing_wording_with_training():
+    build = _builder()
+    shared = "applies to a sign or symptom that is provoked or brought about by exposure to cold"
+    corpus = Corpus([f"Cold urticaria: {shared}."])
+    terms = [{"id": "1", "name": "Cold pain", "definition": f"{shared} air."},
+             {"id": "2", "name": "Fever", "definition": "Elevated body temperature."}]
+    assert [t["id"] for t in build.clean_terms(terms, corpus, 1)] == ["2"]
+
+
+def test_training_texts_reads_every_string_field(tmp_path):
+    path = tmp_path / "t.jsonl"
+    path.write_text(json.dumps({"prompt": "p", "answer": " A", "n": 3}) + "\n")
+    assert training_texts(path) == ["p", " A"]
