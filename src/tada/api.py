@@ -21,6 +21,7 @@ from .methods import get_method
 from .models import BaseSpec, load_model, load_tokenizer, resolve_base
 from .probes import ProbeStats, extract_stats, find_modules, read_probe, stats_for_probe
 from .report import REPORT_NAME, TIMINGS_NAME, jsonable
+from .stopwatch import step
 
 
 def _open(adapter: str | os.PathLike | Adapter, revision: str | None, allow_pickle: bool) -> Adapter:
@@ -33,7 +34,8 @@ def _base_loader(spec: BaseSpec, device: str, dtype: str | None):
 
     @lru_cache(maxsize=1)
     def load():
-        return load_model(spec, device=device, dtype=dtype), load_tokenizer(spec)
+        with step("load_base"):
+            return load_model(spec, device=device, dtype=dtype), load_tokenizer(spec)
 
     return load
 

@@ -421,6 +421,176 @@ def demo(out, examples_dir) -> None:
     run_demo(out, examples_dir)
 
 
+# ---- tada analyze: the paper's Tables 5-8 ---------------------------------------------------
+
+def _analysis_config(config_file, preset, overrides: dict):
+    from .eval.presets import preset as get_preset
+    from .eval.runner import BenchConfig, load_bench_config
+
+    if bool(config_file) == bool(preset):
+        raise TadaError("give exactly one of --config or --preset")
+    data = dict(vars(load_bench_config(config_file))) if config_file else get_preset(preset)
+    for key, value in overrides.items():
+        if value is not None:
+            data[key] = [v for v in value.split(",") if v] if key in ("datasets", "scoring") else value
+    return BenchConfig.from_dict(data, config_file or f"preset {preset}")
+
+
+def _write_analysis(out: Path, name: str, config: dict, rows: list[dict], markdown: str, title: str) -> list[Path]:
+    """``NAME.md/.csv/.json`` and ``config.json`` (everything needed to re-run it) in ``out``."""
+    import csv
+    import io
+
+    from .report import jsonable
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.md").write_text(f"# {title}\n\n{markdown}")
+    (out / f"{name}.json").write_text(json.dumps(jsonable({"config": config, "rows": rows}), indent=2))
+    buf = io.StringIO()
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer.writeheader()
+    writer.writerows(rows)
+    (out / f"{name}.csv").write_text(buf.getvalue())
+    (out / "config.json").write_text(json.dumps(jsonable(config), indent=2))
+    return [out / f"{name}.{ext}" for ext in ("md", "csv", "json")]
+
+
+def _analysis_options(f):
+    for option in reversed([
+        click.option("--config", "config_file", help="Bench YAML giving base, adapters, probes, datasets."),
+        click.option("--preset", help="A named bench configuration, e.g. smollm2-offline."),
+        click.option("--out", default="tada-analysis", show_default=True, help="Output folder."),
+        click.option("--quiet", is_flag=True)]):
+        f = option(f)
+    return f
+
+
+@cli.group()
+def analyze() -> None:
+    """The paper's analyses: probe size (Table 5), probe mismatch (6), ablations (7), timing (8)."""
+
+
+@analyze.command("probe-size")
+@_analysis_options
+@click.option("--sizes", default="4,8,16,32,64", show_default=True)
+@click.option("--subsets", type=int, default=5, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def analyze_probe_size(config_file, preset, out, quiet, sizes, subsets, seed) -> None:
+    """Table 5: mean over modules of std(α) across random probe subsets of each size N."""
+    from .analysis.probe_size import per_input_sums, probe_size_table
+    from .eval.lm import read_lines
+    from .models import load_model, load_tokenizer, resolve_base
+
+    cfg = _analysis_config(config_file, preset, {})
+    try:
+        ns = [int(x) for x in sizes.split(",") if x]
+    except ValueError:
+        raise TadaError(f"--sizes must be integers separated by commas, got {sizes!r}") from None
+    if subsets < 2 or not ns or min(ns) < 1:
+        raise TadaError("need --subsets >= 2 and sizes >= 1")
+    if not (cfg.domain_probe and cfg.general_probe):
+        raise TadaError("probe-size needs domain_probe and general_probe files in the configuration")
+    spec = resolve_base(cfg.base, cfg.gguf_file, cfg.revision)
+    model, tok = load_model(spec, device=cfg.device, dtype=cfg.model_dtype), load_tokenizer(spec)
+    from .adapters import load_adapter
+
+    task = load_adapter(cfg.task)
+    modules = sorted(task.module_names)
+    sums = {w: per_input_sums(model, tok, read_lines(p), modules) for w, p in
+            (("domain", cfg.domain_probe), ("general", cfg.general_probe))}
+    rows = probe_size_table(cfg.task, cfg.domain, sums["domain"], sums["general"], ns, subsets, seed, not quiet)
+    md = ("| N | mean std(α) across subsets | mean α |\n|---|---|---|\n"
+          + "".join(f"| {r['N']} | {r['mean_std_alpha']:.4f} | {r['mean_alpha']:.3f} |\n" for r in rows)
+          + f"\n{subsets} subsets per N (seed {seed}); std over subsets per module (n − 1), then the mean over "
+          f"{len(modules)} modules. Probes: {cfg.domain_probe}, {cfg.general_probe} ({len(sums['domain'])} and "
+          f"{len(sums['general'])} inputs).\n\n![probe size](probe_size.png)\n")
+    files = _write_analysis(Path(out), "probe_size", {"bench": vars(cfg), "sizes": ns, "subsets": subsets,
+                                                       "seed": seed}, rows, md, "Probe size (Table 5)")
+    from .analysis.plots import line_plot
+
+    line_plot([r["N"] for r in rows], [r["mean_std_alpha"] for r in rows], Path(out) / "probe_size.png",
+              xlabel="probe inputs N (log scale)", ylabel="mean std(α) across subsets", title=f"{cfg.name}: probe size")
+    click.echo(md if not quiet else "")
+    click.echo(f"wrote {', '.join(str(f) for f in files)} and probe_size.png")
+
+
+@analyze.command("timing")
+@_analysis_options
+@click.option("--methods", default="tada,linear,task_arithmetic,svd,ties,dare_linear,dare_ties,magnitude_prune",
+              show_default=True)
+def analyze_timing(config_file, preset, out, quiet, methods) -> None:
+    """Table 8: wall time of each merge step for TaDA and the baselines, in one run."""
+    from .analysis.timing import time_methods, to_markdown
+
+    cfg = _analysis_config(config_file, preset, {})
+    names = [m for m in methods.split(",") if m]
+    rows = time_methods(cfg.task, cfg.domain, names, base=cfg.base, gguf_file=cfg.gguf_file,
+                        domain_probe=cfg.domain_probe, general_probe=cfg.general_probe,
+                        params=cfg.method_params, device=cfg.device, progress=not quiet)
+    md = to_markdown(rows)
+    files = _write_analysis(Path(out), "timing", {"bench": vars(cfg), "methods": names}, rows, md, "Timing (Table 8)")
+    click.echo(md)
+    click.echo(f"wrote {', '.join(str(f) for f in files)}")
+
+
+def _variants_command(cfg, variants, out: Path, name: str, title: str, quiet: bool) -> None:
+    import dataclasses
+
+    from .analysis.variants import bar_chart, evaluate_variants, to_markdown, variant_rows
+    from .eval.reproduce import label
+
+    cfg = dataclasses.replace(cfg, out=str(out / "runs"))
+    records = evaluate_variants(cfg, variants, progress=not quiet)
+    md, rows_all = "", []
+    for scoring in cfg.scoring:
+        rows = variant_rows(records, cfg.datasets, scoring)
+        rows_all += [{"scoring": scoring, **r} for r in rows]
+        md += f"## {scoring} scoring\n\n" + to_markdown(rows, cfg.datasets, {d: label(d) for d in cfg.datasets})
+        md += f"\n![{scoring}]({name}.{scoring}.png)\n\n"
+        bar_chart(rows, out / f"{name}.{scoring}.png", f"{cfg.name}: {title} ({scoring})")
+    md += "Brackets: 95% Wilson interval. Every variant is a TaDA merge; " + "; ".join(
+        f"{v.name}: {v.params or 'defaults'}" + (f", domain probe {v.domain_probe}" if v.domain_probe else "")
+        for v in variants) + ".\n"
+    files = _write_analysis(out, name, {"bench": vars(cfg), "variants": [vars(v) for v in variants]},
+                            rows_all, md, title)
+    click.echo(md if not quiet else "")
+    click.echo(f"wrote {', '.join(str(f) for f in files)}")
+
+
+@analyze.command("ablation")
+@_analysis_options
+@click.option("--datasets", help="Comma-separated datasets (default: the configuration's).")
+@click.option("--scoring", help="letter, cloze or both comma-separated (default: the configuration's).")
+@click.option("--limit", type=int)
+def analyze_ablation(config_file, preset, out, quiet, datasets, scoring, limit) -> None:
+    """Table 7: every TaDA ablation switch (SPEC §6) evaluated on the benchmark sets."""
+    from .analysis.variants import ABLATIONS, Variant
+
+    cfg = _analysis_config(config_file, preset, {"datasets": datasets, "scoring": scoring, "limit": limit})
+    _variants_command(cfg, [Variant(n, p) for n, p in ABLATIONS.items()], Path(out), "ablation",
+                      "Ablations (Table 7)", quiet)
+
+
+@analyze.command("probe-mismatch")
+@_analysis_options
+@click.option("--mismatch-probe", "mismatch", multiple=True, help="Another domain's probe file (repeatable).")
+@click.option("--datasets", help="Comma-separated datasets (default: the configuration's).")
+@click.option("--scoring", help="letter, cloze or both comma-separated (default: the configuration's).")
+@click.option("--limit", type=int)
+def analyze_probe_mismatch(config_file, preset, out, quiet, mismatch, datasets, scoring, limit) -> None:
+    """Table 6: TaDA with the matched domain probe vs general text or another domain's probe."""
+    from .analysis.variants import Variant
+
+    cfg = _analysis_config(config_file, preset, {"datasets": datasets, "scoring": scoring, "limit": limit})
+    variants = [Variant("matched domain probe"), Variant("general text as domain probe", domain_probe=cfg.general_probe)]
+    variants += [Variant(f"mismatched probe {Path(p).name}", domain_probe=p) for p in mismatch]
+    for v in variants:
+        if v.domain_probe and not Path(v.domain_probe).is_file():
+            raise TadaError(f"probe file not found: {v.domain_probe}")
+    _variants_command(cfg, variants, Path(out), "probe_mismatch", "Probe mismatch (Table 6)", quiet)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: maps errors to exit codes (2 user error, 1 internal error)."""
     warnings.showwarning = _warn_line

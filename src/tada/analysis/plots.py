@@ -76,3 +76,25 @@ def plot_alpha(reports: list[dict], out: str | Path, titles: list[str] | None = 
     fig.savefig(out, dpi=150, bbox_inches="tight")
     fig.savefig(out.with_suffix(".svg"), bbox_inches="tight")
     return fig
+
+
+def line_plot(xs: list[float], ys: list[float], out: str | Path, *, xlabel: str, ylabel: str, title: str):
+    """One marked line on a log-2 x axis (Table 5's probe-size curve); PNG + SVG beside it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.4))
+    ax.plot(xs, ys, marker="o", color="#2b6cb0")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(xs, [str(x) for x in xs])
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=150)
+    fig.savefig(Path(out).with_suffix(".svg"))
+    plt.close(fig)
+    return fig

@@ -232,4 +232,4 @@ def write_results(bench: Bench, records: list[dict], *, command: str, wall_s: fl
     return path
 
 
-__all__ = ["BenchConfig", "write_results", "adapter_effects", "leakage", "label"]
+__all__ = ["BenchConfig", "adapter_effects", "label", "leakage", "write_results"]

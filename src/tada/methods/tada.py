@@ -16,6 +16,7 @@ import torch
 from . import ModuleInput, ModuleResult, register
 from ..errors import TadaError
 from ..lowrank import Components, svd_of_weighted_components, thin_svd, truncate
+from ..stopwatch import step
 from ..roles import TauTable
 
 #: Relative floor of the denominators of Eq. 1 (SPEC §5): ε_T = 1e-12·σ₁^T·‖h‖.
@@ -159,7 +160,8 @@ def _random_keep(k: int, n_drop: int, seed: int, name: str, side: str) -> torch.
 def tada(module: ModuleInput, p: TadaParams) -> ModuleResult:
     """TaDA: probe-gated, per-component weighted merge of the filtered SVD components, rank r."""
     tau = p.tau_table.tau(module.name)
-    T, D = thin_svd(module.lowrank("task")), thin_svd(module.lowrank("domain"))  # Eq. 4
+    with step("components"):
+        T, D = thin_svd(module.lowrank("task")), thin_svd(module.lowrank("domain"))  # Eq. 4
     info: dict = {"tau": tau, "sigma_task": T.S.tolist(), "sigma_domain": D.S.tolist()}
     if T.k == 0 or D.k == 0:
         side = "domain" if T.k == 0 else "task"
@@ -171,21 +173,24 @@ def tada(module: ModuleInput, p: TadaParams) -> ModuleResult:
     hd, hg = module.h_domain, module.h_general
     notes = [f"probe mean is zero ({n} probe)" for n, h in (("domain", hd), ("general", hg)) if float(h.norm()) == 0]
 
-    s = calibrate(module_ratio(T, D, hd), module_ratio(T, D, hg))  # Eqs. 1–2
-    alpha = gate(s, tau, p.beta)  # Eq. 3
-    o_t, o_d = overlaps(T, D, p.overlap_lambda)  # Eq. 5
-    keep_t, keep_d, filter_notes = choose_kept(o_t, o_d, p, module)
-    (rt_d, rd_d), (rt_g, rd_g) = component_ratios(T, D, hd), component_ratios(T, D, hg)
-    s_t, s_d = calibrate(rt_d, rt_g), calibrate(rd_d, rd_g)  # Eq. 6's s_i
-    a_t, a_d = gate(s_t, tau, p.beta), gate(s_d, tau, p.beta)  # Eq. 6
-    if p.fixed_alpha is not None:
-        a_t, a_d = torch.full_like(a_t, p.fixed_alpha), torch.full_like(a_d, p.fixed_alpha)
-    elif p.layer_alpha:
-        a_t, a_d = torch.full_like(a_t, float(alpha)), torch.full_like(a_d, float(alpha))
+    with step("gating"):
+        s = calibrate(module_ratio(T, D, hd), module_ratio(T, D, hg))  # Eqs. 1–2
+        alpha = gate(s, tau, p.beta)  # Eq. 3
+        o_t, o_d = overlaps(T, D, p.overlap_lambda)  # Eq. 5
+        keep_t, keep_d, filter_notes = choose_kept(o_t, o_d, p, module)
+        (rt_d, rd_d), (rt_g, rd_g) = component_ratios(T, D, hd), component_ratios(T, D, hg)
+        s_t, s_d = calibrate(rt_d, rt_g), calibrate(rd_d, rd_g)  # Eq. 6's s_i
+        a_t, a_d = gate(s_t, tau, p.beta), gate(s_d, tau, p.beta)  # Eq. 6
+        if p.fixed_alpha is not None:
+            a_t, a_d = torch.full_like(a_t, p.fixed_alpha), torch.full_like(a_d, p.fixed_alpha)
+        elif p.layer_alpha:
+            a_t, a_d = torch.full_like(a_t, float(alpha)), torch.full_like(a_d, float(alpha))
 
-    merged = svd_of_weighted_components([(T.select(keep_t), a_t[keep_t]),  # Eq. 7
-                                         (D.select(keep_d), 1 - a_d[keep_d])])
-    tr = truncate(merged, module.rank)  # Eq. 8
+    with step("merge"):
+        merged = svd_of_weighted_components([(T.select(keep_t), a_t[keep_t]),  # Eq. 7
+                                             (D.select(keep_d), 1 - a_d[keep_d])])
+    with step("truncation"):
+        tr = truncate(merged, module.rank)  # Eq. 8
     info.update({
         "s": float(s), "alpha": float(alpha),
         "s_task": s_t.tolist(), "alpha_task": a_t.tolist(), "overlap_task": o_t.tolist(),
