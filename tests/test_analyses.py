@@ -84,7 +84,7 @@ def test_analyze_probe_size_and_timing_cli(setup, tmp_path):
     assert [r["N"] for r in rows] == [2, 4, 12]
     assert rows[-1]["mean_std_alpha"] == pytest.approx(0.0, abs=1e-12)  # all 12 inputs every time
     assert rows[0]["mean_std_alpha"] > 0
-    assert (out / "probe_size.png").stat().st_size > 1000 and (out / "config.json").is_file()
+    assert (out / "probe_size.png").stat().st_size > 1000 and (out / "probe_size.config.json").is_file()
     res = CliRunner().invoke(cli, ["analyze", "timing", "--config", str(path), "--out", str(out),
                                    "--methods", "tada,linear,ties", "--quiet"])
     assert res.exit_code == 0, res.output

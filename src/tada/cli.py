@@ -436,8 +436,19 @@ def _analysis_config(config_file, preset, overrides: dict):
     return BenchConfig.from_dict(data, config_file or f"preset {preset}")
 
 
+def _shown(path: str | None) -> str:
+    """A path as a reader should see it: relative to the working directory when inside it."""
+    if not path:
+        return str(path)
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
 def _write_analysis(out: Path, name: str, config: dict, rows: list[dict], markdown: str, title: str) -> list[Path]:
-    """``NAME.md/.csv/.json`` and ``config.json`` (everything needed to re-run it) in ``out``."""
+    """``NAME.md/.csv/.json`` and ``NAME.config.json`` (everything needed to re-run it) in ``out``."""
     import csv
     import io
 
@@ -452,7 +463,7 @@ def _write_analysis(out: Path, name: str, config: dict, rows: list[dict], markdo
     writer.writeheader()
     writer.writerows(rows)
     (out / f"{name}.csv").write_text(buf.getvalue())
-    (out / "config.json").write_text(json.dumps(jsonable(config), indent=2))
+    (out / f"{name}.config.json").write_text(json.dumps(jsonable(config), indent=2))
     return [out / f"{name}.{ext}" for ext in ("md", "csv", "json")]
 
 
@@ -503,8 +514,9 @@ def analyze_probe_size(config_file, preset, out, quiet, sizes, subsets, seed) ->
     md = ("| N | mean std(α) across subsets | mean α |\n|---|---|---|\n"
           + "".join(f"| {r['N']} | {r['mean_std_alpha']:.4f} | {r['mean_alpha']:.3f} |\n" for r in rows)
           + f"\n{subsets} subsets per N (seed {seed}); std over subsets per module (n − 1), then the mean over "
-          f"{len(modules)} modules. Probes: {cfg.domain_probe}, {cfg.general_probe} ({len(sums['domain'])} and "
-          f"{len(sums['general'])} inputs).\n\n![probe size](probe_size.png)\n")
+          f"{len(modules)} modules. Probes: {_shown(cfg.domain_probe)}, {_shown(cfg.general_probe)} "
+          f"({len(sums['domain'])} and {len(sums['general'])} inputs); at the largest N a subset may be "
+          "the whole file, and then every subset is the same.\n\n![probe size](probe_size.png)\n")
     files = _write_analysis(Path(out), "probe_size", {"bench": vars(cfg), "sizes": ns, "subsets": subsets,
                                                        "seed": seed}, rows, md, "Probe size (Table 5)")
     from .analysis.plots import line_plot
@@ -550,7 +562,7 @@ def _variants_command(cfg, variants, out: Path, name: str, title: str, quiet: bo
         md += f"\n![{scoring}]({name}.{scoring}.png)\n\n"
         bar_chart(rows, out / f"{name}.{scoring}.png", f"{cfg.name}: {title} ({scoring})")
     md += "Brackets: 95% Wilson interval. Every variant is a TaDA merge; " + "; ".join(
-        f"{v.name}: {v.params or 'defaults'}" + (f", domain probe {v.domain_probe}" if v.domain_probe else "")
+        f"{v.name}: {v.params or 'defaults'}" + (f", domain probe {_shown(v.domain_probe)}" if v.domain_probe else "")
         for v in variants) + ".\n"
     files = _write_analysis(out, name, {"bench": vars(cfg), "variants": [vars(v) for v in variants]},
                             rows_all, md, title)

@@ -269,9 +269,13 @@ class Scorer:
         for prefix_text, qs in groups:
             prefix_ids = self.encode_prefix(prefix_text)
             if len(prefix_ids) <= SHORT_PREFIX:
-                for q, ll in self._cloze_rows(prefix_ids, qs, bar):
+                rows_qs = [q for q in qs if self._rows_cheaper(prefix_ids, q)]
+                for q, ll in self._cloze_rows(prefix_ids, rows_qs, bar):
                     preds[q.id] = self._cloze_prediction(q, ll)
-                continue
+                chosen = {q.id for q in rows_qs}
+                qs = [q for q in qs if q.id not in chosen]
+                if not qs:
+                    continue
             shared, _ = self.run_prefix(prefix_ids)
             for q in qs:
                 q_ids = self.encode(self.template.question(q, "cloze"))
@@ -297,9 +301,17 @@ class Scorer:
         return {"id": q.id, "gold": q.answer, "predicted": pred, "correct": pred == q.answer,
                 "predicted_norm": pred_n, "correct_norm": pred_n == q.answer, "loglik": ll}
 
+    def _rows_cheaper(self, prefix_ids: list[int], q: MCQ) -> bool:
+        """Full rows repeat the context once per option but run at full batch (about twice the
+        tokens/s of the per-question cached path on a CPU): worth it when the options are long
+        next to the context (definitions), not when the context is long (passages)."""
+        context = len(prefix_ids) + len(self.encode(self.template.question(q, "cloze")))
+        options = sum(len(self.encode(" " + o)) for o in q.options)
+        return 2 * context < options
+
     @torch.inference_mode()
     def _cloze_rows(self, prefix_ids: list[int], questions: list[MCQ], bar):
-        """Zero-shot (or very short prefix) cloze: every (question, option) pair is one full row,
+        """Zero-shot (or very short prefix) cloze with long options: each (question, option) pair is one full row,
         rows of similar length batched together (about ``ROW_TOKENS`` tokens per forward), so the
         model runs at full batch instead of one tiny forward per question. Yields
         ``(question, [Σ log p(option | context)])``; equal to the cached path up to float rounding."""
