@@ -147,6 +147,7 @@ def test_density_picked_on_validation_before_testing_and_results_document(cfg, t
                    "picked on validation", "Table 3 layout: accuracy, letter", "Table 3 layout: accuracy, cloze",
                    "McNemar", "Per-layer α", "![per-layer α]"):
         assert needed in text, needed
+    assert "](img/alpha-toy.png)" in text  # a link relative to the document
     assert (tmp_path / "doc" / "img" / "alpha-toy.png").is_file()
     # prose around the generated block survives a re-run
     path.write_text("# Mine\n\nintro\n\n" + text[text.index(BEGIN):] + "\ndiscussion stays\n")

@@ -146,7 +146,9 @@ def alpha_section(bench: Bench, picture: Path | None) -> list[str]:
 
         picture.parent.mkdir(parents=True, exist_ok=True)
         plot_alpha([read_report(report_path)], picture, [bench.cfg.name])
-        lines += ["", f"![per-layer α]({picture.name if picture.parent == Path(bench.cfg.report).parent else picture})"]
+        import os
+
+        lines += ["", f"![per-layer α]({os.path.relpath(picture, Path(bench.cfg.report).parent)})"]
     return lines
 
 
