@@ -347,19 +347,10 @@ def datasets() -> None:
 @click.option("--quiet", is_flag=True)
 def bench(config_file, preset, dry_run, quiet, **overrides) -> None:
     """Base, task only, domain only and every merge method on every dataset: the paper's Table 3."""
-    from .eval.presets import preset as get_preset
-    from .eval.runner import Bench, BenchConfig, dry_run as check, load_bench_config
+    from .eval.runner import Bench, dry_run as check
     from .eval.tables import write_tables
 
-    if bool(config_file) == bool(preset):
-        raise TadaError("give exactly one of --config or --preset")
-    if config_file:
-        cfg = load_bench_config(config_file)
-        data = dict(vars(cfg))
-    else:
-        data = get_preset(preset)
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    cfg = BenchConfig.from_dict(data, config_file or f"preset {preset}")
+    cfg = _bench_config(config_file, preset, overrides)
     if dry_run:
         problems = check(cfg)
         for p in problems:
@@ -373,8 +364,7 @@ def bench(config_file, preset, dry_run, quiet, **overrides) -> None:
     started = time.perf_counter()
     bench_run = Bench(cfg, progress=not quiet)
     records = bench_run.run()
-    picked = json.loads((Path(cfg.out) / "results.json").read_text())["selection"]["picked"]
-    write_tables(records, cfg, show=not quiet, picked=picked)
+    write_tables(records, cfg, show=not quiet, picked=bench_run.picked)
     out = Path(cfg.out)
     click.echo(f"wrote {out}/table.*.md, .csv, .json and results.json")
     if cfg.report:
@@ -423,7 +413,9 @@ def demo(out, examples_dir) -> None:
 
 # ---- tada analyze: the paper's Tables 5-8 ---------------------------------------------------
 
-def _analysis_config(config_file, preset, overrides: dict):
+def _bench_config(config_file, preset, overrides: dict):
+    """The configuration of ``tada bench`` / ``tada analyze``: a YAML file or a preset, with the
+    options that were given overriding it (``datasets``/``scoring``: comma-separated lists)."""
     from .eval.presets import preset as get_preset
     from .eval.runner import BenchConfig, load_bench_config
 
@@ -493,7 +485,7 @@ def analyze_probe_size(config_file, preset, out, quiet, sizes, subsets, seed) ->
     from .eval.lm import read_lines
     from .models import load_model, load_tokenizer, resolve_base
 
-    cfg = _analysis_config(config_file, preset, {})
+    cfg = _bench_config(config_file, preset, {})
     try:
         ns = [int(x) for x in sizes.split(",") if x]
     except ValueError:
@@ -535,7 +527,7 @@ def analyze_timing(config_file, preset, out, quiet, methods) -> None:
     """Table 8: wall time of each merge step for TaDA and the baselines, in one run."""
     from .analysis.timing import time_methods, to_markdown
 
-    cfg = _analysis_config(config_file, preset, {})
+    cfg = _bench_config(config_file, preset, {})
     names = [m for m in methods.split(",") if m]
     rows = time_methods(cfg.task, cfg.domain, names, base=cfg.base, gguf_file=cfg.gguf_file,
                         domain_probe=cfg.domain_probe, general_probe=cfg.general_probe,
@@ -579,7 +571,7 @@ def analyze_ablation(config_file, preset, out, quiet, datasets, scoring, limit) 
     """Table 7: every TaDA ablation switch (SPEC §6) evaluated on the benchmark sets."""
     from .analysis.variants import ABLATIONS, Variant
 
-    cfg = _analysis_config(config_file, preset, {"datasets": datasets, "scoring": scoring, "limit": limit})
+    cfg = _bench_config(config_file, preset, {"datasets": datasets, "scoring": scoring, "limit": limit})
     _variants_command(cfg, [Variant(n, p) for n, p in ABLATIONS.items()], Path(out), "ablation",
                       "Ablations (Table 7)", quiet)
 
@@ -594,7 +586,7 @@ def analyze_probe_mismatch(config_file, preset, out, quiet, mismatch, datasets, 
     """Table 6: TaDA with the matched domain probe vs general text or another domain's probe."""
     from .analysis.variants import Variant
 
-    cfg = _analysis_config(config_file, preset, {"datasets": datasets, "scoring": scoring, "limit": limit})
+    cfg = _bench_config(config_file, preset, {"datasets": datasets, "scoring": scoring, "limit": limit})
     variants = [Variant("matched domain probe"), Variant("general text as domain probe", domain_probe=cfg.general_probe)]
     variants += [Variant(f"mismatched probe {Path(p).name}", domain_probe=p) for p in mismatch]
     for v in variants:

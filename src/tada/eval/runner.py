@@ -150,6 +150,7 @@ class Bench:
         self.out = Path(cfg.out)
         self._model = self._tok = None
         self._datasets: dict = {}
+        self.picked: dict[str, float] = {}  # TIES/DARE density per method, set by run()
 
     # ---- pieces ------------------------------------------------------------------------------
     def base_spec(self):
@@ -275,6 +276,7 @@ class Bench:
 
         start = time.perf_counter()
         picked, selection = self.select_densities()
+        self.picked = picked
         cells = [(r, d, s) for r in grid(self.cfg, picked or None)
                  for d in self.cfg.datasets + sorted(set(self.cfg.validation.values()))
                  for s in self.cfg.scoring]
