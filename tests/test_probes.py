@@ -143,3 +143,19 @@ def test_stats_file_roundtrip(tmp_path):
     (tmp_path / "junk.safetensors").write_bytes(b"not a file")
     with pytest.raises(TadaError, match="not a probe statistics file"):
         ProbeStats.load(tmp_path / "junk.safetensors")
+
+
+def test_max_tokens_budget(model_tok):
+    model, tok = model_tok
+    texts = ["the cell divides", "gene protein heart lung", "a third input never reached"]
+    first = len(tok(texts[0])["input_ids"])
+    cut = extract_stats(model, tok, texts, MODULES, max_tokens=first + 2, progress=False)
+    # the budget takes input 1 whole and the first two tokens of input 2 (BOS + one word)
+    second = tok.decode(tok(texts[1])["input_ids"][1:2])
+    want = extract_stats(model, tok, [texts[0], second], MODULES, progress=False)
+    assert cut.meta["inputs"] == 2 and cut.meta["max_tokens"] == first + 2
+    assert cut.meta["tokens"] == want.meta["tokens"]
+    for m in MODULES:
+        torch.testing.assert_close(cut.means[m], want.means[m], rtol=1e-6, atol=1e-8)
+    with pytest.raises(TadaError):
+        extract_stats(model, tok, texts, MODULES, max_tokens=0, progress=False)

@@ -42,3 +42,25 @@ def test_ties_merge_hand_example():
     assert ties_merge([a, b], [1.0, 1.0]).tolist() == [-3.0, -1.5, 2.0, 2.0]
     # weights (2, 1): weighted a = [2, -4, 6, 0]; entry 0 sum = -1 → b wins: -3/1
     assert ties_merge([a, b], [2.0, 1.0]).tolist() == pytest.approx([-3.0, -5.0 / 3.0, 7.0 / 3.0, 2.0])
+
+
+@pytest.mark.parametrize("density", [1e-6, 0.2, 0.5, 0.97])
+def test_bracketed_kth_largest_is_exact_on_large_inputs(density):
+    from tada.methods.sparsify import BRACKET_MIN_NUMEL, kth_largest_abs
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(BRACKET_MIN_NUMEL + 12345, generator=g)
+    x[::7] = 0.25  # many exact ties around the middle
+    k = max(1, int(density * x.numel()))
+    assert kth_largest_abs(x, k) == torch.kthvalue(x.abs(), x.numel() - k + 1).values
+    trimmed = magnitude_trim(x, density)
+    assert int((trimmed != 0).sum()) == k
+    threshold = torch.kthvalue(x.abs(), x.numel() - k + 1).values
+    assert bool((trimmed[x.abs() > threshold] == x[x.abs() > threshold]).all())
+
+
+def test_bracket_miss_falls_back(monkeypatch):
+    import tada.methods.sparsify as sp
+
+    x = torch.cat([torch.zeros(sp.BRACKET_MIN_NUMEL), torch.arange(1.0, 101.0)])  # sample sees only zeros
+    assert sp.kth_largest_abs(x, 50) == 51.0

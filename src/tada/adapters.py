@@ -14,6 +14,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -318,7 +319,7 @@ def _json_bytes(obj: dict) -> bytes:
     return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
 
 
-def write_adapter(out: str | os.PathLike, tensors: dict[str, torch.Tensor], config: dict,
+def write_adapter(out: str | os.PathLike, tensors: Mapping[str, torch.Tensor], config: dict,
                   extra_files: dict[str, dict] | None = None, *, force: bool = False) -> Path:
     """Write a PEFT folder atomically: a temporary sibling folder, then one rename.
 
@@ -337,8 +338,11 @@ def write_adapter(out: str | os.PathLike, tensors: dict[str, torch.Tensor], conf
         _remove_stale_temporaries(out)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
         try:
-            ordered = {k: tensors[k].contiguous() for k in sorted(tensors)}
-            save_file(ordered, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+            if hasattr(tensors, "save"):  # a TensorSpool: streamed from disk, same bytes as save_file
+                tensors.save(tmp / WEIGHTS_NAME, metadata={"format": "pt"})
+            else:
+                ordered = {k: tensors[k].contiguous() for k in sorted(tensors)}
+                save_file(ordered, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
             files = {CONFIG_NAME: config, **(extra_files or {})}
             for name, obj in files.items():
                 (tmp / name).write_bytes(_json_bytes(obj))

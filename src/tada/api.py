@@ -123,7 +123,8 @@ def extract_probes(base: str, probe: str | os.PathLike, *, gguf_file: str | None
                    adapter: str | os.PathLike | None = None, target_modules: str = "all-linear",
                    n: int = 32, seed: int = 42, max_length: int = 256, site: str = "module-input",
                    batch_size: int = 8, device: str = "cpu", model_dtype: str | None = None,
-                   out: str | os.PathLike | None = None, progress: bool = True) -> ProbeStats:
+                   max_tokens: int | None = None, out: str | os.PathLike | None = None,
+                   progress: bool = True) -> ProbeStats:
     """Probe statistics on the base model (``tada probe``), optionally saved to a safetensors file.
 
     Modules: ``modules`` (exact names), else those of ``adapter``, else every module whose leaf
@@ -139,7 +140,7 @@ def extract_probes(base: str, probe: str | os.PathLike, *, gguf_file: str | None
     find_modules(model, modules)
     probe_set = read_probe(probe, n, seed)
     stats = extract_stats(model, tok, probe_set.items, modules, batch_size=batch_size,
-                          max_length=max_length, site=site, progress=progress)
+                          max_length=max_length, site=site, max_tokens=max_tokens, progress=progress)
     stats.meta.update({"base": spec.name, "probe_file": str(probe), "probe_sha256": probe_set.sha256,
                        "n": n, "seed": seed})
     if out is not None:

@@ -198,7 +198,8 @@ def print_summary(result) -> None:
 @click.option("--max-length", type=int, default=256, show_default=True)
 @click.option("--site", type=click.Choice(["module-input", "layer-hidden"]), default="module-input", show_default=True)
 @click.option("--batch-size", type=int, default=8, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--max-tokens", type=int, help="Budget of probe tokens run through the model (time control).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, or auto (device_map=auto on several GPUs).")
 @click.option("--model-dtype")
 def probe(out, **opts) -> None:
     """Compute probe statistics once (e.g. on a GPU box) for later merges without the base model."""
@@ -342,6 +343,7 @@ def datasets() -> None:
 @click.option("--out", help="Output folder (overrides the config).")
 @click.option("--limit", type=int, help="Questions per dataset (overrides the config).")
 @click.option("--device", help="cpu, cuda, auto (overrides the config).")
+@click.option("--model-dtype", help="dtype the base model is evaluated in: float32, bfloat16… (overrides the config).")
 @click.option("--report", help="Results document to write or update (overrides the config).")
 @click.option("--dry-run", is_flag=True, help="Validate and report what cannot be reached; run nothing.")
 @click.option("--quiet", is_flag=True)

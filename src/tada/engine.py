@@ -1,8 +1,9 @@
 """The merge engine: stream modules through a method, collect the merged adapter and its report.
 
 load pair → check they fit together → for each module (natural order): read both modules
-(memory-mapped), run the method, cast to the output dtype → config + report. Only one module's
-tensors (and, for the entry-wise methods, one dense ΔW) are alive at a time besides the output.
+(memory-mapped), run the method, cast to the output dtype and append it to a ``TensorSpool``
+(a temporary file) → config + report. Only one module's tensors (and, for the entry-wise
+methods, its dense ΔWs) are in memory at a time: peak memory does not grow with the model.
 """
 from __future__ import annotations
 
@@ -20,13 +21,15 @@ from .models import parse_dtype
 from .probes import ProbeStats
 from .report import REPORT_VERSION, file_sha256, jsonable, summarize, versions
 from .roles import role_of
+from .spool import TensorSpool
 
 
 @dataclass
 class MergeResult:
-    """The merged adapter (PEFT tensor names → tensors), its config, report and timings."""
+    """The merged adapter (PEFT tensor names → tensors, a disk-backed mapping), its config,
+    report and timings."""
 
-    tensors: dict[str, torch.Tensor]
+    tensors: TensorSpool
     config: dict
     report: dict
     timings: dict[str, float] = field(default_factory=dict)
@@ -74,7 +77,7 @@ def merge_adapters(task: Adapter, domain: Adapter, method: str = "tada", params:
     names = plan_modules(task, domain, allow_partial)
     out_dtype = parse_dtype(dtype) or _common_dtype(task, domain, warn)
 
-    tensors: dict[str, torch.Tensor] = {}
+    tensors = TensorSpool()
     modules_report: dict[str, dict] = {}
     ranks: dict[str, int] = {}
     t0 = time.perf_counter()

@@ -173,31 +173,33 @@ def truncate_dense(delta: torch.Tensor, rank: int, *, solver: str = "exact",
                    power_iters: int = 4) -> Truncation:
     """Truncate a dense d_out×d_in ΔW (the entry-wise methods) to ``rank``.
 
-    ``solver="exact"``: ``torch.linalg.svd``. ``solver="randomized"``: Halko–Martinsson–Tropp range
-    finder with ``oversample`` extra columns and ``power_iters`` power iterations, seeded by
-    ``generator``; the reported ``rel_error`` is computed exactly for the factors returned
-    (‖ΔW − BA‖² = ‖ΔW‖² − ‖BA‖² because BA is an orthogonal projection of ΔW), so the error
-    bound the user sees is the achieved one, not an estimate.
+    ``solver="exact"``: ``torch.linalg.svd`` in float64. ``solver="randomized"``:
+    Halko–Martinsson–Tropp range finder with ``oversample`` extra columns and ``power_iters``
+    power iterations (QR-orthonormalised), seeded by ``generator``, in ``delta``'s dtype when it
+    is float32 (the big products; the small (r+p)×d_in SVD runs in float64). The reported
+    ``rel_error`` is computed for the factors returned (‖ΔW − BA‖² = ‖ΔW‖² − ‖BA‖² because BA is
+    an orthogonal projection of ΔW), so the error the user sees is the achieved one.
     """
-    W = delta.to(F64)
-    d_out, d_in = W.shape
-    total = float(W.square().sum())
+    d_out, d_in = delta.shape
+    total = float(torch.linalg.vector_norm(delta, dtype=F64)) ** 2
     if total == 0.0:
         return Truncation(torch.zeros(d_out, rank, dtype=F64), torch.zeros(rank, d_in, dtype=F64), 0.0)
     if solver == "exact" or rank + oversample >= min(d_out, d_in):
-        U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+        U, S, Vh = torch.linalg.svd(delta.to(F64), full_matrices=False)
         comps = _signed(U, S, Vh.T)
         return truncate(comps, rank)
     if solver != "randomized":
         raise ValueError(f"unknown SVD solver {solver!r}")
-    omega = torch.randn(d_in, rank + oversample, dtype=F64, generator=generator)
+    W = delta if delta.dtype == torch.float32 else delta.to(F64)
+    # the same random test matrix in either precision
+    omega = torch.randn(d_in, rank + oversample, dtype=F64, generator=generator).to(W.dtype)
     Y = W @ omega
     for _ in range(power_iters):
         Y, _ = torch.linalg.qr(Y)
         Z, _ = torch.linalg.qr(W.T @ Y)
         Y = W @ Z
-    Qy, _ = torch.linalg.qr(Y)
-    Us, S, Vh = torch.linalg.svd(Qy.T @ W, full_matrices=False)
+    Qy = torch.linalg.qr(Y)[0].to(F64)
+    Us, S, Vh = torch.linalg.svd((Qy.T.to(W.dtype) @ W).to(F64), full_matrices=False)
     comps = _signed(Qy @ Us, S, Vh.T)
     tr = truncate(comps, rank)
     kept = float(comps.S[:rank].square().sum())

@@ -138,7 +138,7 @@ def content_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_
 @torch.inference_mode()
 def extract_stats(model, tokenizer, texts: list[str], module_names: list[str], *,
                   batch_size: int = 8, max_length: int = 256, site: str = "module-input",
-                  progress: bool = True) -> ProbeStats:
+                  max_tokens: int | None = None, progress: bool = True) -> ProbeStats:
     """Mean module inputs over the content tokens of ``texts`` (SPEC §4).
 
     Returns one float64 vector of length d_in per module. Every input runs through the model on
@@ -147,14 +147,20 @@ def extract_stats(model, tokenizer, texts: list[str], module_names: list[str], *
     whatever the batch size (a padded batch changes the model's float32 rounding). Probes are a
     few dozen short texts, so the batch-1 forwards cost little. ``site="layer-hidden"``: the
     paper-literal reading, the layer's input hidden state for modules whose d_in equals the
-    hidden size.
+    hidden size. ``max_tokens``: a budget on the tokens run through the model (inputs are taken
+    in order; the one that crosses the budget is cut, the rest are skipped) — a time control
+    for large probes on large models; the statistics record the tokens actually used.
     """
+    if max_tokens is not None and max_tokens < 1:
+        raise TadaError(f"max_tokens must be ≥ 1, got {max_tokens}")
     if site not in SITES:
         raise TadaError(f"unknown probe site {site!r}; choose one of {SITES}")
     modules = find_modules(model, module_names)
     special_ids = list(tokenizer.all_special_ids)
     sums = {n: None for n in module_names}
     count = 0
+    budget = max_tokens if max_tokens is not None else float("inf")
+    used_inputs = 0
     current: dict[str, torch.Tensor] = {}
     mask_holder: dict[str, torch.Tensor] = {}
 
@@ -176,6 +182,11 @@ def extract_stats(model, tokenizer, texts: list[str], module_names: list[str], *
         for start in tqdm(batches, desc="probe", unit="batch", disable=not progress, leave=False):
             enc = tokenizer(texts[start:start + batch_size], truncation=True, max_length=max_length)
             for row_ids in enc["input_ids"]:
+                if budget <= 0:
+                    break
+                row_ids = row_ids[:int(min(len(row_ids), budget))]
+                budget -= len(row_ids)
+                used_inputs += 1
                 ids = torch.tensor([row_ids], device=device)
                 att = torch.ones_like(ids)
                 mask = content_mask(ids, att, special_ids).to(torch.float64)
@@ -200,7 +211,8 @@ def extract_stats(model, tokenizer, texts: list[str], module_names: list[str], *
     if count == 0:
         raise TadaError("the probe has no content tokens (only special tokens or empty inputs)")
     return ProbeStats({n: s / count for n, s in sums.items()},
-                      {"tokens": count, "inputs": len(texts), "site": site, "max_length": max_length})
+                      {"tokens": count, "inputs": used_inputs, "site": site, "max_length": max_length,
+                       **({"max_tokens": max_tokens} if max_tokens is not None else {})})
 
 
 # ---- cache ---------------------------------------------------------------------------------

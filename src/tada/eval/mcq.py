@@ -197,7 +197,7 @@ class Scorer:
             mask[i, L - len(s):] = 1
         pos = (mask.cumsum(-1) - 1).clamp(min=0)
         out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                         position_ids=pos.to(self.device), use_cache=False)
+                         position_ids=pos.to(self.device), use_cache=False, logits_to_keep=1)
         self.forward_tokens += sum(len(s) for s in seqs)
         return out.logits[:, -1]
 

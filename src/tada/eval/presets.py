@@ -38,7 +38,9 @@ def smollm2_offline() -> dict:
         "shots": 0,
         "limit": 100,
         "device": "cpu",
-        "model_dtype": "float32",
+        # Evaluation in bfloat16: 2-4x faster than float32 on CPUs with AVX512-BF16/AMX (and
+        # what a GPU run uses); probes and merges stay in float32. --model-dtype float32 overrides.
+        "model_dtype": "bfloat16",
         "out": "runs/smollm2-offline",
         "report": str(repo / "docs" / "results-smollm2.md"),
         "lm_texts": {"trained definitions": str(data / "eval" / "domain_trained.txt"),

@@ -45,23 +45,18 @@ def adapter_effects(bench: Bench) -> dict[str, dict[str, float]]:
     cfg = bench.cfg
     if not cfg.lm_texts:
         return {}
-    key = {"base": bench.base_spec().name,
+    key = {"base": bench.base_spec().name, "model_dtype": cfg.model_dtype or "float32",
            **{role: file_sha256(Path(getattr(cfg, role)) / "adapter_model.safetensors") for role in ("task", "domain")},
            **{name: file_sha256(path) for name, path in cfg.lm_texts.items()}}
     cache = bench.out / "effects.json"
     if cache.is_file() and (cached := json.loads(cache.read_text())).get("key") == key:
         return cached["perplexity"]
-    from peft import PeftModel
-
-    model, tok = bench.model()
+    tok = bench.model()[1]
     texts = {name: read_lines(path) for name, path in cfg.lm_texts.items()}
-    result = {"base": {n: math.exp(mean_loss(model, tok, t)) for n, t in texts.items()}}
-    for role in ("task", "domain"):
-        wrapped = PeftModel.from_pretrained(model, getattr(cfg, role))
-        try:
-            result[role] = {n: math.exp(mean_loss(wrapped, tok, t)) for n, t in texts.items()}
-        finally:
-            bench._model = model = wrapped.unload()
+    result = {}
+    for role in ("base", "task", "domain"):
+        with bench.adapted(None if role == "base" else getattr(cfg, role)) as model:
+            result[role] = {n: math.exp(mean_loss(model, tok, t)) for n, t in texts.items()}
     cache.write_text(json.dumps({"key": key, "perplexity": result}, indent=2))
     return result
 

@@ -47,9 +47,15 @@ class ModuleInput:
             return LowRank(torch.zeros(d_out, 0, dtype=F64), torch.zeros(d_in, 0, dtype=F64))
         return from_lora(m.A, m.B, m.scaling)
 
-    def dense(self, side: str) -> torch.Tensor:
-        """ΔW of one side, d_out×d_in float64 (entry-wise methods only, one module at a time)."""
-        return self.lowrank(side).dense()
+    def dense(self, side: str, dtype: torch.dtype = F64) -> torch.Tensor:
+        """ΔW = c·B·A of one side, d_out×d_in in ``dtype`` (entry-wise methods only, one module at
+        a time; float32 halves the memory traffic of the large modules)."""
+        if dtype == F64:
+            return self.lowrank(side).dense()
+        m = self.task if side == "task" else self.domain
+        if m is None:
+            return torch.zeros(self.shape, dtype=dtype)
+        return (m.B.to(dtype) * float(m.scaling)) @ m.A.to(dtype)
 
     def seed_for(self, seed: int, purpose: str) -> torch.Generator:
         """A generator seeded from (seed, module, purpose): deterministic, independent of module order."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import ModuleInput, ModuleResult, register
-from .dense import DenseParams, finish
+from .dense import DenseParams, dense_pair, finish
 from .sparsify import dare_drop, ties_merge, weighted_sum
 from ..errors import TadaError
 
@@ -31,8 +31,8 @@ class DareLinearParams(DareParams):
 
 
 def dropped(module: ModuleInput, params: DareParams) -> list:
-    return [dare_drop(module.dense(s), params.density, module.seed_for(params.seed, f"dare:{s}"),
-                      params.rescale) for s in ("task", "domain")]
+    return [dare_drop(d, params.density, module.seed_for(params.seed, f"dare:{s}"), params.rescale)
+            for s, d in zip(("task", "domain"), dense_pair(module, params))]
 
 
 @register("dare_linear", DareLinearParams)

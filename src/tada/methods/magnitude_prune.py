@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import ModuleInput, ModuleResult, register
-from .dense import DenseParams, finish
+from .dense import DenseParams, dense_pair, finish
 from .sparsify import magnitude_trim, weighted_sum
 
 
@@ -16,5 +16,5 @@ class MagnitudePruneParams(DenseParams):
 @register("magnitude_prune", MagnitudePruneParams)
 def magnitude_prune(module: ModuleInput, params: MagnitudePruneParams) -> ModuleResult:
     """Top-density trim of each ΔW, weighted sum (linear), truncate to r."""
-    trimmed = [magnitude_trim(module.dense(s), params.density) for s in ("task", "domain")]
+    trimmed = [magnitude_trim(d, params.density) for d in dense_pair(module, params)]
     return finish(module, weighted_sum(trimmed, list(params.weights)), params)
