@@ -30,10 +30,11 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--shots", type=int, default=3)
     ap.add_argument("--batch-sizes", default="1,8")
     ap.add_argument("--base", help="default: the embedded SmolLM2 GGUF")
+    ap.add_argument("--model-dtype", default="float32", help="float32, bfloat16, …")
     args = ap.parse_args(argv)
 
     spec = resolve_base(args.base) if args.base else smollm2_gguf()
-    model, tok = load_model(spec), load_tokenizer(spec)
+    model, tok = load_model(spec, dtype=args.model_dtype), load_tokenizer(spec)
     ds = load_dataset_by_name(args.dataset)
     rows = []
     for bs in (int(b) for b in args.batch_sizes.split(",")):
@@ -50,13 +51,14 @@ def main(argv: list[str] | None = None) -> dict:
                          "accuracy": res.accuracy})
         agree = sum(a == b for a, b in zip(preds[True], preds[False])) / len(preds[True])
         rows[-1]["agreement_with_reuse"] = rows[-2]["agreement_with_reuse"] = agree
-    print(f"{spec.name}, {ds.name}, {args.shots}-shot letter scoring, torch threads {torch.get_num_threads()}")
+    print(f"{spec.name} ({args.model_dtype}), {ds.name}, {args.shots}-shot letter scoring, "
+          f"torch threads {torch.get_num_threads()}")
     print(f"{'batch':>5s} {'reuse':>6s} {'q/s':>7s} {'tokens/q':>9s} {'lm-eval tokens/q':>17s} {'acc':>6s} {'agree':>6s}")
     for r in rows:
         print(f"{r['batch_size']:5d} {str(r['prefix_reuse']):>6s} {r['questions_per_s']:7.2f} "
               f"{r['forward_tokens_per_q']:9.1f} {r['lm_eval_style_tokens_per_q']:17.1f} {r['accuracy']:6.3f} "
               f"{r['agreement_with_reuse']:6.3f}")
-    result = {"base": spec.name, "dataset": ds.name, "shots": args.shots, "rows": rows}
+    result = {"base": spec.name, "model_dtype": args.model_dtype, "dataset": ds.name, "shots": args.shots, "rows": rows}
     print(json.dumps(result))
     return result
 

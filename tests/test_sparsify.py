@@ -64,3 +64,25 @@ def test_bracket_miss_falls_back(monkeypatch):
 
     x = torch.cat([torch.zeros(sp.BRACKET_MIN_NUMEL), torch.arange(1.0, 101.0)])  # sample sees only zeros
     assert sp.kth_largest_abs(x, 50) == 51.0
+
+
+def test_fused_dare_ties_equals_drop_then_merge():
+    """The fused float32 path (drop inside TIES's chunk loop) makes the same draws as dare_drop."""
+    from tada.adapters import LoraModule
+    from tada.methods import ModuleInput, make_params, get_method
+    from tada.methods.dare import dropped
+    from tada.methods.dense import dense_pair
+    from tada.methods.sparsify import CHUNK, dare_chunk_drop
+
+    g = torch.Generator().manual_seed(0)
+    d = 512  # 4 chunks
+    assert d * d > 2 * CHUNK
+    side = lambda: LoraModule("m", torch.randn(4, d, generator=g), torch.randn(d, 4, generator=g), 0.5)  # noqa: E731
+    module = ModuleInput("model.layers.0.self_attn.q_proj", side(), side(), 4)
+    params = make_params(get_method("dare_ties"), {"density": 0.3, "precision": "float32", "seed": 7})
+    drops = [dare_chunk_drop(0.3, module.seed_for(7, f"dare:{s}"), True) for s in ("task", "domain")]
+    fused = ties_merge(dense_pair(module, params), [1.0, 1.0], drops)
+    composed = ties_merge(dropped(module, params), [1.0, 1.0])
+    assert fused.dtype == torch.float32 and torch.equal(fused, composed)
+    kept = float((dropped(module, params)[0] != 0).float().mean())
+    assert abs(kept - 0.3) < 0.01  # a Bernoulli(density) draw

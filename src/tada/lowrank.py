@@ -181,7 +181,8 @@ def truncate_dense(delta: torch.Tensor, rank: int, *, solver: str = "exact",
     an orthogonal projection of ΔW), so the error the user sees is the achieved one.
     """
     d_out, d_in = delta.shape
-    total = float(torch.linalg.vector_norm(delta, dtype=F64)) ** 2
+    # float32 work: a float32 norm (pairwise summation, ~1e-7 relative) is enough for the error
+    total = float(torch.linalg.vector_norm(delta if delta.dtype == torch.float32 else delta.to(F64))) ** 2
     if total == 0.0:
         return Truncation(torch.zeros(d_out, rank, dtype=F64), torch.zeros(rank, d_in, dtype=F64), 0.0)
     if solver == "exact" or rank + oversample >= min(d_out, d_in):

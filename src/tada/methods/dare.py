@@ -7,9 +7,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+
 from . import ModuleInput, ModuleResult, register
-from .dense import DenseParams, dense_pair, finish
-from .sparsify import dare_drop, ties_merge, weighted_sum
+from .dense import DenseParams, dense_dtype, dense_pair, finish
+from .sparsify import dare_chunk_drop, dare_drop, ties_merge, weighted_sum
 from ..errors import TadaError
 
 
@@ -44,4 +46,9 @@ def dare_linear(module: ModuleInput, params: DareLinearParams) -> ModuleResult:
 @register("dare_ties", DareParams)
 def dare_ties(module: ModuleInput, params: DareParams) -> ModuleResult:
     """DARE drop/rescale, TIES sign election and disjoint mean, truncate to r."""
+    if dense_dtype(module, params) == torch.float32 and params.rescale != "l1" and params.density < 1.0:
+        # fused: each chunk is dropped and merged while in cache (same draws as ``dropped``)
+        drops = [dare_chunk_drop(params.density, module.seed_for(params.seed, f"dare:{s}"), params.rescale == "density")
+                 for s in ("task", "domain")]
+        return finish(module, ties_merge(dense_pair(module, params), list(params.weights), drops), params)
     return finish(module, ties_merge(dropped(module, params), list(params.weights)), params)

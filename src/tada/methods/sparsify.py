@@ -83,6 +83,17 @@ def magnitude_trim(delta: torch.Tensor, density: float) -> torch.Tensor:
     return out.reshape(delta.shape)
 
 
+def dare_chunk_drop(density: float, generator: torch.Generator, rescale: bool):
+    """DARE on consecutive float32 chunks of one flattened ΔW: each call draws the chunk's float32
+    uniforms from ``generator`` (so a ΔW's draws depend only on the chunk size), drops, and
+    optionally rescales by 1/density. Shared by ``dare_drop`` and the fused ``ties_merge``."""
+    def drop(part: torch.Tensor) -> torch.Tensor:
+        kept = part.where(torch.rand(part.numel(), generator=generator) < density, 0.0)
+        return kept.div_(density) if rescale else kept
+
+    return drop
+
+
 def dare_drop(delta: torch.Tensor, density: float, generator: torch.Generator,
               rescale: str = "density") -> torch.Tensor:
     """Keep each entry with probability ``density`` and rescale the survivors.
@@ -92,10 +103,22 @@ def dare_drop(delta: torch.Tensor, density: float, generator: torch.Generator,
     """
     if density >= 1.0:
         return delta.clone()
-    keep = torch.rand(delta.shape, generator=generator, dtype=torch.float64) < density
-    out = delta * keep
-    if rescale == "density":
-        return out / density
+    if delta.dtype == torch.float32:
+        # float32 work: float32 uniforms drawn chunk by chunk, the drop and the 1/density rescale
+        # applied while the chunk is in cache (a different, equally valid draw than float64's)
+        flat = delta.reshape(-1)
+        out = torch.empty_like(flat)
+        drop = dare_chunk_drop(density, generator, rescale == "density")
+        for a, b in _chunks(flat.numel()):
+            out[a:b] = drop(flat[a:b])
+        out = out.reshape(delta.shape)
+        if rescale == "density":
+            return out
+    else:
+        keep = torch.rand(delta.shape, generator=generator, dtype=torch.float64) < density
+        out = delta.where(keep, 0.0)
+        if rescale == "density":
+            return out.div_(density)
     if rescale == "l1":
         kept = out.abs().sum()
         return out * (delta.abs().sum() / kept) if kept > 0 else out
@@ -104,28 +127,38 @@ def dare_drop(delta: torch.Tensor, density: float, generator: torch.Generator,
     raise TadaError(f"unknown DARE rescale {rescale!r}; choose density, l1 or none")
 
 
-def ties_merge(deltas: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
+def ties_merge(deltas: list[torch.Tensor], weights: list[float], prepare: list | None = None) -> torch.Tensor:
     """Sign election + disjoint mean (TIES steps 2–3).
 
     sign = sign(Σ_i w_i δ_i) (0 counts as +); an entry of adapter i takes part when
     sign(w_i δ_i) equals it; result = Σ w_i δ_i [agree] / Σ w_i [agree] (divisor 0 → 1).
-    Computed chunk by chunk (see ``CHUNK``), never stacking the deltas.
+    Computed chunk by chunk (see ``CHUNK``), never stacking the deltas. ``prepare``: one function
+    per delta applied to each of its chunks first (DARE's drop, fused: ``dare_chunk_drop``).
     """
     flats = [d.reshape(-1) for d in deltas]
+    ws = [float(w) for w in weights]
     out = torch.empty_like(flats[0])
     for a, b in _chunks(out.numel()):
-        weighted = [f[a:b] * float(w) for f, w in zip(flats, weights)]
-        positive = sum(weighted) >= 0
-        numerator = torch.zeros_like(weighted[0])
-        divisor = torch.zeros_like(weighted[0])
-        for wd, w in zip(weighted, weights):
-            agree = torch.where(positive, wd > 0, wd < 0)
+        parts = [f[a:b] for f in flats] if prepare is None else [fn(f[a:b]) for fn, f in zip(prepare, flats)]
+        weighted = [p if w == 1.0 else p * w for p, w in zip(parts, ws)]
+        total = weighted[0].clone()
+        for wd in weighted[1:]:
+            total += wd
+        sign = torch.where(total >= 0, 1.0, -1.0).to(total.dtype)
+        numerator = torch.zeros_like(total)
+        divisor = torch.zeros_like(total)
+        for wd, w in zip(weighted, ws):
+            agree = wd * sign > 0  # sign(w_i δ_i) equals the elected sign (zeros never agree)
             numerator += wd.where(agree, 0.0)
-            divisor += agree.to(divisor.dtype) * float(w)
+            divisor.add_(agree, alpha=w)
         divisor.masked_fill_(divisor == 0, 1.0)
         torch.div(numerator, divisor, out=out[a:b])
     return out.reshape(deltas[0].shape)
 
 
 def weighted_sum(deltas: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
-    return sum(float(w) * d for d, w in zip(deltas, weights))
+    """Σ w_i δ_i (two passes per delta, one output buffer)."""
+    out = deltas[0] * float(weights[0])
+    for d, w in zip(deltas[1:], weights[1:]):
+        out.add_(d, alpha=float(w))
+    return out
