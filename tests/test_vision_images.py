@@ -22,11 +22,9 @@ def noise_image(h: int, w: int, seed: int = 0, mode: str = "RGB") -> Image.Image
 
 
 def manual_preprocess(img: Image.Image) -> np.ndarray:
-    """The recipe by hand: bicubic resize of the shortest edge to 256, center crop 224,
-    [0, 1], ImageNet mean/std → [3, 224, 224]."""
-    w, h = img.size
-    scale = 256 / min(w, h)
-    size = (256, int(h * scale)) if w <= h else (int(w * scale), 256)
+    """The recipe by hand (SPEC §9): bicubic resize to 256 × 256, center crop 224, [0, 1],
+    ImageNet mean/std → [3, 224, 224]."""
+    size = (256, 256)
     resized = np.asarray(img.convert("RGB").resize(size, Image.Resampling.BICUBIC), dtype=np.float64)
     top, left = (resized.shape[0] - 224) // 2, (resized.shape[1] - 224) // 2
     crop = resized[top:top + 224, left:left + 224] / 255.0
@@ -40,7 +38,7 @@ def one_line(exc: pytest.ExceptionInfo) -> str:
 
 
 def test_preprocess_matches_manual_recipe():
-    img = noise_image(300, 400)  # landscape: resized to 341×256, cropped at (58, 16)
+    img = noise_image(300, 400)  # landscape: squeezed to 256×256, cropped at (16, 16)
     out = vi.preprocess([img, noise_image(401, 257, seed=1)])
     assert out.shape == (2, 3, 224, 224) and out.dtype == torch.float32
     np.testing.assert_allclose(out[0].numpy(), manual_preprocess(img), atol=1e-5)

@@ -2,7 +2,8 @@
 
 * :func:`preprocess`: PIL images → ``[N, 3, 224, 224]`` float32 with the DINOv2 recipe, run by
   transformers' PIL-backend BiT image processor (no torchvision): RGB conversion, bicubic resize
-  of the shortest edge to 256, center crop 224 × 224, scale to [0, 1], ImageNet mean/std.
+  to 256 × 256 (SPEC §9, as the paper says; not shorter-side), center crop 224 × 224, scale to
+  [0, 1], ImageNet mean/std.
 * :class:`ImageSet`: images (in memory, or paths opened when used), integer labels, class names.
 * loaders: :func:`image_folder` (one subfolder per class), :func:`fashion_mnist` (the real
   Fashion-MNIST idx files of Debian's ``dataset-fashion-mnist``), :func:`sklearn_digits`;
@@ -37,8 +38,8 @@ FASHION_MNIST_DIR = "usr/share/datasets/fashion-mnist"
 #: Label → name, from the dataset's README (label 0 … 9).
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                          "Sneaker", "Bag", "Ankle boot"]
-#: Sizes of the DINOv2 recipe.
-RESIZE_SHORTEST_EDGE = 256
+#: Sizes of the recipe (SPEC §9: resize to 256×256, not shorter-side; crop 224).
+RESIZE = 256
 CROP_SIZE = 224
 
 
@@ -66,7 +67,7 @@ def image_processor():
         from transformers import BitImageProcessor as Processor
     from transformers.image_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD, PILImageResampling
 
-    return Processor(size={"shortest_edge": RESIZE_SHORTEST_EDGE},
+    return Processor(size={"height": RESIZE, "width": RESIZE},
                      crop_size={"height": CROP_SIZE, "width": CROP_SIZE},
                      resample=PILImageResampling.BICUBIC, do_convert_rgb=True,
                      image_mean=IMAGENET_DEFAULT_MEAN, image_std=IMAGENET_DEFAULT_STD)
@@ -76,7 +77,7 @@ def preprocess(images: list[Image.Image]) -> torch.Tensor:
     """PIL images of any size and mode → ``pixel_values`` ``[N, 3, 224, 224]`` float32.
 
     Converted to RGB first ("L" replicated, transparency composited onto white), then resized
-    (shortest edge 256, bicubic), center-cropped to 224, scaled to [0, 1] and normalised with the
+    (to 256 × 256, bicubic), center-cropped to 224, scaled to [0, 1] and normalised with the
     ImageNet mean and std.
     """
     if not images:
