@@ -136,7 +136,7 @@ def extract_probes(base: str, probe: str | os.PathLike, *, gguf_file: str | None
     if modules is None and adapter is not None:
         modules = load_adapter(adapter).module_names
     if modules is None:
-        modules = _linear_modules(model, target_modules)
+        modules = linear_modules(model, target_modules)
     find_modules(model, modules)
     probe_set = read_probe(probe, n, seed)
     stats = extract_stats(model, tok, probe_set.items, modules, batch_size=batch_size,
@@ -148,7 +148,7 @@ def extract_probes(base: str, probe: str | os.PathLike, *, gguf_file: str | None
     return stats
 
 
-def _linear_modules(model: torch.nn.Module, target_modules: str) -> list[str]:
+def linear_modules(model: torch.nn.Module, target_modules: str) -> list[str]:
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     wanted = None if target_modules == "all-linear" else {t.strip() for t in target_modules.split(",")}
     names = [n for n, m in model.named_modules()
