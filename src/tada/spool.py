@@ -58,9 +58,9 @@ class TensorSpool(MutableMapping):
 
     def __getitem__(self, name: str) -> torch.Tensor:
         e = self._index[name]
-        raw = bytearray(os.pread(self._file.fileno(), e.nbytes, e.offset)) if e.nbytes else bytearray()
         if not e.nbytes:
             return torch.empty(e.shape, dtype=e.dtype)
+        raw = bytearray(os.pread(self._file.fileno(), e.nbytes, e.offset))
         return torch.frombuffer(raw, dtype=torch.uint8).view(e.dtype).reshape(e.shape)
 
     def __delitem__(self, name: str) -> None:
