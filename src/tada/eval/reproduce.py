@@ -217,8 +217,13 @@ def write_results(bench: Bench, records: list[dict], *, command: str, wall_s: fl
         raise TadaError("this bench config has no 'report' path")
     results = json.loads((bench.out / "results.json").read_text())
     block = generated_block(bench, records, results, command=command, wall_s=wall_s)
-    path = Path(cfg.report)
-    text = path.read_text(encoding="utf-8") if path.is_file() else f"# Results: {cfg.name}\n\n{BEGIN}\n{END}\n"
+    return replace_generated_block(Path(cfg.report), block, cfg.name)
+
+
+def replace_generated_block(path: Path, block: str, name: str) -> Path:
+    """Write ``block`` (which holds the BEGIN/END markers) in place of the generated block of
+    ``path`` — prose around it stays — or create the file; atomically."""
+    text = path.read_text(encoding="utf-8") if path.is_file() else f"# Results: {name}\n\n{BEGIN}\n{END}\n"
     if BEGIN not in text or END not in text:
         raise TadaError(f"{path}: has no generated block markers; move it away or add them")
     before, rest = text.split(BEGIN, 1)

