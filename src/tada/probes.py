@@ -135,6 +135,50 @@ def content_mask(input_ids: torch.Tensor, attention_mask: torch.Tensor, special_
     return attention_mask.bool() & ~torch.isin(input_ids, special)
 
 
+class InputSums:
+    """Forward pre-hooks that sum each module's input over selected tokens, one input at a time.
+
+    ``select(name, x)`` turns a module's input ``x`` [1, T, d_in] into a float64 [d_in] sum over
+    the tokens that count (text: content tokens; images: patch tokens). After each forward,
+    :meth:`add` adds those per-input sums to the running totals in input order (``current`` may be
+    replaced first, as the ``layer-hidden`` site does), so totals do not depend on batching. Used
+    as a context manager: the hooks are removed on exit, whatever happens.
+    """
+
+    def __init__(self, model, module_names: list[str], select):
+        self.modules = find_modules(model, module_names)
+        self.names = list(module_names)
+        self.select = select
+        self.current: dict[str, torch.Tensor] = {}
+        self.totals: dict[str, torch.Tensor | None] = {n: None for n in self.names}
+        self._handles: list = []
+
+    def __enter__(self) -> "InputSums":
+        def hook_for(name: str):
+            def hook(_module, args, kwargs=None):
+                x = args[0] if args else next(iter(kwargs.values()))
+                self.current[name] = self.select(name, x)
+            return hook
+
+        self._handles = [mod.register_forward_pre_hook(hook_for(n)) for n, mod in self.modules.items()]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+    def add(self) -> None:
+        """Add the last forward's per-input sums to the totals (in order) and forget them."""
+        for name in self.names:
+            row = self.current[name].cpu()
+            self.totals[name] = row if self.totals[name] is None else self.totals[name] + row
+        self.current.clear()
+
+    def means(self, count: int) -> dict[str, torch.Tensor]:
+        """Totals divided by the number of tokens that were summed."""
+        return {n: s / count for n, s in self.totals.items()}  # type: ignore[operator]
+
+
 @torch.inference_mode()
 def extract_stats(model, tokenizer, texts: list[str], module_names: list[str], *,
                   batch_size: int = 8, max_length: int = 256, site: str = "module-input",
@@ -155,29 +199,20 @@ def extract_stats(model, tokenizer, texts: list[str], module_names: list[str], *
         raise TadaError(f"max_tokens must be ≥ 1, got {max_tokens}")
     if site not in SITES:
         raise TadaError(f"unknown probe site {site!r}; choose one of {SITES}")
-    modules = find_modules(model, module_names)
     special_ids = list(tokenizer.all_special_ids)
-    sums = {n: None for n in module_names}
     count = 0
     budget = max_tokens if max_tokens is not None else float("inf")
     used_inputs = 0
-    current: dict[str, torch.Tensor] = {}
     mask_holder: dict[str, torch.Tensor] = {}
 
-    def hook_for(name: str):
-        def hook(_module, args, kwargs=None):
-            x = args[0] if args else next(iter(kwargs.values()))
-            m = mask_holder["mask"]
-            per_input = (x.to(torch.float64) * m.unsqueeze(-1)).sum(dim=1)  # b×d_in
-            current[name] = per_input
-        return hook
+    def content_sum(_name: str, x: torch.Tensor) -> torch.Tensor:
+        return (x.to(torch.float64) * mask_holder["mask"].unsqueeze(-1)).sum(dim=1)[0]  # d_in
 
-    handles = [mod.register_forward_pre_hook(hook_for(n)) for n, mod in modules.items()]
     device = next(model.parameters()).device
     hidden_size = getattr(getattr(model, "config", None), "hidden_size", None)
-    try:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
+    with InputSums(model, module_names, content_sum) as sums:
         batches = range(0, len(texts), batch_size)
         for start in tqdm(batches, desc="probe", unit="batch", disable=not progress, leave=False):
             enc = tokenizer(texts[start:start + batch_size], truncation=True, max_length=max_length)
@@ -196,21 +231,14 @@ def extract_stats(model, tokenizer, texts: list[str], module_names: list[str], *
                 if site == "layer-hidden":
                     for name in module_names:
                         layer = layer_of(name)
-                        d_in = current[name].shape[-1]
-                        if layer is not None and d_in == hidden_size:
+                        if layer is not None and sums.current[name].shape[-1] == hidden_size:
                             h = out.hidden_states[layer].to(torch.float64)
-                            current[name] = (h * mask.unsqueeze(-1)).sum(dim=1)
-                for name in module_names:
-                    row = current[name][0].cpu()
-                    sums[name] = row if sums[name] is None else sums[name] + row
+                            sums.current[name] = (h * mask.unsqueeze(-1)).sum(dim=1)[0]
+                sums.add()
                 count += int(mask.sum().item())
-                current.clear()
-    finally:
-        for h in handles:
-            h.remove()
     if count == 0:
         raise TadaError("the probe has no content tokens (only special tokens or empty inputs)")
-    return ProbeStats({n: s / count for n, s in sums.items()},
+    return ProbeStats(sums.means(count),
                       {"tokens": count, "inputs": used_inputs, "site": site, "max_length": max_length,
                        **({"max_tokens": max_tokens} if max_tokens is not None else {})})
 

@@ -14,7 +14,7 @@ import os
 import torch
 
 from ..errors import TadaError
-from ..probes import ProbeStats, find_modules
+from ..probes import InputSums, ProbeStats
 
 
 def patch_count(model, pixel_values: torch.Tensor) -> int:
@@ -35,36 +35,24 @@ def extract_image_stats(model, pixel_values: torch.Tensor, module_names: list[st
     vector of length d_in per module."""
     if pixel_values.ndim != 4 or pixel_values.shape[0] == 0:
         raise TadaError(f"image probe inputs must be [N, 3, H, W] with N ≥ 1, got {tuple(pixel_values.shape)}")
-    modules = find_modules(model, module_names)
     n_patch = patch_count(model, pixel_values)
-    sums: dict[str, torch.Tensor | None] = {n: None for n in module_names}
-    current: dict[str, torch.Tensor] = {}
 
-    def hook_for(name: str):
-        def hook(_module, args, kwargs=None):
-            x = args[0] if args else next(iter(kwargs.values()))
-            if x.ndim != 3 or x.shape[1] < n_patch:
-                raise TadaError(f"module {name}: input of shape {tuple(x.shape)} is not a token sequence "
-                                f"with {n_patch} patch tokens")
-            current[name] = x[0, -n_patch:].to(torch.float64).sum(dim=0).cpu()
-        return hook
+    def patch_sum(name: str, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 3 or x.shape[1] < n_patch:
+            raise TadaError(f"module {name}: input of shape {tuple(x.shape)} is not a token sequence "
+                            f"with {n_patch} patch tokens")
+        return x[0, -n_patch:].to(torch.float64).sum(dim=0)
 
-    handles = [mod.register_forward_pre_hook(hook_for(n)) for n, mod in modules.items()]
     device = next(model.parameters()).device
     dtype = next(model.parameters()).dtype
-    try:
-        from tqdm.auto import tqdm
+    from tqdm.auto import tqdm
 
+    with InputSums(model, module_names, patch_sum) as sums:
         for image in tqdm(pixel_values, desc="image probe", unit="image", disable=not progress, leave=False):
             model(pixel_values=image.unsqueeze(0).to(device=device, dtype=dtype))
-            for name in module_names:
-                sums[name] = current[name] if sums[name] is None else sums[name] + current[name]
-            current.clear()
-    finally:
-        for h in handles:
-            h.remove()
+            sums.add()
     count = n_patch * pixel_values.shape[0]
-    return ProbeStats({n: s / count for n, s in sums.items()},  # type: ignore[operator]
+    return ProbeStats(sums.means(count),
                       {"tokens": count, "inputs": int(pixel_values.shape[0]), "site": "module-input",
                        "tokens_kind": "patch"})
 
