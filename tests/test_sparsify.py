@@ -53,6 +53,10 @@ def test_bracketed_kth_largest_is_exact_on_large_inputs(density):
     x[::7] = 0.25  # many exact ties around the middle
     k = max(1, int(density * x.numel()))
     assert kth_largest_abs(x, k) == torch.kthvalue(x.abs(), x.numel() - k + 1).values
+    from tada.methods.sparsify import top_k_threshold
+
+    threshold, above = top_k_threshold(x, k)
+    assert above == int((x.abs() > threshold).sum())
     trimmed = magnitude_trim(x, density)
     assert int((trimmed != 0).sum()) == k
     threshold = torch.kthvalue(x.abs(), x.numel() - k + 1).values
@@ -64,6 +68,7 @@ def test_bracket_miss_falls_back(monkeypatch):
 
     x = torch.cat([torch.zeros(sp.BRACKET_MIN_NUMEL), torch.arange(1.0, 101.0)])  # sample sees only zeros
     assert sp.kth_largest_abs(x, 50) == 51.0
+    assert sp.top_k_threshold(x, 50)[1] == 49
 
 
 def test_fused_dare_ties_equals_drop_then_merge():

@@ -32,16 +32,23 @@ def _chunks(n: int):
 
 
 def kth_largest_abs(values: torch.Tensor, k: int) -> torch.Tensor:
-    """The k-th largest |entry| of a 1-D tensor, exactly (0-dim tensor).
+    """The k-th largest |entry| of a 1-D tensor, exactly (0-dim tensor): see :func:`top_k_threshold`."""
+    return top_k_threshold(values, k)[0]
+
+
+def top_k_threshold(values: torch.Tensor, k: int) -> tuple[torch.Tensor, int]:
+    """The k-th largest |entry| of a 1-D tensor, exactly, and how many entries lie strictly above it.
 
     Large inputs: a fixed-seed sample of 65,536 entries brackets the answer, one chunked pass
     counts the entries above the bracket and gathers those inside it, and ``kthvalue`` runs on
-    those few; if the bracket misses (possible, never seen), the full ``kthvalue`` runs. Always
-    the same answer as ``torch.kthvalue(values.abs(), n - k + 1)``.
+    those few; if the bracket misses (possible, never seen), the full ``kthvalue`` runs. The
+    threshold is always ``torch.kthvalue(values.abs(), n - k + 1)``.
     """
     n = values.numel()
     if n < BRACKET_MIN_NUMEL:
-        return torch.kthvalue(values.abs(), n - k + 1).values
+        mag = values.abs()
+        threshold = torch.kthvalue(mag, n - k + 1).values
+        return threshold, int((mag > threshold).sum())
     idx = torch.randint(n, (_SAMPLE,), generator=torch.Generator().manual_seed(0))
     sample = values[idx].abs().sort().values
     q = 1.0 - k / n  # the answer's quantile
@@ -55,8 +62,11 @@ def kth_largest_abs(values: torch.Tensor, k: int) -> torch.Tensor:
         inside.append(mag[(mag >= lo) & (mag <= hi)])
     pool = torch.cat(inside)
     if above < k <= above + pool.numel():
-        return torch.kthvalue(pool, pool.numel() - (k - above) + 1).values
-    return torch.kthvalue(values.abs(), n - k + 1).values
+        threshold = torch.kthvalue(pool, pool.numel() - (k - above) + 1).values
+        return threshold, above + int((pool > threshold).sum())
+    mag = values.abs()
+    threshold = torch.kthvalue(mag, n - k + 1).values
+    return threshold, int((mag > threshold).sum())
 
 
 def magnitude_trim(delta: torch.Tensor, density: float) -> torch.Tensor:
@@ -68,9 +78,9 @@ def magnitude_trim(delta: torch.Tensor, density: float) -> torch.Tensor:
         return delta.clone()
     flat = delta.reshape(-1)
     k = max(1, int(density * flat.numel()))
-    threshold = kth_largest_abs(flat, k)
+    threshold, above = top_k_threshold(flat, k)
     out = torch.empty_like(flat)
-    ties_left = k - sum(int((flat[a:b].abs() > threshold).sum()) for a, b in _chunks(flat.numel()))
+    ties_left = k - above
     for a, b in _chunks(flat.numel()):
         part = flat[a:b]
         mag = part.abs()
