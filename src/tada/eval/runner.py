@@ -71,22 +71,30 @@ class BenchConfig:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "config") -> "BenchConfig":
-        import dataclasses
-
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise TadaError(f"{where}: unknown key(s) {', '.join(unknown)}")
-        missing = [k for k in ("name", "base", "task", "domain", "datasets") if not data.get(k)]
-        if missing:
-            raise TadaError(f"{where}: missing {', '.join(missing)} (give --task/--domain for a preset)")
-        cfg = cls(**data)
+        cfg = build_config(cls, data, where, ("name", "base", "task", "domain", "datasets"),
+                           hint=" (give --task/--domain for a preset)")
         if isinstance(cfg.scoring, str):
             cfg.scoring = [cfg.scoring]
-        bad = sorted(set(cfg.methods) - set(ALL_METHODS) - {"cat"})
-        if bad:
-            raise TadaError(f"{where}: unknown method(s) {', '.join(bad)}")
         return cfg
+
+
+def build_config(cls, data: dict, where: str, required: tuple[str, ...], hint: str = ""):
+    """``cls(**data)`` for a bench-config dataclass: unknown keys, missing ``required`` keys and
+    unknown ``methods`` are one-line errors naming ``where``."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise TadaError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    missing = [k for k in required if not data.get(k)]
+    if missing:
+        raise TadaError(f"{where}: missing {', '.join(missing)}{hint}")
+    cfg = cls(**data)
+    bad = sorted(set(cfg.methods) - set(ALL_METHODS) - {"cat"})
+    if bad:
+        raise TadaError(f"{where}: unknown method(s) {', '.join(bad)}")
+    return cfg
 
 
 def load_bench_config(path: str) -> BenchConfig:

