@@ -374,6 +374,13 @@ def datasets() -> None:
 
     for name, spec in sorted(DATASETS.items()):
         click.echo(f"{name:26s} {spec.summary}")
+    from .vision.hub import HUB_IMAGE_SETS
+
+    click.echo("\nimage sets (tada train/eval/probe --images; NAME or NAME:train|test; or an ImageFolder directory):")
+    click.echo(f"{'fashion-mnist':26s} Fashion-MNIST from Debian's dataset-fashion-mnist (offline), 60,000 / 10,000")
+    click.echo(f"{'sklearn-digits':26s} scikit-learn's handwritten digits (offline), 1,297 train / 500 test")
+    for name, spec in sorted(HUB_IMAGE_SETS.items()):
+        click.echo(f"{name:26s} {spec.summary}")
 
 
 @cli.command()
