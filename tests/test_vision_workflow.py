@@ -207,6 +207,18 @@ def test_vision_bench_table4_and_resume(world, tmp_path, capsys):
     before = {p: p.stat().st_mtime_ns for p in cell.iterdir()}
     assert run_cli(["bench", "--config", str(path), "--quiet"]) == 0
     assert {p: p.stat().st_mtime_ns for p in cell.iterdir()} == before
+    # a changed merge input (the linear weights) re-merges that row and recomputes its cells only
+    linear = tmp_path / "run" / "adapters" / "linear" / "adapter_model.safetensors"
+    old_linear = linear.read_bytes()
+    linear_cells = tmp_path / "run" / "results" / "linear"
+    linear_before = {p: p.stat().st_mtime_ns for p in linear_cells.iterdir()}
+    path = bench_config(world, tmp_path, method_params={"linear": {"weights": [0.3, 0.7]}})
+    assert run_cli(["bench", "--config", str(path), "--quiet"]) == 0
+    assert linear.read_bytes() != old_linear
+    assert {p: p.stat().st_mtime_ns for p in cell.iterdir()} == before  # TaDA untouched
+    assert all(p.stat().st_mtime_ns != t for p, t in linear_before.items())  # linear recomputed
+    stamp = json.loads((tmp_path / "run" / "adapters" / "linear.key.json").read_text())
+    assert stamp["params"] == {"weights": [0.3, 0.7]} and stamp["task"].startswith("sha256:")
 
 
 def test_vision_bench_dry_run(world, tmp_path, capsys, monkeypatch):

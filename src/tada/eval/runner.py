@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..errors import TadaError
 from ..fileio import load_yaml_mapping
-from ..report import versions
+from ..report import file_sha256, versions
 
 DENSITY_METHODS = ("ties", "dare_linear", "dare_ties")
 SEEDED_METHODS = ("dare_linear", "dare_ties")
@@ -144,6 +144,44 @@ def grid(cfg: BenchConfig, picked: dict[str, float] | None = None, *, first_seed
     return runs
 
 
+def _input_identity(source: str | None) -> str | None:
+    """What a merge input is: the sha256 of a local file (of a folder's adapter weights), else the
+    name itself (a hub id, a named image set)."""
+    if source is None:
+        return None
+    path = Path(source)
+    weights = path / "adapter_model.safetensors"
+    if weights.is_file():
+        return "sha256:" + file_sha256(weights)
+    if path.is_file():
+        return "sha256:" + file_sha256(path)
+    return str(source)
+
+
+def merge_key(task: str, domain: str, method: str, params: dict | None, *, base: str,
+              probes: list[str | None]) -> dict:
+    """Everything a cached merged adapter depends on: its inputs' contents, the method and its
+    parameters, the base and the probes."""
+    return {"task": _input_identity(task), "domain": _input_identity(domain), "method": method,
+            "params": params or {}, "base": base, "probes": [_input_identity(p) for p in probes]}
+
+
+def merge_stamp(folder: Path) -> Path:
+    """Where the key of a cached merge is kept: beside its folder."""
+    return folder.with_name(f"{folder.name}.key.json")
+
+
+def merge_is_current(folder: Path, key: dict) -> bool:
+    """Whether ``folder`` holds a finished merge made from exactly ``key``'s inputs."""
+    stamp = merge_stamp(folder)
+    if not ((folder / "tada_report.json").is_file() and stamp.is_file()):
+        return False
+    try:
+        return json.loads(stamp.read_text()) == json.loads(json.dumps(key))
+    except ValueError:
+        return False
+
+
 def _write_json(path: Path, obj) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
@@ -208,16 +246,20 @@ class Bench:
         if run.key in ("task", "domain"):
             return getattr(self.cfg, run.key)
         folder = self.out / "adapters" / run.key
-        if (folder / "tada_report.json").is_file():
+        spec = self.base_spec()
+        key = merge_key(self.cfg.task, self.cfg.domain, run.method, run.params_dict, base=spec.name,
+                        probes=[self.cfg.domain_probe, self.cfg.general_probe, self.cfg.domain_stats,
+                                self.cfg.general_stats])
+        if merge_is_current(folder, key):
             return str(folder)
         from ..api import merge
 
-        spec = self.base_spec()
         merge(self.cfg.task, self.cfg.domain, method=run.method, params=run.params_dict,
               base=spec.path, gguf_file=spec.gguf_file, revision=spec.revision,
               domain_probe=self.cfg.domain_probe, general_probe=self.cfg.general_probe,
               domain_stats=self.cfg.domain_stats, general_stats=self.cfg.general_stats,
               device=self.cfg.device, out=folder, force=True, progress=self.progress)
+        _write_json(merge_stamp(folder), key)
         return str(folder)
 
     def result_path(self, run: Run, dataset: str, scoring: str) -> Path:
@@ -228,8 +270,6 @@ class Bench:
         return self.cfg.limits.get(dataset, self.cfg.limit)
 
     def eval_key(self, run: Run, dataset: str, scoring: str, adapter: str | None) -> dict:
-        from ..report import file_sha256
-
         weights = Path(adapter) / "adapter_model.safetensors" if adapter else None
         return {"base": self.base_spec().name, "adapter_sha256": file_sha256(weights) if weights else None,
                 "dataset": dataset, "scoring": scoring, "shots": self.cfg.shots, "seed": self.cfg.seed,

