@@ -221,6 +221,19 @@ def test_vision_bench_table4_and_resume(world, tmp_path, capsys):
     assert stamp["params"] == {"weights": [0.3, 0.7]} and stamp["task"].startswith("sha256:")
 
 
+def test_vision_ablation_table7(world, tmp_path):
+    """`tada analyze ablation` on a vision config: every TaDA variant, top-1 on every set."""
+    path = bench_config(world, tmp_path, limit=4)
+    assert run_cli(["analyze", "ablation", "--config", str(path), "--out", str(tmp_path / "abl"), "--quiet"]) == 0
+    rows = json.loads((tmp_path / "abl" / "ablation.json").read_text())["rows"]
+    assert [r["variant"] for r in rows][:3] == ["full TaDA", "layer-level α", "fixed α = 0.5"] and len(rows) == 9
+    assert all(r["scoring"] == "top1" and 0 <= r["average"] <= 1 for r in rows)
+    table = (tmp_path / "abl" / "ablation.md").read_text()
+    assert "| variant | Task | Domain | Ave. |" in table and (tmp_path / "abl" / "ablation.top1.png").is_file()
+    fixed = tmp_path / "abl" / "runs" / "adapters" / "variant-fixed-0-7.key.json"
+    assert json.loads(fixed.read_text())["params"] == {"fixed_alpha": 0.7}
+
+
 def test_vision_bench_dry_run(world, tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     code = run_cli(["bench", "--config", str(bench_config(world, tmp_path)), "--dry-run"])

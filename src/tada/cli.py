@@ -662,16 +662,19 @@ def analyze_timing(config_file, preset, out, quiet, methods) -> None:
 def _variants_command(cfg, variants, out: Path, name: str, title: str, quiet: bool) -> None:
     import dataclasses
 
-    from .analysis.variants import bar_chart, evaluate_variants, to_markdown, variant_rows
+    from .analysis.variants import (bar_chart, evaluate_variants, evaluate_vision_variants, to_markdown,
+                                    variant_rows)
     from .eval.reproduce import label
 
     cfg = dataclasses.replace(cfg, out=str(out / "runs"))
-    records = evaluate_variants(cfg, variants, progress=not quiet)
+    vision = getattr(cfg, "modality", "text") == "vision"
+    records = (evaluate_vision_variants if vision else evaluate_variants)(cfg, variants, progress=not quiet)
+    labels = {d: cfg.column(d) if vision else label(d) for d in cfg.datasets}
     md, rows_all = "", []
-    for scoring in cfg.scoring:
+    for scoring in ["top1"] if vision else cfg.scoring:
         rows = variant_rows(records, cfg.datasets, scoring)
         rows_all += [{"scoring": scoring, **r} for r in rows]
-        md += f"## {scoring} scoring\n\n" + to_markdown(rows, cfg.datasets, {d: label(d) for d in cfg.datasets})
+        md += f"## {'top-1 accuracy' if vision else scoring + ' scoring'}\n\n" + to_markdown(rows, cfg.datasets, labels)
         md += f"\n![{scoring}]({name}.{scoring}.png)\n\n"
         bar_chart(rows, out / f"{name}.{scoring}.png", f"{cfg.name}: {title} ({scoring})")
     md += "Brackets: 95% Wilson interval. Every variant is a TaDA merge; " + "; ".join(
@@ -692,7 +695,16 @@ def analyze_ablation(config_file, preset, out, quiet, datasets, scoring, limit) 
     """Table 7: every TaDA ablation switch (SPEC §6) evaluated on the benchmark sets."""
     from .analysis.variants import ABLATIONS, Variant
 
-    cfg = _bench_config(config_file, preset, {"datasets": datasets, "scoring": scoring, "limit": limit})
+    overrides = {"datasets": datasets, "scoring": scoring, "limit": limit}
+    data, where = _bench_data(config_file, preset, overrides)
+    if data.get("modality", "text") == "vision":
+        from .vision.bench import VisionBenchConfig
+
+        if scoring:
+            raise TadaError("--scoring is for language benchmarks (vision is top-1)")
+        cfg = VisionBenchConfig.from_dict(data, where)
+    else:
+        cfg = _bench_config(config_file, preset, overrides)
     _variants_command(cfg, [Variant(n, p) for n, p in ABLATIONS.items()], Path(out), "ablation",
                       "Ablations (Table 7)", quiet)
 

@@ -56,6 +56,24 @@ def evaluate_variants(cfg, variants: list[Variant], *, progress: bool = True) ->
     return records
 
 
+def evaluate_vision_variants(cfg, variants: list[Variant], *, progress: bool = True) -> list[dict]:
+    """The same for a vision benchmark (:class:`tada.vision.bench.VisionBenchConfig`): top-1 on
+    every set with the column's head recipe; records carry ``scoring="top1"``."""
+    from tqdm.auto import tqdm
+
+    from ..errors import TadaError
+    from ..vision.bench import VisionBench
+
+    if any(v.domain_probe for v in variants):
+        raise TadaError("probe-mismatch variants are for language benchmarks; give vision probes in the config")
+    bench = VisionBench(cfg, progress=False)
+    records = []
+    for v in tqdm(variants, desc="variants", unit="variant", disable=not progress):
+        for record in bench.row_records(f"variant-{slug(v.name)}", "tada", v.params):
+            records.append({**record, "variant": v.name, "scoring": "top1"})
+    return records
+
+
 def variant_rows(records: list[dict], datasets: list[str], scoring: str) -> list[dict]:
     """``[{"variant", dataset: (acc, lo, hi), "average"}]`` in record order."""
     rows: dict[str, dict] = {}

@@ -133,22 +133,26 @@ class VisionBench:
             files[which] = str(path)
         return files
 
-    def adapter_for(self, row: str) -> str | None:
-        """The adapter folder a row evaluates (merging it first when not cached)."""
+    def adapter_for(self, row: str, method: str | None = None, params: dict | None = None) -> str | None:
+        """The adapter folder a row evaluates (merging it first when not cached). A merge row's
+        method is its name, with ``cfg.method_params``; ``method``/``params`` override both (the
+        ablation variants: ``row="variant-…"``, ``method="tada"``)."""
         if row == "base":
             return None
-        if row in ("task", "domain"):
+        if row in ("task", "domain") and method is None:
             return getattr(self.cfg, row)
         from ..api import merge
         from ..methods import get_method
 
+        method = method or row
+        params = self.cfg.method_params.get(row) if params is None else params
         folder = self.out / "adapters" / row
-        stats = self.stats() if get_method(row).needs_probes else {}
-        key = merge_key(self.cfg.task, self.cfg.domain, row, self.cfg.method_params.get(row), base=self.base,
+        stats = self.stats() if get_method(method).needs_probes else {}
+        key = merge_key(self.cfg.task, self.cfg.domain, method, params, base=self.base,
                         probes=[stats.get("domain"), stats.get("general")])
         if merge_is_current(folder, key):
             return str(folder)
-        merge(self.cfg.task, self.cfg.domain, method=row, params=self.cfg.method_params.get(row),
+        merge(self.cfg.task, self.cfg.domain, method=method, params=params,
               domain_stats=stats.get("domain"), general_stats=stats.get("general"), out=folder, force=True,
               progress=self.progress)
         _write_json(merge_stamp(folder), key)
@@ -169,11 +173,11 @@ class VisionBench:
         safe = dataset.replace("/", "_").replace(":", "_")
         return self.out / "results" / row / f"{safe}.json"
 
-    def row_records(self, row: str) -> list[dict]:
+    def row_records(self, row: str, method: str | None = None, params: dict | None = None) -> list[dict]:
         """Every dataset of one row: the model is loaded once, cached cells are reused."""
         from .evaluate import head_top1, linear_probe_top1, load_evaluated
 
-        adapter = self.adapter_for(row)
+        adapter = self.adapter_for(row, method, params)
         todo, records = [], {}
         for dataset in self.cfg.datasets:
             recipe = self.recipe(dataset)
