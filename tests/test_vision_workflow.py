@@ -75,7 +75,9 @@ def test_train_writes_a_peft_adapter_with_its_head_and_labels(world, tmp_path):
     assert world["summary"]["steps"] == 4 and np.isfinite(world["summary"]["final_loss"])
     # seeded: a second run gives identical weights
     again = train_image_lora(world["base"], world["task_set"], tmp_path / "again", steps=4, batch_size=4,
-                             target_modules=TARGETS, progress=False)
+                             target_modules=TARGETS, progress=False, base_name="org/tiny-vit")
+    card = (tmp_path / "again" / "README.md").read_text()  # PEFT's model card: the name, not the folder
+    assert "base_model: org/tiny-vit" in card and world["base"] not in card
     assert again["final_loss"] == world["summary"]["final_loss"]
     other = load_file(tmp_path / "again" / "adapter_model.safetensors")
     assert all(torch.equal(tensors[k], other[k]) for k in tensors)
@@ -224,7 +226,9 @@ def test_vision_bench_table4_and_resume(world, tmp_path, capsys):
 def test_vision_ablation_table7(world, tmp_path):
     """`tada analyze ablation` on a vision config: every TaDA variant, top-1 on every set."""
     path = bench_config(world, tmp_path, limit=4)
-    assert run_cli(["analyze", "ablation", "--config", str(path), "--out", str(tmp_path / "abl"), "--quiet"]) == 0
+    assert run_cli(["analyze", "ablation", "--config", str(path), "--out", str(tmp_path / "abl"), "--quiet",
+                    "--model-dtype", "float64"]) == 0
+    assert json.loads((tmp_path / "abl" / "ablation.config.json").read_text())["bench"]["model_dtype"] == "float64"
     rows = json.loads((tmp_path / "abl" / "ablation.json").read_text())["rows"]
     assert [r["variant"] for r in rows][:3] == ["full TaDA", "layer-level α", "fixed α = 0.5"] and len(rows) == 9
     assert all(r["scoring"] == "top1" and 0 <= r["average"] <= 1 for r in rows)

@@ -585,9 +585,14 @@ def _analysis_options(f):
         click.option("--config", "config_file", help="Bench YAML giving base, adapters, probes, datasets."),
         click.option("--preset", help="A named bench configuration, e.g. smollm2-offline."),
         click.option("--out", default="tada-analysis", show_default=True, help="Output folder."),
+        click.option("--device", help="cpu, cuda, auto (overrides the configuration)."),
         click.option("--quiet", is_flag=True)]):
         f = option(f)
     return f
+
+
+_model_dtype_option = click.option(
+    "--model-dtype", help="dtype the base model runs in: float32, bfloat16… (overrides the configuration).")
 
 
 @cli.group()
@@ -597,16 +602,17 @@ def analyze() -> None:
 
 @analyze.command("probe-size")
 @_analysis_options
+@_model_dtype_option
 @click.option("--sizes", default="4,8,16,32,64", show_default=True)
 @click.option("--subsets", type=int, default=5, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
-def analyze_probe_size(config_file, preset, out, quiet, sizes, subsets, seed) -> None:
+def analyze_probe_size(config_file, preset, out, device, model_dtype, quiet, sizes, subsets, seed) -> None:
     """Table 5: mean over modules of std(α) across random probe subsets of each size N."""
     from .analysis.probe_size import per_input_sums, probe_size_table
     from .eval.lm import read_lines
     from .models import load_model, load_tokenizer, resolve_base
 
-    cfg = _bench_config(config_file, preset, {})
+    cfg = _bench_config(config_file, preset, {"device": device, "model_dtype": model_dtype})
     try:
         ns = [int(x) for x in sizes.split(",") if x]
     except ValueError:
@@ -644,11 +650,11 @@ def analyze_probe_size(config_file, preset, out, quiet, sizes, subsets, seed) ->
 @_analysis_options
 @click.option("--methods", default="tada,linear,task_arithmetic,svd,ties,dare_linear,dare_ties,magnitude_prune",
               show_default=True)
-def analyze_timing(config_file, preset, out, quiet, methods) -> None:
+def analyze_timing(config_file, preset, out, device, quiet, methods) -> None:
     """Table 8: wall time of each merge step for TaDA and the baselines, in one run."""
     from .analysis.timing import time_methods, to_markdown
 
-    cfg = _bench_config(config_file, preset, {})
+    cfg = _bench_config(config_file, preset, {"device": device})
     names = [m for m in methods.split(",") if m]
     rows = time_methods(cfg.task, cfg.domain, names, base=cfg.base, gguf_file=cfg.gguf_file,
                         domain_probe=cfg.domain_probe, general_probe=cfg.general_probe,
@@ -688,14 +694,16 @@ def _variants_command(cfg, variants, out: Path, name: str, title: str, quiet: bo
 
 @analyze.command("ablation")
 @_analysis_options
+@_model_dtype_option
 @click.option("--datasets", help="Comma-separated datasets (default: the configuration's).")
 @click.option("--scoring", help="letter, cloze or both comma-separated (default: the configuration's).")
 @click.option("--limit", type=int)
-def analyze_ablation(config_file, preset, out, quiet, datasets, scoring, limit) -> None:
+def analyze_ablation(config_file, preset, out, device, model_dtype, quiet, datasets, scoring, limit) -> None:
     """Table 7: every TaDA ablation switch (SPEC §6) evaluated on the benchmark sets."""
     from .analysis.variants import ABLATIONS, Variant
 
-    overrides = {"datasets": datasets, "scoring": scoring, "limit": limit}
+    overrides = {"datasets": datasets, "scoring": scoring, "limit": limit, "device": device,
+                 "model_dtype": model_dtype}
     data, where = _bench_data(config_file, preset, overrides)
     if data.get("modality", "text") == "vision":
         from .vision.bench import VisionBenchConfig
@@ -711,15 +719,18 @@ def analyze_ablation(config_file, preset, out, quiet, datasets, scoring, limit) 
 
 @analyze.command("probe-mismatch")
 @_analysis_options
+@_model_dtype_option
 @click.option("--mismatch-probe", "mismatch", multiple=True, help="Another domain's probe file (repeatable).")
 @click.option("--datasets", help="Comma-separated datasets (default: the configuration's).")
 @click.option("--scoring", help="letter, cloze or both comma-separated (default: the configuration's).")
 @click.option("--limit", type=int)
-def analyze_probe_mismatch(config_file, preset, out, quiet, mismatch, datasets, scoring, limit) -> None:
+def analyze_probe_mismatch(config_file, preset, out, device, model_dtype, quiet, mismatch, datasets, scoring,
+                           limit) -> None:
     """Table 6: TaDA with the matched domain probe vs general text or another domain's probe."""
     from .analysis.variants import Variant
 
-    cfg = _bench_config(config_file, preset, {"datasets": datasets, "scoring": scoring, "limit": limit})
+    cfg = _bench_config(config_file, preset, {"datasets": datasets, "scoring": scoring, "limit": limit,
+                                              "device": device, "model_dtype": model_dtype})
     variants = [Variant("matched domain probe"), Variant("general text as domain probe", domain_probe=cfg.general_probe)]
     variants += [Variant(f"mismatched probe {Path(p).name}", domain_probe=p) for p in mismatch]
     for v in variants:

@@ -7,6 +7,7 @@ One job: turn the user's ``--base`` / ``--gguf-file`` / ``--revision`` / ``--dev
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,35 @@ def parse_dtype(name: str | None) -> torch.dtype | None:
         return DTYPES[str(name).lower()]
     except KeyError:
         raise TadaError(f"unknown dtype {name!r}; choose one of {sorted(DTYPES)}") from None
+
+
+def native_half(dtype: torch.dtype) -> bool:
+    """Whether this CPU computes ``dtype`` (bfloat16/float16) natively. Without AVX512-BF16 or AMX,
+    PyTorch emulates half-precision matmuls: on an AVX2 EPYC a bfloat16 [8224, 384] × [384, 1536]
+    matmul took 0.54 s against 0.07 s in float32 (8×)."""
+    cpu = torch.cpu
+    checks = {torch.bfloat16: ("_is_avx512_bf16_supported", "_is_amx_tile_supported"),
+              torch.float16: ("_is_amx_fp16_supported",)}.get(dtype)
+    if checks is None:
+        return True
+    return any(getattr(cpu, name, lambda: False)() for name in checks)
+
+
+_WARNED_DTYPES: set[torch.dtype] = set()
+
+
+def warn_if_slow_on_cpu(dtype: torch.dtype | None, device: str | torch.device | None,
+                        hint: str = "--model-dtype float32 is faster here (numbers may differ slightly)") -> None:
+    """One warning per process when ``dtype`` will be emulated on this CPU: the same numbers, only
+    slower; ``hint`` says how to avoid it."""
+    if dtype is None or torch.device(device or "cpu").type != "cpu" or dtype in _WARNED_DTYPES:
+        return
+    if not native_half(dtype):
+        _WARNED_DTYPES.add(dtype)
+        name = str(dtype).removeprefix("torch.")
+        warnings.warn(f"this CPU has no native {name} (AVX512-BF16/AMX): {name} runs emulated, several times "
+                      f"slower than float32; {hint}",
+                      stacklevel=2)
 
 
 @dataclass(frozen=True)
@@ -136,6 +166,7 @@ def load_model(spec: BaseSpec, *, device: str | None = "cpu", dtype: str | None 
         raise TadaError(f"cannot load base model {spec.name}: {_first_line(exc)}") from None
     if device_map is None:
         model.to(pick_device(device))
+        warn_if_slow_on_cpu(torch_dtype, model.device)
     model.eval()
     return model
 

@@ -201,7 +201,7 @@ def train_lora(base: BaseSpec, data: str | Path, out: str | Path, *, mode: str =
         model = get_peft_model(model, config)
     except ValueError as exc:
         raise TadaError(f"cannot add LoRA to {base.name}: {str(exc).splitlines()[0]}") from None
-    model.peft_config["default"].base_model_name_or_path = base.name
+    name_base(model, base.name)
     model.train()
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -235,6 +235,15 @@ def train_lora(base: BaseSpec, data: str | Path, out: str | Path, *, mode: str =
                "examples": len(examples), "first_loss": losses[0]}
     _save(model, out, arguments, data, summary)
     return summary
+
+
+def name_base(model, name: str) -> None:
+    """Name the base the way the adapter should record it (``adapter_config.json`` and the model
+    card PEFT writes), instead of a local path or cache folder."""
+    model.peft_config["default"].base_model_name_or_path = name
+    base = model.get_base_model()
+    base.config._name_or_path = name
+    base.name_or_path = name
 
 
 def _check_numbers(**values: int) -> None:

@@ -120,7 +120,7 @@ def load_evaluated(base: str, adapter: str | os.PathLike | None = None, *,
     ``adapter`` merged in (LoRA and its own head), then the head of ``head_from`` put on top
     (when given). Without any head the model has a 2-way placeholder head (only its features are
     used, by the linear probe)."""
-    from ..models import parse_dtype
+    from ..models import parse_dtype, warn_if_slow_on_cpu
     from .train import head_name, load_classifier
 
     own = adapter_head(adapter) if adapter is not None and _has_head(adapter) else None
@@ -146,6 +146,7 @@ def load_evaluated(base: str, adapter: str | os.PathLike | None = None, *,
     dtype = parse_dtype(model_dtype)
     if dtype is not None:
         model.to(dtype)
+        warn_if_slow_on_cpu(dtype, model.device)
     return model.eval()
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from ..errors import TadaError
-from ..train import _check_numbers, lr_factor
+from ..train import _check_numbers, lr_factor, name_base
 from .images import ImageSet, load_image_set, preprocess
 
 #: The sidecar naming the classes of an adapter's ``modules_to_save`` head, in label order.
@@ -116,8 +116,11 @@ def train_image_lora(base: str, data: str | ImageSet, out: str | Path, *, r: int
         model = get_peft_model(model, config)
     except ValueError as exc:
         raise TadaError(f"cannot add LoRA to {base}: {str(exc).splitlines()[0]}") from None
-    model.peft_config["default"].base_model_name_or_path = base_name or str(base)
+    name_base(model, base_name or str(base))
     model.train()
+    from ..models import warn_if_slow_on_cpu
+
+    warn_if_slow_on_cpu(dtype, model.device, hint="training without --autocast is faster here")
 
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps))

@@ -1,0 +1,49 @@
+"""Base-model loading helpers: the warning for half precision a CPU only emulates."""
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from tada import models
+
+
+@pytest.fixture
+def cpu_without_half(monkeypatch):
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported", "_is_amx_fp16_supported"):
+        monkeypatch.setattr(torch.cpu, name, lambda: False, raising=False)
+    monkeypatch.setattr(models, "_WARNED_DTYPES", set())
+
+
+def test_emulated_bfloat16_warns_once_with_the_fix(cpu_without_half):
+    with pytest.warns(UserWarning, match="no native bfloat16.*--model-dtype float32"):
+        models.warn_if_slow_on_cpu(torch.bfloat16, "cpu")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        models.warn_if_slow_on_cpu(torch.bfloat16, "cpu")  # once per process
+        models.warn_if_slow_on_cpu(torch.float32, "cpu")
+        models.warn_if_slow_on_cpu(None, "cpu")
+        models.warn_if_slow_on_cpu(torch.float16, "cuda")  # GPUs compute half natively
+    with pytest.warns(UserWarning, match="no native float16.*without --autocast"):
+        models.warn_if_slow_on_cpu(torch.float16, torch.device("cpu"), hint="training without --autocast")
+
+
+def test_native_bfloat16_is_silent(monkeypatch):
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True, raising=False)
+    monkeypatch.setattr(models, "_WARNED_DTYPES", set())
+    assert models.native_half(torch.bfloat16) and models.native_half(torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        models.warn_if_slow_on_cpu(torch.bfloat16, "cpu")
+
+
+def test_load_model_warns_on_an_emulating_cpu(cpu_without_half, tmp_path):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=64, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=2)
+    LlamaForCausalLM(config).save_pretrained(tmp_path)
+    with pytest.warns(UserWarning, match="no native bfloat16"):
+        model = models.load_model(models.BaseSpec(str(tmp_path)), dtype="bfloat16")
+    assert model.dtype == torch.bfloat16
