@@ -383,6 +383,12 @@ def datasets() -> None:
         click.echo(f"{name:26s} {spec.summary}")
 
 
+#: ``--device`` / ``--model-dtype`` of ``tada bench`` and ``tada analyze``: overrides of the configuration.
+_device_override = click.option("--device", help="cpu, cuda, auto (overrides the configuration).")
+_model_dtype_override = click.option(
+    "--model-dtype", help="dtype the base model runs in: float32, bfloat16… (overrides the configuration).")
+
+
 @cli.command()
 @click.option("--config", "config_file", help="Bench YAML (see docs/evaluation.md).")
 @click.option("--preset", help="A named configuration: llama2-7b-medical, smollm2-offline, vit-l16, dinov2-offline.")
@@ -392,8 +398,8 @@ def datasets() -> None:
 @click.option("--general-probe")
 @click.option("--out", help="Output folder (overrides the config).")
 @click.option("--limit", type=int, help="Questions per dataset (overrides the config).")
-@click.option("--device", help="cpu, cuda, auto (overrides the config).")
-@click.option("--model-dtype", help="dtype the base model is evaluated in: float32, bfloat16… (overrides the config).")
+@_device_override
+@_model_dtype_override
 @click.option("--report", help="Results document to write or update (overrides the config).")
 @click.option("--dry-run", is_flag=True, help="Validate and report what cannot be reached; run nothing.")
 @click.option("--quiet", is_flag=True)
@@ -585,14 +591,10 @@ def _analysis_options(f):
         click.option("--config", "config_file", help="Bench YAML giving base, adapters, probes, datasets."),
         click.option("--preset", help="A named bench configuration, e.g. smollm2-offline."),
         click.option("--out", default="tada-analysis", show_default=True, help="Output folder."),
-        click.option("--device", help="cpu, cuda, auto (overrides the configuration)."),
+        _device_override,
         click.option("--quiet", is_flag=True)]):
         f = option(f)
     return f
-
-
-_model_dtype_option = click.option(
-    "--model-dtype", help="dtype the base model runs in: float32, bfloat16… (overrides the configuration).")
 
 
 @cli.group()
@@ -602,7 +604,7 @@ def analyze() -> None:
 
 @analyze.command("probe-size")
 @_analysis_options
-@_model_dtype_option
+@_model_dtype_override
 @click.option("--sizes", default="4,8,16,32,64", show_default=True)
 @click.option("--subsets", type=int, default=5, show_default=True)
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -694,7 +696,7 @@ def _variants_command(cfg, variants, out: Path, name: str, title: str, quiet: bo
 
 @analyze.command("ablation")
 @_analysis_options
-@_model_dtype_option
+@_model_dtype_override
 @click.option("--datasets", help="Comma-separated datasets (default: the configuration's).")
 @click.option("--scoring", help="letter, cloze or both comma-separated (default: the configuration's).")
 @click.option("--limit", type=int)
@@ -719,7 +721,7 @@ def analyze_ablation(config_file, preset, out, device, model_dtype, quiet, datas
 
 @analyze.command("probe-mismatch")
 @_analysis_options
-@_model_dtype_option
+@_model_dtype_override
 @click.option("--mismatch-probe", "mismatch", multiple=True, help="Another domain's probe file (repeatable).")
 @click.option("--datasets", help="Comma-separated datasets (default: the configuration's).")
 @click.option("--scoring", help="letter, cloze or both comma-separated (default: the configuration's).")

@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from ..errors import TadaError
+from ..models import warn_if_slow_on_cpu
 from ..train import _check_numbers, lr_factor, name_base
 from .images import ImageSet, load_image_set, preprocess
 
@@ -118,8 +119,6 @@ def train_image_lora(base: str, data: str | ImageSet, out: str | Path, *, r: int
         raise TadaError(f"cannot add LoRA to {base}: {str(exc).splitlines()[0]}") from None
     name_base(model, base_name or str(base))
     model.train()
-    from ..models import warn_if_slow_on_cpu
-
     warn_if_slow_on_cpu(dtype, model.device, hint="training without --autocast is faster here")
 
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
