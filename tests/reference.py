@@ -40,9 +40,31 @@ def sigmoid(x: float) -> float:
     return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
 
 
+def overlaps_dense(WT, WD, lam=0.5):
+    """Eq. 5 for every task component (max over domain ones) and every domain component (max over
+    task ones), from full dense SVDs, one pair at a time."""
+    UT, ST, VT = svd_components(WT)
+    UD, SD, VD = svd_components(WD)
+
+    def o(i, j):
+        return lam * abs(float(UT[:, i] @ UD[:, j])) + (1 - lam) * abs(float(VT[:, i] @ VD[:, j]))
+
+    return ([max(o(i, j) for j in range(len(SD))) for i in range(len(ST))],
+            [max(o(i, j) for i in range(len(ST))) for j in range(len(SD))])
+
+
+def auto_delta_naive(pooled: list[float], q: float) -> float:
+    """SPEC §6 read literally: the smallest candidate δ (a pooled value, or just above the largest)
+    under which ``overlap < δ`` drops at most ⌊q·n⌋ components."""
+    k = math.floor(q * len(pooled))
+    candidates = sorted(set(pooled)) + [math.nextafter(max(pooled), math.inf)]
+    return next(v for v in candidates if sum(o >= v for o in pooled) <= k)
+
+
 def tada_dense(WT, WD, hd, hg, *, tau, rank, beta=5.0, delta=0.10, lam=0.5, no_filter=False,
-               fixed_alpha=None, layer_alpha=False):
-    """Eqs. 1–8 on dense matrices, per SPEC §5–6 (no random/keep-high ablations)."""
+               fixed_alpha=None, layer_alpha=False, filter_side="both"):
+    """Eqs. 1–8 on dense matrices, per SPEC §5–6 (no random/keep-high ablations); ``delta`` a number
+    (for ``auto``, compute it first with :func:`auto_delta_naive` over every module's overlaps)."""
     UT, ST, VT = svd_components(WT)
     UD, SD, VD = svd_components(WD)
 
@@ -52,12 +74,9 @@ def tada_dense(WT, WD, hd, hg, *, tau, rank, beta=5.0, delta=0.10, lam=0.5, no_f
 
     s = calibrated(r_mod(hd), r_mod(hg))
     alpha = sigmoid(beta * (tau - s))
-    ov_t = [max(lam * abs(float(UT[:, i] @ UD[:, j])) + (1 - lam) * abs(float(VT[:, i] @ VD[:, j]))
-                for j in range(len(SD))) for i in range(len(ST))]
-    ov_d = [max(lam * abs(float(UT[:, i] @ UD[:, j])) + (1 - lam) * abs(float(VT[:, i] @ VD[:, j]))
-                for i in range(len(ST))) for j in range(len(SD))]
+    ov_t, ov_d = overlaps_dense(WT, WD, lam)
     keep_t = [no_filter or o < delta for o in ov_t]
-    keep_d = [no_filter or o < delta for o in ov_d]
+    keep_d = [no_filter or filter_side == "task" or o < delta for o in ov_d]
     if not any(keep_t) and not any(keep_d):
         keep_t, keep_d = [True] * len(ST), [True] * len(SD)
 
@@ -80,7 +99,7 @@ def tada_dense(WT, WD, hd, hg, *, tau, rank, beta=5.0, delta=0.10, lam=0.5, no_f
         a = fixed_alpha if fixed_alpha is not None else (alpha if layer_alpha else a)
         if keep_d[j]:
             merged += (1 - a) * float(SD[j]) * torch.outer(UD[:, j], VD[:, j])
-    return truncate(merged, rank), {"s": s, "alpha": alpha}
+    return truncate(merged, rank), {"s": s, "alpha": alpha, "kept_task": keep_t, "kept_domain": keep_d}
 
 
 def topk(W: torch.Tensor, density: float) -> torch.Tensor:

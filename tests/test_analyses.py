@@ -101,7 +101,7 @@ def test_analyze_ablation_and_probe_mismatch_cli(setup, tmp_path):
     res = CliRunner().invoke(cli, ["analyze", "ablation", "--config", str(path), "--out", str(out), "--quiet"])
     assert res.exit_code == 0, res.output
     rows = json.loads((out / "ablation.json").read_text())["rows"]
-    assert [r["variant"] for r in rows][:3] == ["full TaDA", "layer-level α", "fixed α = 0.5"] and len(rows) == 9
+    assert [r["variant"] for r in rows][:3] == ["full TaDA", "layer-level α", "fixed α = 0.5"] and len(rows) == 11
     assert (out / "ablation.letter.png").stat().st_size > 1000
     reports = {p.parent.name: json.loads(p.read_text()) for p in (out / "runs" / "adapters").glob("*/tada_report.json")}
     assert reports["variant-fixed-0-5"]["params"]["fixed_alpha"] == 0.5

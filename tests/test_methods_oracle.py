@@ -122,7 +122,8 @@ def test_randomized_truncation_close_to_exact(big_pair):
 @pytest.mark.parametrize("params", [
     {}, {"no_filter": True}, {"fixed_alpha": 0.7}, {"fixed_alpha": 0.5, "no_filter": True},
     {"layer_alpha": True}, {"global_tau": 1.0}, {"beta": 2.0, "delta": 0.3, "overlap_lambda": 0.8},
-    {"tau": {"value": 2.0, "o_proj": 0.5}},
+    {"tau": {"value": 2.0, "o_proj": 0.5}}, {"delta": 0.1}, {"delta_drop": 0.2},
+    {"delta_drop": 0.2, "filter_side": "task"}, {"delta": 0.1, "filter_side": "task"},
 ])
 def test_tada_matches_dense_oracle(big_pair, params):
     task, domain = big_pair
@@ -135,17 +136,30 @@ def test_tada_matches_dense_oracle(big_pair, params):
     if "tau" in params:
         taus["model.layers.0.self_attn.v_proj"] = 2.0
         taus["model.layers.1.self_attn.o_proj"] = 0.5
+    lam = params.get("overlap_lambda", 0.5)
+    delta = params.get("delta", "auto")
+    if delta == "auto":  # SPEC §6: pooled over both adapters and every module, q = delta_drop
+        pooled = [o for name in BIG for side in ref.overlaps_dense(dense_delta(task, name), dense_delta(domain, name), lam)
+                  for o in side]
+        delta = ref.auto_delta_naive(pooled, params.get("delta_drop", 0.025))
+        if not params.get("no_filter"):
+            assert res.report["calibration"]["delta"] == pytest.approx(delta, rel=1e-9)
     dropped = 0
     for name in BIG:
         want, info = ref.tada_dense(dense_delta(task, name), dense_delta(domain, name), sd.means[name],
                                     sg.means[name], tau=taus[name], rank=RANK[name],
-                                    beta=params.get("beta", 5.0), delta=params.get("delta", 0.10),
-                                    lam=params.get("overlap_lambda", 0.5), no_filter=params.get("no_filter", False),
-                                    fixed_alpha=params.get("fixed_alpha"), layer_alpha=params.get("layer_alpha", False))
+                                    beta=params.get("beta", 5.0), delta=delta, lam=lam,
+                                    no_filter=params.get("no_filter", False), fixed_alpha=params.get("fixed_alpha"),
+                                    layer_alpha=params.get("layer_alpha", False),
+                                    filter_side=params.get("filter_side", "both"))
         entry = res.report["modules"][name]
         assert entry["s"] == pytest.approx(info["s"], rel=1e-9)
         assert entry["alpha"] == pytest.approx(info["alpha"], rel=1e-9, abs=1e-15)
         assert rel(merged_delta(res.tensors, name), want) <= 1e-6, name
+        assert entry["kept_task"] == [i for i, k in enumerate(info["kept_task"]) if k]
+        assert entry["kept_domain"] == [j for j, k in enumerate(info["kept_domain"]) if k]
         dropped += len(entry["sigma_task"]) - len(entry["kept_task"])
-    if not params.get("no_filter") and "delta" not in params:
+    if not params.get("no_filter") and ("delta" in params or "delta_drop" in params):
         assert dropped > 0  # the shared direction is filtered
+    elif not params.get("no_filter"):  # 29 components, q = 0.025: ⌊q·n⌋ = 0, nothing may be dropped
+        assert dropped == 0 and res.report["calibration"]["max_dropped"] == 0

@@ -230,7 +230,7 @@ def test_vision_ablation_table7(world, tmp_path):
                     "--model-dtype", "float64"]) == 0
     assert json.loads((tmp_path / "abl" / "ablation.config.json").read_text())["bench"]["model_dtype"] == "float64"
     rows = json.loads((tmp_path / "abl" / "ablation.json").read_text())["rows"]
-    assert [r["variant"] for r in rows][:3] == ["full TaDA", "layer-level α", "fixed α = 0.5"] and len(rows) == 9
+    assert [r["variant"] for r in rows][:3] == ["full TaDA", "layer-level α", "fixed α = 0.5"] and len(rows) == 11
     assert all(r["scoring"] == "top1" and 0 <= r["average"] <= 1 for r in rows)
     table = (tmp_path / "abl" / "ablation.md").read_text()
     assert "| variant | Task | Domain | Ave. |" in table and (tmp_path / "abl" / "ablation.top1.png").is_file()

@@ -40,6 +40,20 @@ def _pairs(values: tuple[str, ...], what: str) -> dict:
     return out
 
 
+class _NumberOrAuto(click.ParamType):
+    """A positive number or the word ``auto``."""
+
+    name = "auto|NUMBER"
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, (int, float)) or value == "auto":
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"expected auto or a number, got {value!r}", param, ctx)
+
+
 def _weights(text: str | None):
     if text is None:
         return None
@@ -68,7 +82,7 @@ MERGE_KEYS = ("base", "gguf_file", "revision", "task", "domain", "task_revision"
 
 #: CLI shortcuts that become method parameters (only when given).
 PARAM_OPTIONS = ("weights", "density", "seed", "scale", "svd_solver", "rescale", "beta", "delta",
-                 "overlap_lambda", "fixed_alpha", "global_tau", "no_filter", "keep_high_overlap",
+                 "delta_drop", "filter_side", "overlap_lambda", "fixed_alpha", "global_tau", "no_filter", "keep_high_overlap",
                  "random_filter", "layer_alpha")
 
 
@@ -116,7 +130,12 @@ def cli(debug: bool) -> None:
 @click.option("--svd-solver", type=click.Choice(["auto", "exact", "randomized"]))
 @click.option("--dare-rescale", "rescale", type=click.Choice(["density", "l1", "none"]))
 @click.option("--beta", type=float, help="TaDA sigmoid slope β (default 5).")
-@click.option("--delta", type=float, help="TaDA overlap threshold δ (default 0.10).")
+@click.option("--delta", type=_NumberOrAuto(), help="TaDA overlap threshold δ: auto (default: calibrated to the "
+                                                     "pair, drops --delta-drop of the components) or a number "
+                                                     "(0.1: the paper's literal value).")
+@click.option("--delta-drop", type=float, help="With --delta auto: the fraction q of pooled components dropped (default 0.025).")
+@click.option("--filter-side", type=click.Choice(["both", "task"]),
+              help="Ablation: filter both adapters (default) or task components only (Eq. 5 literally).")
 @click.option("--overlap-lambda", type=float, help="TaDA λ of Eq. 5 (default 0.5).")
 @click.option("--tau", multiple=True, help="τ override ROLE_OR_PATTERN=VALUE, e.g. attn_out=1.5 (repeatable).")
 @click.option("--fixed-alpha", type=float, help="Ablation: every α = this value.")
@@ -178,10 +197,32 @@ def print_summary(result) -> None:
                       f"{100 * summ['task_dominant_fraction']:.1f}% of {summ['modules']} modules; kept "
                       f"{summ['kept_task']}/{summ['components_task']} task and {summ['kept_domain']}/"
                       f"{summ['components_domain']} domain components")
+        console.print(filter_line(rep))
     if "rel_error_max" in summ:
         console.print(f"truncation to rank: relative error mean {summ['rel_error_mean']:.3g}, max {summ['rel_error_max']:.3g}")
     else:
         console.print(f"{summ['modules']} modules merged exactly (rank r_T + r_D)")
+
+
+def filter_line(report: dict) -> str:
+    """One line on TaDA's overlap filter: δ and where it came from, the overlap distribution, and
+    the fraction of each adapter's energy Σσ² that reached the merge."""
+    cal, filt = report.get("calibration", {}), report["summary"].get("filter", {})
+    delta = cal.get("delta")
+    head = f"δ = {delta:.4g}" if isinstance(delta, float) else f"δ = {delta}"
+    if cal.get("delta_drop") is not None:
+        head += f" (auto: q = {cal['delta_drop']} of {cal['pooled_overlaps']} overlaps, ≤ {cal['max_dropped']} dropped)"
+    elif cal.get("delta_source"):
+        head += f" ({cal['delta_source']})"
+    ov = filt.get("overlaps")
+    if ov:
+        head += f"; overlaps p50 {ov['p50']:.3f} p95 {ov['p95']:.3f} p99 {ov['p99']:.3f} max {ov['max']:.3f}"
+    parts = []
+    for side in ("task", "domain"):
+        if side in filt:
+            roles = ", ".join(f"{r} {100 * v['energy_kept']:.0f}%" for r, v in filt[side]["by_role"].items())
+            parts.append(f"{side} {100 * filt[side]['energy_kept']:.1f}% ({roles})")
+    return head + ("\nenergy Σσ² kept: " + "; ".join(parts) if parts else "")
 
 
 @cli.command()

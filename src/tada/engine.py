@@ -77,30 +77,43 @@ def merge_adapters(task: Adapter, domain: Adapter, method: str = "tada", params:
     names = plan_modules(task, domain, allow_partial)
     out_dtype = parse_dtype(dtype) or _common_dtype(task, domain, warn)
 
+    def module_inputs():
+        """One ``ModuleInput`` at a time, in natural order (tensors memory-mapped until used)."""
+        for name in names:
+            t_mod = task.module(name) if name in task._keys else None
+            d_mod = domain.module(name) if name in domain._keys else None
+            if t_mod is not None and d_mod is not None and t_mod.shape != d_mod.shape:
+                raise TadaError(f"module {name}: task ΔW is {t_mod.shape[0]}×{t_mod.shape[1]} but domain ΔW is "
+                                f"{d_mod.shape[0]}×{d_mod.shape[1]}: the adapters are for different base models")
+            configured = [a.configured_rank(name) for a in (task, domain) if name in a._keys]
+            yield ModuleInput(name, t_mod, d_mod, rank or max(configured),
+                              *_probe_vectors(name, (t_mod or d_mod).shape[1], stats_domain, stats_general,
+                                              spec.needs_probes))
+
+    from tqdm.auto import tqdm
+
+    t0 = time.perf_counter()
+    calibration = None
+    if spec.calibrate is not None:  # first pass (TaDA's delta: auto): every module, before any merge
+        run_params, calibration = spec.calibrate(
+            tqdm(module_inputs(), total=len(names), desc=f"calibrate ({method})", unit="module",
+                 disable=not progress, leave=False), params)
+    else:
+        run_params = params
     tensors = TensorSpool()
     modules_report: dict[str, dict] = {}
     ranks: dict[str, int] = {}
-    t0 = time.perf_counter()
-    from tqdm.auto import tqdm
-
-    for name in tqdm(names, desc=f"merge ({method})", unit="module", disable=not progress, leave=False):
-        t_mod = task.module(name) if name in task._keys else None
-        d_mod = domain.module(name) if name in domain._keys else None
-        if t_mod is not None and d_mod is not None and t_mod.shape != d_mod.shape:
-            raise TadaError(f"module {name}: task ΔW is {t_mod.shape[0]}×{t_mod.shape[1]} but domain ΔW is "
-                            f"{d_mod.shape[0]}×{d_mod.shape[1]}: the adapters are for different base models")
-        configured = [a.configured_rank(name) for a in (task, domain) if name in a._keys]
-        module = ModuleInput(name, t_mod, d_mod, rank or max(configured),
-                             *_probe_vectors(name, (t_mod or d_mod).shape[1], stats_domain, stats_general,
-                                             spec.needs_probes))
-        result = spec.fn(module, params)
+    for module in tqdm(module_inputs(), total=len(names), desc=f"merge ({method})", unit="module",
+                       disable=not progress, leave=False):
+        name = module.name
+        result = spec.fn(module, run_params)
         ka, kb = lora_keys(name)
         tensors[ka] = result.A.to(out_dtype).contiguous()
         tensors[kb] = result.B.to(out_dtype).contiguous()
         ranks[name] = int(result.A.shape[0])
         entry = {"role": role_of(name), "shape": list(module.shape), "rank": ranks[name], **result.info}
-        notes = ([f"missing from the {'task' if t_mod is None else 'domain'} adapter: treated as zero"]
-                 if t_mod is None or d_mod is None else []) + result.info.get("notes", [])
+        notes = ([f"missing from the {'task' if module.task is None else 'domain'} adapter: treated as zero"]
+                 if module.task is None or module.domain is None else []) + result.info.get("notes", [])
         if notes:
             entry["notes"] = notes
         modules_report[name] = entry
@@ -128,6 +141,7 @@ def merge_adapters(task: Adapter, domain: Adapter, method: str = "tada", params:
         "inputs": {"task": input_summary(task), "domain": input_summary(domain)},
         "probes": probe_info or {},
         "modules_to_save": sorted(extras),
+        **({"calibration": calibration} if calibration is not None else {}),
         "summary": summarize(modules_report),
         "warnings": warn,
         "modules": modules_report,

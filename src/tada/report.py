@@ -70,7 +70,45 @@ def summarize(modules: dict[str, dict]) -> dict:
         out["kept_domain"] = sum(len(m.get("kept_domain", [])) for m in modules.values())
         out["components_task"] = sum(len(m.get("sigma_task", [])) for m in modules.values())
         out["components_domain"] = sum(len(m.get("sigma_domain", [])) for m in modules.values())
+        out["filter"] = filter_summary(modules)
     notes = sum(len(m.get("notes", [])) for m in modules.values())
     if notes:
         out["modules_with_notes"] = sum(bool(m.get("notes")) for m in modules.values())
     return out
+
+
+def filter_summary(modules: dict[str, dict]) -> dict:
+    """What TaDA's overlap filter (Eq. 5) kept, per adapter and per role: components kept / all
+    and the fraction of the adapter's energy Σσ² kept; plus the overlap distribution of every
+    compared component (p50/p95/p99/max). Modules that took one delta unchanged (the other
+    zero) are left out: nothing was filtered there."""
+    filtered = {n: m for n, m in modules.items() if "kept_task" in m}
+    out: dict = {}
+    for side in ("task", "domain"):
+        per_role: dict[str, list[float]] = {}
+        for m in filtered.values():
+            sigma, kept = m[f"sigma_{side}"], m[f"kept_{side}"]
+            acc = per_role.setdefault(m["role"], [0, 0, 0.0, 0.0])
+            acc[0] += len(kept)
+            acc[1] += len(sigma)
+            acc[2] += sum(sigma[i] ** 2 for i in kept)
+            acc[3] += sum(x ** 2 for x in sigma)
+        total = [sum(a[i] for a in per_role.values()) for i in range(4)]
+        out[side] = {"kept": total[0], "components": total[1],
+                     "energy_kept": total[2] / total[3] if total[3] else 1.0,
+                     "by_role": {role: {"kept": a[0], "components": a[1],
+                                        "energy_kept": a[2] / a[3] if a[3] else 1.0}
+                                 for role, a in sorted(per_role.items())}}
+    pooled = sorted(o for m in filtered.values() for o in m["overlap_task"] + m["overlap_domain"])
+    if pooled:
+        out["overlaps"] = {"n": len(pooled), **{f"p{q}": _quantile(pooled, q / 100) for q in (50, 95, 99)},
+                           "max": pooled[-1]}
+    return out
+
+
+def _quantile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolation quantile of sorted values (numpy's default method)."""
+    pos = q * (len(sorted_values) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)

@@ -19,6 +19,8 @@ ABLATIONS: dict[str, dict] = {
     "fixed α = 0.3": {"fixed_alpha": 0.3},
     "global τ = 1": {"global_tau": 1.0},
     "no filter": {"no_filter": True},
+    "literal δ = 0.1": {"delta": 0.1},
+    "filter task side only (Eq. 5)": {"filter_side": "task"},
     "keep only high-overlap": {"keep_high_overlap": True},
     "random filter (same count)": {"random_filter": True},
 }

@@ -10,7 +10,7 @@ import dataclasses
 import hashlib
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 
@@ -72,6 +72,11 @@ class ModuleResult:
     info: dict = field(default_factory=dict)
 
 
+#: A method's optional first pass over every module (before any is merged): returns the
+#: parameters the merge pass uses and a report entry (TaDA's ``delta: auto``).
+Calibrate = Callable[[Iterable[ModuleInput], Any], "tuple[Any, dict]"]
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
@@ -80,17 +85,19 @@ class MethodSpec:
     needs_probes: bool
     exact: bool
     summary: str
+    calibrate: Calibrate | None = None
 
 
 REGISTRY: dict[str, MethodSpec] = {}
 
 
-def register(name: str, params: type, *, needs_probes: bool = False, exact: bool = False):
+def register(name: str, params: type, *, needs_probes: bool = False, exact: bool = False,
+             calibrate: Calibrate | None = None):
     """Decorator: ``@register("ties", TiesParams)`` adds a method to the registry."""
 
     def wrap(fn):
         doc = (fn.__doc__ or "").strip().splitlines()
-        REGISTRY[name] = MethodSpec(name, params, fn, needs_probes, exact, doc[0] if doc else "")
+        REGISTRY[name] = MethodSpec(name, params, fn, needs_probes, exact, doc[0] if doc else "", calibrate)
         return fn
 
     return wrap

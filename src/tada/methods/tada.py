@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Iterable
 
 import torch
 
@@ -25,8 +26,11 @@ EPS_REL = 1e-12
 
 @dataclass(frozen=True)
 class TadaParams:
-    """beta: sigmoid slope (Eq. 3); delta: overlap threshold δ (Eq. 5); overlap_lambda: λ (Eq. 5);
-    tau: τ overrides by role (query/key/value/attn_out/qkv/mlp/other) or module-name regex.
+    """beta: sigmoid slope (Eq. 3); delta: overlap threshold δ (Eq. 5), a number or ``"auto"``
+    (calibrated to the pair: the pooled overlap above which a fraction ``delta_drop`` of all
+    components lies, SPEC §6); overlap_lambda: λ (Eq. 5); filter_side: ``both`` (Algorithm 1's
+    R^T and R^D) or ``task`` (Eq. 5 literally: only task components are filtered); tau: τ
+    overrides by role (query/key/value/attn_out/qkv/mlp/other) or module-name regex.
 
     Ablations (SPEC §6, Table 7), each changing one thing: fixed_alpha=a (every α_i = a);
     global_tau=t (τ_m = t everywhere); no_filter (keep every component); keep_high_overlap (keep
@@ -35,8 +39,10 @@ class TadaParams:
     """
 
     beta: float = 5.0
-    delta: float = 0.10
+    delta: float | str = "auto"
+    delta_drop: float = 0.025
     overlap_lambda: float = 0.5
+    filter_side: str = "both"
     tau: dict = field(default_factory=dict)
     global_tau: float | None = None
     fixed_alpha: float | None = None
@@ -55,8 +61,14 @@ class TadaParams:
             raise TadaError("fixed_alpha and layer_alpha are exclusive")
         if not 0.0 <= self.overlap_lambda <= 1.0:
             raise TadaError(f"overlap_lambda must be in [0, 1], got {self.overlap_lambda}")
-        if self.beta <= 0 or self.delta <= 0:
-            raise TadaError("beta and delta must be positive")
+        if self.beta <= 0:
+            raise TadaError(f"beta must be positive, got {self.beta}")
+        if self.delta != "auto" and (isinstance(self.delta, (str, bool)) or not self.delta > 0):
+            raise TadaError(f"delta must be a positive number or 'auto', got {self.delta!r}")
+        if isinstance(self.delta_drop, bool) or not 0.0 <= self.delta_drop < 1.0:
+            raise TadaError(f"delta_drop must be in [0, 1), got {self.delta_drop!r}")
+        if self.filter_side not in FILTER_SIDES:
+            raise TadaError(f"filter_side must be one of {', '.join(FILTER_SIDES)}, got {self.filter_side!r}")
 
     @property
     def tau_table(self) -> TauTable:
@@ -64,7 +76,10 @@ class TadaParams:
 
     @property
     def filters(self) -> bool:
-        return not self.no_filter and self.delta < 1.0
+        return not self.no_filter and (self.delta == "auto" or self.delta < 1.0)
+
+
+FILTER_SIDES = ("both", "task")
 
 
 # ---- Eqs. 1–3 -------------------------------------------------------------------------------
@@ -111,6 +126,54 @@ def overlaps(T: Components, D: Components, lam: float) -> tuple[torch.Tensor, to
     return O.max(dim=1).values, O.max(dim=0).values
 
 
+def module_overlaps(module: ModuleInput, lam: float) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """Eq. 5's overlaps of one module's non-zero components (task, domain), or None when either
+    delta is zero (nothing to compare: such a module takes the other delta unchanged)."""
+    T, D = thin_svd(module.lowrank("task")), thin_svd(module.lowrank("domain"))
+    if T.k == 0 or D.k == 0:
+        return None
+    return overlaps(T, D, lam)
+
+
+def auto_delta(pooled: torch.Tensor, q: float) -> float:
+    """δ for ``delta: auto`` (SPEC §6): with k = ⌊q·n⌋ over the n pooled overlaps (q < 1), the
+    smallest pooled value v such that at most k overlaps are ≥ v — the smallest value above the
+    (k+1)-th largest (the k-th largest itself unless tied), or just above the largest when there is
+    none (k = 0). A component is kept when its overlap < δ, so at most k are dropped.
+    """
+    if pooled.numel() == 0:
+        return math.inf
+    pooled = pooled.to(torch.float64)
+    below = pooled.sort(descending=True).values[math.floor(q * pooled.numel())]  # the (k+1)-th largest
+    higher = pooled[pooled > below]
+    return float(higher.min()) if higher.numel() else math.nextafter(float(pooled.max()), math.inf)
+
+
+def calibrate_delta(modules: Iterable[ModuleInput], p: TadaParams) -> tuple[TadaParams, dict]:
+    """The engine's first pass (SPEC §6): resolve ``delta: auto`` from the overlaps of every
+    module's components, pooled over both adapters (one module in memory at a time).
+
+    Returns the parameters with a numeric δ and the report's ``calibration`` entry. A given δ
+    (or ``no_filter``) needs no pass and is returned as it is.
+    """
+    if p.delta != "auto":
+        return p, {"delta": p.delta, "delta_source": "given"}
+    if p.no_filter:
+        return replace(p, delta=math.inf), {"delta": None, "delta_source": "auto (not needed: no_filter)"}
+    pooled = []
+    for module in modules:
+        with step("components"):
+            found = module_overlaps(module, p.overlap_lambda)
+        if found is not None:
+            pooled.extend(found)
+    values = torch.cat(pooled) if pooled else torch.zeros(0, dtype=torch.float64)
+    delta = auto_delta(values, p.delta_drop)
+    info = {"delta": delta, "delta_source": f"auto: q = {p.delta_drop} of the pooled overlaps",
+            "delta_drop": p.delta_drop, "pooled_overlaps": int(values.numel()),
+            "max_dropped": math.floor(p.delta_drop * values.numel())}
+    return replace(p, delta=delta), info
+
+
 # ---- Eq. 6 ----------------------------------------------------------------------------------
 
 def component_ratios(T: Components, D: Components, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,11 +200,13 @@ def choose_kept(o_t: torch.Tensor, o_d: torch.Tensor, p: TadaParams, module: Mod
     keep_t, keep_d = o_t < p.delta, o_d < p.delta
     if not p.filters:
         return torch.ones_like(keep_t), torch.ones_like(keep_d), notes
+    if p.filter_side == "task":
+        keep_d = torch.ones_like(keep_d)
     if not keep_t.any() and not keep_d.any():
         notes.append("filter would drop every component: fell back to no_filter")
         keep_t, keep_d = torch.ones_like(keep_t), torch.ones_like(keep_d)
     if p.keep_high_overlap:
-        return o_t >= p.delta, o_d >= p.delta, notes
+        return o_t >= p.delta, (o_d >= p.delta) if p.filter_side == "both" else keep_d, notes
     if p.random_filter:
         keep_t = _random_keep(len(keep_t), int((~keep_t).sum()), p.seed, module.name, "task")
         keep_d = _random_keep(len(keep_d), int((~keep_d).sum()), p.seed, module.name, "domain")
@@ -156,9 +221,15 @@ def _random_keep(k: int, n_drop: int, seed: int, name: str, side: str) -> torch.
 
 # ---- the method -----------------------------------------------------------------------------
 
-@register("tada", TadaParams, needs_probes=True)
+@register("tada", TadaParams, needs_probes=True, calibrate=calibrate_delta)
 def tada(module: ModuleInput, p: TadaParams) -> ModuleResult:
-    """TaDA: probe-gated, per-component weighted merge of the filtered SVD components, rank r."""
+    """TaDA: probe-gated, per-component weighted merge of the filtered SVD components, rank r.
+
+    ``delta: auto`` is resolved by the engine's first pass over every module (``calibrate_delta``);
+    called on one module alone, it is calibrated on that module's overlaps.
+    """
+    if p.delta == "auto":
+        p, _ = calibrate_delta([module], p)
     tau = p.tau_table.tau(module.name)
     with step("components"):
         T, D = thin_svd(module.lowrank("task")), thin_svd(module.lowrank("domain"))  # Eq. 4
