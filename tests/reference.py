@@ -142,3 +142,21 @@ def ties_elect(tt, td, weights):
         den = sum(w for v, w in zip(vals, weights) if v != 0 and math.copysign(1.0, v) == sign)
         out.view(-1)[idx] = num / den if den != 0 else num
     return out
+
+
+def auto_delta(pooled: list[float], q: float = 0.025) -> float:
+    """SPEC §6 ``delta: auto``: with n pooled overlaps and k = ⌊q·n⌋, δ = the smallest pooled value
+    v that drops at most k components under ``overlap < δ`` (#{o ≥ v} ≤ k: the k-th largest when
+    there are no ties); none (k = 0): just above the largest (returned as +inf: nothing dropped)."""
+    k = math.floor(q * len(pooled))
+    ok = [v for v in pooled if sum(o >= v for o in pooled) <= k]
+    return min(ok) if ok else math.inf
+
+
+def overlaps_dense(WT, WD, lam=0.5):
+    """Eq. 5 overlaps of every task and domain component (SPEC §6), from dense SVDs."""
+    UT, ST, VT = svd_components(WT)
+    UD, SD, VD = svd_components(WD)
+    O = [[lam * abs(float(UT[:, i] @ UD[:, j])) + (1 - lam) * abs(float(VT[:, i] @ VD[:, j]))
+          for j in range(len(SD))] for i in range(len(ST))]
+    return [max(row) for row in O], [max(O[i][j] for i in range(len(ST))) for j in range(len(SD))]
