@@ -123,6 +123,7 @@ def test_randomized_truncation_close_to_exact(big_pair):
     {}, {"no_filter": True}, {"fixed_alpha": 0.7}, {"fixed_alpha": 0.5, "no_filter": True},
     {"layer_alpha": True}, {"global_tau": 1.0}, {"beta": 2.0, "delta": 0.3, "overlap_lambda": 0.8},
     {"tau": {"value": 2.0, "o_proj": 0.5}},
+    {"delta": 0.1, "keep_high_overlap": True}, {"delta": 0.1, "random_filter": True, "seed": 3},
 ])
 def test_tada_matches_dense_oracle(big_pair, params):
     task, domain = big_pair
@@ -141,11 +142,18 @@ def test_tada_matches_dense_oracle(big_pair, params):
                                     sg.means[name], tau=taus[name], rank=RANK[name],
                                     beta=params.get("beta", 5.0), delta=params.get("delta", 0.10),
                                     lam=params.get("overlap_lambda", 0.5), no_filter=params.get("no_filter", False),
-                                    fixed_alpha=params.get("fixed_alpha"), layer_alpha=params.get("layer_alpha", False))
+                                    fixed_alpha=params.get("fixed_alpha"), layer_alpha=params.get("layer_alpha", False),
+                                    keep_high_overlap=params.get("keep_high_overlap", False),
+                                    random_filter=(params["seed"], name) if params.get("random_filter") else None)
         entry = res.report["modules"][name]
         assert entry["s"] == pytest.approx(info["s"], rel=1e-9)
         assert entry["alpha"] == pytest.approx(info["alpha"], rel=1e-9, abs=1e-15)
         assert rel(merged_delta(res.tensors, name), want) <= 1e-6, name
+        assert entry["kept_task"] == info["kept_task"] and entry["kept_domain"] == info["kept_domain"], name
         dropped += len(entry["sigma_task"]) - len(entry["kept_task"])
     if not params.get("no_filter") and "delta" not in params:
         assert dropped > 0  # the shared direction is filtered
+    if params.get("keep_high_overlap") or params.get("random_filter"):  # the ablation had something to change
+        kept = sum(len(res.report["modules"][n]["kept_task"]) for n in BIG)
+        total = sum(len(res.report["modules"][n]["sigma_task"]) for n in BIG)
+        assert 0 < kept < total
