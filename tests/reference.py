@@ -4,7 +4,9 @@ Deliberately simple: dense ΔW, full SVDs, Python loops. Independent of tada's l
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import random
 
 import torch
 
@@ -62,9 +64,15 @@ def auto_delta_naive(pooled: list[float], q: float) -> float:
 
 
 def tada_dense(WT, WD, hd, hg, *, tau, rank, beta=5.0, delta=0.10, lam=0.5, no_filter=False,
-               fixed_alpha=None, layer_alpha=False, filter_side="both"):
-    """Eqs. 1–8 on dense matrices, per SPEC §5–6 (no random/keep-high ablations); ``delta`` a number
-    (for ``auto``, compute it first with :func:`auto_delta_naive` over every module's overlaps)."""
+               fixed_alpha=None, layer_alpha=False, filter_side="both", keep_high_overlap=False,
+               random_filter=None):
+    """Eqs. 1–8 on dense matrices, per SPEC §5–6; ``delta`` a number (for ``auto``, compute it
+    first with :func:`auto_delta_naive` over every module's overlaps).
+
+    ``filter_side="task"``: only task components are filtered. ``keep_high_overlap``: keep exactly
+    what full TaDA drops (overlap ≥ δ). ``random_filter``: ``(seed, module name)``: drop as many per
+    side as full TaDA, at the indices ``random_keep`` draws (tada's documented per-(seed, module,
+    side) ``random.Random``)."""
     UT, ST, VT = svd_components(WT)
     UD, SD, VD = svd_components(WD)
 
@@ -79,6 +87,13 @@ def tada_dense(WT, WD, hd, hg, *, tau, rank, beta=5.0, delta=0.10, lam=0.5, no_f
     keep_d = [no_filter or filter_side == "task" or o < delta for o in ov_d]
     if not any(keep_t) and not any(keep_d):
         keep_t, keep_d = [True] * len(ST), [True] * len(SD)
+    if keep_high_overlap:
+        keep_t = [o >= delta for o in ov_t]
+        keep_d = [o >= delta for o in ov_d] if filter_side == "both" else keep_d
+    if random_filter is not None:
+        seed, name = random_filter
+        keep_t = random_keep(len(ST), keep_t.count(False), seed, name, "task")
+        keep_d = random_keep(len(SD), keep_d.count(False), seed, name, "domain")
 
     def r_task(i, h):
         act = float(ST[i]) * abs(float(VT[:, i] @ h))
@@ -99,7 +114,29 @@ def tada_dense(WT, WD, hd, hg, *, tau, rank, beta=5.0, delta=0.10, lam=0.5, no_f
         a = fixed_alpha if fixed_alpha is not None else (alpha if layer_alpha else a)
         if keep_d[j]:
             merged += (1 - a) * float(SD[j]) * torch.outer(UD[:, j], VD[:, j])
-    return truncate(merged, rank), {"s": s, "alpha": alpha, "kept_task": keep_t, "kept_domain": keep_d}
+    kept_t = [i for i, k in enumerate(keep_t) if k]
+    kept_d = [j for j, k in enumerate(keep_d) if k]
+    return truncate(merged, rank), {"s": s, "alpha": alpha, "kept_task": kept_t, "kept_domain": kept_d,
+                                    "overlap_task": ov_t, "overlap_domain": ov_d}
+
+
+def random_keep(k: int, n_drop: int, seed: int, name: str, side: str) -> list[bool]:
+    """random_filter's draw: ``random.Random(f"{seed}:{name}:{side}").sample(range(k), n_drop)`` dropped."""
+    drop = set(random.Random(f"{seed}:{name}:{side}").sample(range(k), n_drop))
+    return [i not in drop for i in range(k)]
+
+
+def seeded_generator(seed: int, name: str, purpose: str) -> torch.Generator:
+    """The documented per-module seeding (ModuleInput.seed_for): sha256("seed:name:purpose"),
+    first 8 bytes little-endian."""
+    digest = hashlib.sha256(f"{seed}:{name}:{purpose}".encode()).digest()
+    return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+
+
+def dare_drop(W: torch.Tensor, density: float, generator: torch.Generator) -> torch.Tensor:
+    """DARE on a float64 ΔW: keep an entry when its float64 uniform < density, rescale by 1/density."""
+    keep = torch.rand(W.shape, generator=generator, dtype=torch.float64) < density
+    return torch.where(keep, W, torch.zeros_like(W)) / density
 
 
 def topk(W: torch.Tensor, density: float) -> torch.Tensor:
@@ -113,10 +150,15 @@ def topk(W: torch.Tensor, density: float) -> torch.Tensor:
 
 def ties_dense(WT, WD, density, weights):
     """TIES per SPEC §7 entry by entry: trim, sign of the weighted sum, disjoint weighted mean."""
-    tt, td = topk(WT, density), topk(WD, density)
-    out = torch.zeros_like(WT)
-    for idx in range(WT.numel()):
-        vals = [weights[0] * float(tt.flatten()[idx]), weights[1] * float(td.flatten()[idx])]
+    return ties_elect(topk(WT, density), topk(WD, density), weights)
+
+
+def ties_elect(tt, td, weights):
+    """TIES' sign election and disjoint weighted mean on two (already trimmed/dropped) deltas."""
+    out = torch.zeros_like(tt)
+    tf, df = tt.flatten().tolist(), td.flatten().tolist()
+    for idx in range(tt.numel()):
+        vals = [weights[0] * tf[idx], weights[1] * df[idx]]
         sign = 1.0 if sum(vals) >= 0 else -1.0
         num = sum(v for v in vals if v != 0 and math.copysign(1.0, v) == sign)
         den = sum(w for v, w in zip(vals, weights) if v != 0 and math.copysign(1.0, v) == sign)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import statistics
+import time
 
 import pytest
 import torch
@@ -74,6 +75,21 @@ def test_stopwatch_times_only_while_active():
     assert list(watch.seconds) == ["x"] and watch.seconds["x"] >= 0
 
 
+def test_stopwatch_accumulates_each_step_and_nothing_outside():
+    watch = Stopwatch()
+    with watch.active():
+        for _ in range(2):
+            with step("x"):
+                time.sleep(0.02)
+                with step("y"):
+                    time.sleep(0.01)
+    with step("x"):
+        time.sleep(0.25)
+    assert sorted(watch.seconds) == ["x", "y"]
+    assert 0.04 <= watch.seconds["x"] < 0.25  # both runs of x, y nested inside, not the one outside
+    assert 0.02 <= watch.seconds["y"] <= watch.seconds["x"]
+
+
 def test_analyze_probe_size_and_timing_cli(setup, tmp_path):
     path, _ = setup
     out = tmp_path / "analysis"
@@ -89,10 +105,18 @@ def test_analyze_probe_size_and_timing_cli(setup, tmp_path):
                                    "--methods", "tada,linear,ties", "--quiet"])
     assert res.exit_code == 0, res.output
     rows = {r["method"]: r for r in json.loads((out / "timing.json").read_text())["rows"]}
-    for name in ("load_adapters", "load_base", "probe_extraction", "components", "gating", "merge", "truncation", "write"):
-        assert rows["tada"][name] >= 0, name
-    assert "gating" not in rows["linear"] and rows["ties"]["merge"] > 0
-    assert all(r["total"] >= r["merge"] for r in rows.values())
+    steps = ("load_adapters", "load_base", "probe_extraction", "components", "gating", "merge", "truncation", "write")
+    assert set(rows) == {"tada", "linear", "ties"}
+    assert set(rows["tada"]) == {"method", "total", *steps}  # every stage named
+    for name in steps:
+        assert rows["tada"][name] > 0, name  # each stage did work
+    for method in ("linear", "ties"):  # no probes, no TaDA-internal steps: its whole computation is "merge"
+        assert set(rows[method]) == {"method", "load_adapters", "merge", "write", "total"}, method
+        assert all(rows[method][k] > 0 for k in ("load_adapters", "merge", "write")), method
+    for method, r in rows.items():  # the parts are disjoint pieces of the total
+        parts = sum(v for k, v in r.items() if k not in ("method", "total"))
+        assert parts <= r["total"] * (1 + 1e-9), method
+    assert rows["tada"]["load_base"] + rows["tada"]["probe_extraction"] < rows["tada"]["total"]
 
 
 def test_analyze_ablation_and_probe_mismatch_cli(setup, tmp_path):

@@ -124,6 +124,8 @@ def test_randomized_truncation_close_to_exact(big_pair):
     {"layer_alpha": True}, {"global_tau": 1.0}, {"beta": 2.0, "delta": 0.3, "overlap_lambda": 0.8},
     {"tau": {"value": 2.0, "o_proj": 0.5}}, {"delta": 0.1}, {"delta_drop": 0.2},
     {"delta_drop": 0.2, "filter_side": "task"}, {"delta": 0.1, "filter_side": "task"},
+    {"delta": 0.1, "keep_high_overlap": True}, {"delta": 0.1, "random_filter": True, "seed": 3},
+    {"delta_drop": 0.2, "keep_high_overlap": True, "filter_side": "task"},
 ])
 def test_tada_matches_dense_oracle(big_pair, params):
     task, domain = big_pair
@@ -151,15 +153,20 @@ def test_tada_matches_dense_oracle(big_pair, params):
                                     beta=params.get("beta", 5.0), delta=delta, lam=lam,
                                     no_filter=params.get("no_filter", False), fixed_alpha=params.get("fixed_alpha"),
                                     layer_alpha=params.get("layer_alpha", False),
-                                    filter_side=params.get("filter_side", "both"))
+                                    filter_side=params.get("filter_side", "both"),
+                                    keep_high_overlap=params.get("keep_high_overlap", False),
+                                    random_filter=(params["seed"], name) if params.get("random_filter") else None)
         entry = res.report["modules"][name]
         assert entry["s"] == pytest.approx(info["s"], rel=1e-9)
         assert entry["alpha"] == pytest.approx(info["alpha"], rel=1e-9, abs=1e-15)
         assert rel(merged_delta(res.tensors, name), want) <= 1e-6, name
-        assert entry["kept_task"] == [i for i, k in enumerate(info["kept_task"]) if k]
-        assert entry["kept_domain"] == [j for j, k in enumerate(info["kept_domain"]) if k]
+        assert entry["kept_task"] == info["kept_task"] and entry["kept_domain"] == info["kept_domain"], name
         dropped += len(entry["sigma_task"]) - len(entry["kept_task"])
     if not params.get("no_filter") and ("delta" in params or "delta_drop" in params):
         assert dropped > 0  # the shared direction is filtered
     elif not params.get("no_filter"):  # 29 components, q = 0.025: ⌊q·n⌋ = 0, nothing may be dropped
         assert dropped == 0 and res.report["calibration"]["max_dropped"] == 0
+    if params.get("keep_high_overlap") or params.get("random_filter"):  # the ablation had something to change
+        kept = sum(len(res.report["modules"][n]["kept_task"]) for n in BIG)
+        total = sum(len(res.report["modules"][n]["sigma_task"]) for n in BIG)
+        assert 0 < kept < total

@@ -159,3 +159,48 @@ def test_max_tokens_budget(model_tok):
         torch.testing.assert_close(cut.means[m], want.means[m], rtol=1e-6, atol=1e-8)
     with pytest.raises(TadaError):
         extract_stats(model, tok, texts, MODULES, max_tokens=0, progress=False)
+
+
+def test_cache_key_covers_every_input(model_tok, tmp_path, monkeypatch):
+    """Base name, probe file content, N, seed, max length and site each give another cache entry
+    (a recomputation equal to an uncached one); the same inputs, asked again, hit the cache."""
+    from tada.probes import cache_dir
+
+    monkeypatch.setenv("TADA_CACHE", str(tmp_path / "cache"))
+    path = write_probe(tmp_path / "p.txt", n=12, seed=0)
+    other = write_probe(tmp_path / "q.txt", n=12, seed=1)
+    calls = []
+
+    def loader():
+        calls.append(1)
+        return model_tok
+
+    base = dict(base="tiny", path=path, n=8, seed=42, max_length=256, site="module-input")
+    variants = [base, {**base, "base": "tiny-2"}, {**base, "path": other}, {**base, "n": 6},
+                {**base, "seed": 7}, {**base, "max_length": 4}, {**base, "site": "layer-hidden"}]
+
+    def stats(v, use_cache=True):
+        probe = read_probe(v["path"], n=v["n"], seed=v["seed"])
+        return stats_for_probe(probe, MODULES, base_name=v["base"], load_model=loader, n=v["n"],
+                               max_length=v["max_length"], site=v["site"], use_cache=use_cache, progress=False)
+
+    results = []
+    for i, v in enumerate(variants):
+        before = len(calls)
+        got, hit = stats(v)
+        assert not hit and len(calls) == before + 1, v  # a miss: the model was loaded
+        assert len(list(cache_dir().glob("*.safetensors"))) == i + 1  # a new entry
+        fresh, _ = stats(v, use_cache=False)
+        for m in MODULES:
+            assert torch.equal(got.means[m], fresh.means[m]), (v, m)
+        results.append(got)
+    n_calls = len(calls)
+    for v, first in zip(variants, results):
+        again, hit = stats(v)
+        assert hit, v
+        for m in MODULES:
+            assert torch.equal(again.means[m], first.means[m]), (v, m)
+    assert len(calls) == n_calls  # every second ask came from the cache
+    # the variants are really different inputs (else a shared entry would have been right)
+    for v, res in zip(variants[2:], results[2:]):
+        assert not torch.equal(res.means[MODULES[0]], results[0].means[MODULES[0]]), v

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -12,6 +13,8 @@ from tada.adapters import LoraModule
 from tada.methods import ModuleInput, get_method, make_params
 from tada.methods.linear import weighted_concat
 from tada.lowrank import truncate_lowrank, LowRank
+
+import reference as ref
 
 SPEC = get_method("tada")
 NAME = "model.layers.3.self_attn.v_proj"
@@ -87,24 +90,68 @@ def test_fixed_half_without_filter_is_linear_half_truncated():
     assert torch.allclose(res.B @ res.A, want.B @ want.A, rtol=1e-9, atol=1e-9)
 
 
+#: A module where δ = 0.1 drops some but not all components of each adapter (checked in the tests):
+#: 224×240, r = 8 each; overlaps of unrelated directions ~1/√d straddle 0.1 at this width.
+FILTERED = dict(seed=1, d_out=224, d_in=240, r_t=8, r_d=8)
+
+
+def dropped_some_not_all(res) -> None:
+    assert "notes" not in res.info or not any("fell back" in n for n in res.info["notes"])
+    for side in ("task", "domain"):
+        k, kept = len(res.info[f"sigma_{side}"]), len(res.info[f"kept_{side}"])
+        assert 0 < kept < k, (side, kept, k)
+
+
 def test_keep_high_overlap_keeps_the_complement():
-    m = module(5, d_out=8, d_in=8)  # small: many overlaps ≥ δ
-    full, high = run(m), run(m, keep_high_overlap=True)
-    n_t = len(full.info["sigma_task"])
-    if "fell back" not in " ".join(full.info.get("notes", [])):
-        assert sorted(full.info["kept_task"] + high.info["kept_task"]) == list(range(n_t))
+    m = module(**FILTERED)
+    full, high = run(m, delta=0.1), run(m, delta=0.1, keep_high_overlap=True)
+    dropped_some_not_all(full)
+    for side in ("task", "domain"):
+        k = len(full.info[f"sigma_{side}"])
+        kept_full, kept_high = set(full.info[f"kept_{side}"]), set(high.info[f"kept_{side}"])
+        assert kept_high == set(range(k)) - kept_full, side
+        assert kept_high == {i for i, o in enumerate(full.info[f"overlap_{side}"]) if o >= 0.1}, side
+    # everything else as in full TaDA: same gate, same per-component weights
+    assert high.info["alpha"] == full.info["alpha"] and high.info["alpha_task"] == full.info["alpha_task"]
 
 
 def test_random_filter_drops_as_many_and_is_seeded():
-    m = module(6, d_out=200, d_in=220)
+    m = module(**FILTERED)
     full = run(m, delta=0.1)
-    assert len(full.info["kept_task"]) == 3 and len(full.info["kept_domain"]) == 4  # one dropped each
-    a, b, c = (run(m, random_filter=True, delta=0.1), run(m, random_filter=True, delta=0.1),
-               run(m, random_filter=True, seed=7, delta=0.1))
-    assert len(a.info["kept_task"]) == len(full.info["kept_task"])
-    assert len(a.info["kept_domain"]) == len(full.info["kept_domain"])
-    assert a.info["kept_task"] == b.info["kept_task"] and torch.equal(a.A, b.A)
-    assert len(c.info["kept_task"]) == len(a.info["kept_task"])
+    dropped_some_not_all(full)
+    a, b = run(m, delta=0.1, random_filter=True), run(m, delta=0.1, random_filter=True)
+    c = run(m, delta=0.1, random_filter=True, seed=1)
+    for res in (a, c):
+        for side in ("task", "domain"):
+            assert len(res.info[f"kept_{side}"]) == len(full.info[f"kept_{side}"]), side
+    # same seed: the same draw, the same bytes
+    assert a.info["kept_task"] == b.info["kept_task"] and a.info["kept_domain"] == b.info["kept_domain"]
+    assert torch.equal(a.A, b.A) and torch.equal(a.B, b.B)
+    # another seed: another draw (8 choose 3 / 8 choose 2 subsets; seeds 0 and 1 differ on both sides)
+    assert a.info["kept_task"] != c.info["kept_task"] and a.info["kept_domain"] != c.info["kept_domain"]
+    assert not torch.equal(a.B @ a.A, c.B @ c.A)
+    # the draw is not just full TaDA's kept set
+    assert (a.info["kept_task"], a.info["kept_domain"]) != (full.info["kept_task"], full.info["kept_domain"])
+
+
+def dense_of(lora: LoraModule) -> torch.Tensor:
+    return float(lora.scaling) * lora.B.double() @ lora.A.double()
+
+
+@pytest.mark.parametrize("ablation", ["keep_high_overlap", "random_filter", "none"])
+def test_filter_ablations_match_dense_oracle(ablation):
+    """keep_high_overlap / random_filter (and full TaDA) against reference.tada_dense (SPEC §6)."""
+    m = module(**FILTERED)
+    params = {"delta": 0.1, **({ablation: True} if ablation != "none" else {})}
+    res = run(m, **params)
+    want, info = ref.tada_dense(dense_of(m.task), dense_of(m.domain), m.h_domain, m.h_general,
+                                tau=1.2, rank=m.rank, delta=0.1,  # v_proj: τ = 1.2 (SPEC §5)
+                                keep_high_overlap=ablation == "keep_high_overlap",
+                                random_filter=(0, NAME) if ablation == "random_filter" else None)
+    assert 0 < len(info["kept_task"]) < 8 and 0 < len(info["kept_domain"]) < 8
+    assert res.info["kept_task"] == info["kept_task"] and res.info["kept_domain"] == info["kept_domain"]
+    got = res.B.double() @ res.A.double()
+    assert float((got - want).norm() / want.norm()) <= 1e-9
 
 
 def test_layer_alpha_uses_module_alpha_everywhere():
