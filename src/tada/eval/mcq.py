@@ -76,7 +76,7 @@ def letter_token_ids(tokenizer, n_options: int) -> list[list[int]]:
         ids = set()
         for variant in (letter, " " + letter):
             enc = tokenizer.encode(variant, add_special_tokens=False)
-            if len(enc) == 1:
+            if len(enc) == 1 and tokenizer.decode(enc).strip() == letter:  # not <unk> or a bare space
                 ids.add(enc[0])
         if not ids:
             raise TadaError(f"the tokenizer has no single token for the answer letter {letter!r}")
