@@ -3,6 +3,7 @@
     python benchmarks/merge_speed.py                 # 32 layers × q/k/v/o, 4096², r=16
     python benchmarks/merge_speed.py --layers 2      # quick look
     python benchmarks/merge_speed.py --dense-sample 1  # also time one dense 4096² SVD (PEFT's svd route)
+    python benchmarks/merge_speed.py --methods tada,tada-literal  # TaDA with and without delta: auto
 
 Builds two random PEFT adapters (A, B ~ N(0, 1/16), float32, non-zero) and random probe
 statistics, then times ``tada.merge`` per method (adapters already on disk, probe statistics
@@ -28,7 +29,10 @@ import tada
 from tada.adapters import write_adapter
 from tada.probes import ProbeStats
 
-EXACT = ("linear", "task_arithmetic", "cat", "svd", "tada")
+EXACT = ("linear", "task_arithmetic", "cat", "svd", "tada", "tada-literal")
+#: Rows that run a method with non-default parameters: TaDA with the paper's literal δ (no
+#: calibration pass) beside TaDA's default ``delta: auto`` (two passes).
+VARIANTS = {"tada-literal": ("tada", {"delta": 0.1})}
 DENSE = ("ties", "dare_linear", "dare_ties", "magnitude_prune")
 
 
@@ -54,6 +58,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dense-modules", type=int, default=2, help="modules timed for the entry-wise methods")
     ap.add_argument("--dense-sample", type=int, default=0, help="also time N dense torch.linalg.svd calls")
     ap.add_argument("--repeat", type=int, default=3, help="best of N for the low-rank methods")
+    ap.add_argument("--methods", default=",".join(EXACT + DENSE), help="comma-separated rows to run")
     args = ap.parse_args(argv)
 
     torch.set_num_threads(torch.get_num_threads())
@@ -68,13 +73,15 @@ def main(argv: list[str] | None = None) -> dict:
     dense_domain = build(tmp / "domain_dense", dense_names, args.dim, args.rank, 1)
 
     rows = []
-    for method in EXACT + DENSE:
+    for method in args.methods.split(","):
         is_dense = method in DENSE
+        name, params = VARIANTS.get(method, (method, None))
         t_in, d_in = (dense_task, dense_domain) if is_dense else (task, domain)
         best = float("inf")
         for _ in range(1 if is_dense else args.repeat):
             t0 = time.perf_counter()
-            res = tada.merge(t_in, d_in, method=method, domain_stats=stats[0], general_stats=stats[1], progress=False)
+            res = tada.merge(t_in, d_in, method=name, params=params, domain_stats=stats[0], general_stats=stats[1],
+                             progress=False)
             best = min(best, time.perf_counter() - t0)
         n_mod = len(dense_names) if is_dense else len(names)
         total = best * len(names) / n_mod
