@@ -167,3 +167,21 @@ def test_demo_end_to_end(tmp_path):
         assert who in run.stdout
     report = json.loads((tmp_path / "demo" / "tada_report.json").read_text())
     assert report["method"] == "tada" and report["summary"]["modules"] == 120
+
+
+def test_a_repeated_single_valued_option_is_refused(capsys, tmp_path, pair):
+    """``--domain A --domain B`` used to merge only B silently (click keeps the last value)."""
+    task, domain = pair
+    code, _, err = cli(capsys, "merge", "--task", str(task), "--domain", str(domain), "--domain", str(task),
+                       "--out", str(tmp_path / "m"), "--method", "cat")
+    assert code == 2 and "option --domain given more than once" in err and not (tmp_path / "m").exists()
+    code, _, err = cli(capsys, "analyze", "ablation", "--preset", "smollm2-offline", "--out", "a", "--out", "b")
+    assert code == 2 and "option --out given more than once" in err  # sub-groups' commands too
+    random_stats(seed=1).save(tmp_path / "d.safetensors")
+    random_stats(seed=2).save(tmp_path / "g.safetensors")
+    code, _, err = cli(capsys, "merge", "--task", str(task), "--domain", str(domain), "--out", str(tmp_path / "t"),
+                       "--domain-stats", str(tmp_path / "d.safetensors"), "--general-stats",
+                       str(tmp_path / "g.safetensors"), "--tau", "value=1.1", "--tau", "key=0.9", "--quiet")
+    assert code == 0, err  # repeatable options stay repeatable
+    tau = json.loads((tmp_path / "t" / "tada_report.json").read_text())["params"]["tau"]
+    assert tau == {"value": 1.1, "key": 0.9}

@@ -86,7 +86,33 @@ PARAM_OPTIONS = ("weights", "density", "seed", "scale", "svd_solver", "rescale",
                  "random_filter", "layer_alpha")
 
 
-@click.group()
+class _OnceCommand(click.Command):
+    """A command whose single-valued options may be given once: a repeated ``--domain A --domain B``
+    would otherwise keep only the last value silently (click's default)."""
+
+    def parse_args(self, ctx, args):
+        _refuse_repeats(self, ctx, args)
+        return super().parse_args(ctx, args)
+
+
+def _refuse_repeats(command: click.Command, ctx, args: list[str]) -> None:
+    _, _, order = command.make_parser(ctx).parse_args(args=list(args))
+    seen: set[str] = set()
+    for param in order:
+        if not isinstance(param, click.Option) or param.multiple or param.count:
+            continue
+        if param.name in seen:
+            raise click.UsageError(f"option {max(param.opts, key=len)} given more than once "
+                                   "(it takes one value)", ctx)
+        seen.add(param.name)
+
+
+class _OnceGroup(click.Group):
+    command_class = _OnceCommand
+    group_class = type  # sub-groups are _OnceGroup too
+
+
+@click.group(cls=_OnceGroup)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="tada")
 def cli(debug: bool) -> None:
