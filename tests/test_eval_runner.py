@@ -156,3 +156,15 @@ def test_density_picked_on_validation_before_testing_and_results_document(cfg, t
     assert again.startswith("# Mine\n\nintro") and again.rstrip().endswith("discussion stays") and "`again`" in again
     assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(10, 0) == pytest.approx(2 / 2**10)
     assert mcnemar_exact(3, 5) == mcnemar_exact(5, 3) == pytest.approx(2 * sum(__import__("math").comb(8, i) for i in range(4)) / 256)
+
+
+def test_merge_key_holds_every_parameter_default_included(pair):
+    """A cached merge made under another default (TaDA's δ was 0.1, now auto) must not be reused."""
+    from tada.eval.runner import merge_key
+
+    task, domain = (str(p) for p in pair)
+    key = merge_key(task, domain, "tada", {}, base="b", probes=[None])
+    assert key["params"]["delta"] == "auto" and key["params"]["delta_drop"] == 0.025
+    assert key == merge_key(task, domain, "tada", {"delta": "auto"}, base="b", probes=[None])
+    assert key != merge_key(task, domain, "tada", {"delta": 0.1}, base="b", probes=[None])
+    assert merge_key(task, domain, "ties", {"density": 0.5}, base="b", probes=[None])["params"]["weights"]

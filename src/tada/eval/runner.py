@@ -16,7 +16,8 @@ from pathlib import Path
 
 from ..errors import TadaError
 from ..fileio import load_yaml_mapping
-from ..report import file_sha256, versions
+from ..methods import get_method, make_params
+from ..report import file_sha256, jsonable, versions
 
 DENSITY_METHODS = ("ties", "dare_linear", "dare_ties")
 SEEDED_METHODS = ("dare_linear", "dare_ties")
@@ -160,10 +161,12 @@ def _input_identity(source: str | None) -> str | None:
 
 def merge_key(task: str, domain: str, method: str, params: dict | None, *, base: str,
               probes: list[str | None]) -> dict:
-    """Everything a cached merged adapter depends on: its inputs' contents, the method and its
-    parameters, the base and the probes."""
+    """Everything a cached merged adapter depends on: its inputs' contents, the method and all its
+    parameters (defaults included, so a changed default — TaDA's ``delta: auto`` — is a new key),
+    the base and the probes."""
     return {"task": _input_identity(task), "domain": _input_identity(domain), "method": method,
-            "params": params or {}, "base": base, "probes": [_input_identity(p) for p in probes]}
+            "params": jsonable(make_params(get_method(method), params)), "base": base,
+            "probes": [_input_identity(p) for p in probes]}
 
 
 def merge_stamp(folder: Path) -> Path:
