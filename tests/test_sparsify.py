@@ -73,7 +73,7 @@ def test_bracket_miss_falls_back(monkeypatch):
 
 def test_fused_dare_ties_equals_drop_then_merge():
     """The fused float32 path (drop inside TIES's chunk loop) makes the same draws as dare_drop."""
-    from tada.adapters import LoraModule
+    from tada.lowrank import LoraModule
     from tada.methods import ModuleInput, make_params, get_method
     from tada.methods.dare import dropped
     from tada.methods.dense import dense_pair

@@ -9,7 +9,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tada.adapters import LoraModule
+from tada.lowrank import LoraModule
 from tada.methods import ModuleInput, get_method, make_params
 from tada.methods.linear import weighted_concat
 from tada.lowrank import truncate_lowrank, LowRank

@@ -25,34 +25,13 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 
 from .errors import TadaError
+from .lowrank import LoraModule
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 PICKLE_NAME = "adapter_model.bin"
 _PREFIX = "base_model.model."
 _LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.(?P<adapter>[^.]+))?\.weight$")
-
-
-@dataclass(frozen=True)
-class LoraModule:
-    """One adapted module: raw factors and the scaling c that multiplies B·A.
-
-    A: r×d_in, B: d_out×r (as stored). ``delta`` = c·B·A is never formed here.
-    """
-
-    name: str
-    A: torch.Tensor
-    B: torch.Tensor
-    scaling: float
-
-    @property
-    def rank(self) -> int:
-        return int(self.A.shape[0])
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """(d_out, d_in) of ΔW."""
-        return int(self.B.shape[0]), int(self.A.shape[1])
 
 
 @dataclass

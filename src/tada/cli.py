@@ -290,7 +290,7 @@ def probe(out, images, **opts) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect(adapter, revision, as_json) -> None:
     """Rank, alpha, scaling, targets and per-module ‖ΔW‖ of an adapter."""
-    from .inspect import describe
+    from .describe import describe
 
     info = describe(adapter, revision=revision)
     if as_json:

@@ -39,6 +39,28 @@ class LowRank:
         return self.P @ (self.Q.T @ h)
 
 
+@dataclass(frozen=True)
+class LoraModule:
+    """One adapted module: raw factors and the scaling c that multiplies B·A.
+
+    A: r×d_in, B: d_out×r (as stored). ``delta`` = c·B·A is never formed here.
+    """
+
+    name: str
+    A: torch.Tensor
+    B: torch.Tensor
+    scaling: float
+
+    @property
+    def rank(self) -> int:
+        return int(self.A.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(d_out, d_in) of ΔW."""
+        return int(self.B.shape[0]), int(self.A.shape[1])
+
+
 def from_lora(A: torch.Tensor, B: torch.Tensor, scaling: float) -> LowRank:
     """ΔW = c·B·A as factors: P = c·B (d_out×r), Q = Aᵀ (d_in×r) (SPEC §2: fold c in first)."""
     return LowRank(B.to(F64) * float(scaling), A.to(F64).T)

@@ -14,9 +14,8 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from ..adapters import LoraModule
 from ..errors import TadaError
-from ..lowrank import F64, LowRank, from_lora
+from ..lowrank import F64, LoraModule, LowRank, from_lora
 
 
 @dataclass(frozen=True)
