@@ -5,10 +5,9 @@ classic baselines (linear, task arithmetic, TIES, DARE, magnitude pruning, SVD, 
 """
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .api import extract_probes, merge  # noqa: E402
-from .errors import TadaError  # noqa: E402
-from .methods import method_names  # noqa: E402
+from ._version import __version__
+from .api import extract_probes, merge
+from .errors import TadaError
+from .methods import method_names
 
 __all__ = ["merge", "extract_probes", "method_names", "TadaError", "__version__"]

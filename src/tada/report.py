@@ -45,7 +45,7 @@ def versions() -> dict[str, str]:
     import torch
     import transformers
 
-    from . import __version__
+    from ._version import __version__
 
     return {"tada": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
             "peft": peft.__version__, "safetensors": safetensors.__version__,

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import ModuleInput, ModuleResult, register
+from .base import ModuleInput, ModuleResult, register
 from .dense import DenseParams, dense_dtype, dense_pair, finish
 from .sparsify import dare_chunk_drop, dare_drop, ties_merge, weighted_sum
 from ..errors import TadaError

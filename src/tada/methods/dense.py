@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import ModuleInput, ModuleResult, check_weights
+from .base import ModuleInput, ModuleResult, check_weights
 from .sparsify import check_density
 from ..errors import TadaError
 from ..lowrank import truncate_dense

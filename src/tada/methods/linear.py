@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import ModuleInput, ModuleResult, check_weights, register
+from .base import ModuleInput, ModuleResult, check_weights, register
 from ..lowrank import F64
 
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from . import ModuleInput, ModuleResult, register
+from .base import ModuleInput, ModuleResult, register
 from .dense import DenseParams, dense_pair, finish
 from .sparsify import magnitude_trim, weighted_sum
 

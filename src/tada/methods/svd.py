@@ -1,7 +1,7 @@
 """SVD merge: the linear sum truncated to rank r by the low-rank route (SPEC §3, §7)."""
 from __future__ import annotations
 
-from . import ModuleInput, ModuleResult, register
+from .base import ModuleInput, ModuleResult, register
 from .linear import WeightParams
 from ..lowrank import concat, truncate_lowrank
 

@@ -14,7 +14,7 @@ from typing import Iterable
 
 import torch
 
-from . import ModuleInput, ModuleResult, register
+from .base import ModuleInput, ModuleResult, register
 from ..errors import TadaError
 from ..lowrank import Components, svd_of_weighted_components, thin_svd, truncate
 from ..stopwatch import step

@@ -1,0 +1,125 @@
+"""What every merge method shares: its per-module input and result, and the registry.
+
+A method is a pure function ``fn(module: ModuleInput, params) -> ModuleResult`` over one adapted
+module; the engine streams modules through it. ``params`` is the method's own dataclass, whose
+fields and defaults are its documented parameters (``tada methods`` lists them).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Callable, Iterable
+
+import torch
+
+from ..errors import TadaError
+from ..lowrank import F64, LoraModule, LowRank, from_lora
+
+
+@dataclass(frozen=True)
+class ModuleInput:
+    """Everything a method may use for one module.
+
+    ``task``/``domain`` are None when the module is missing from that adapter (``--allow-partial``:
+    the missing delta is zero). ``rank`` is the output rank for truncating methods. ``h_domain`` /
+    ``h_general`` are the probe means (d_in, float64) when the method needs probes.
+    """
+
+    name: str
+    task: LoraModule | None
+    domain: LoraModule | None
+    rank: int
+    h_domain: torch.Tensor | None = None
+    h_general: torch.Tensor | None = None
+
+    @cached_property
+    def shape(self) -> tuple[int, int]:
+        return (self.task or self.domain).shape  # type: ignore[union-attr]
+
+    def lowrank(self, side: str) -> LowRank:
+        """ΔW of one side as float64 factors (zero-width factors when the side is missing)."""
+        m = self.task if side == "task" else self.domain
+        if m is None:
+            d_out, d_in = self.shape
+            return LowRank(torch.zeros(d_out, 0, dtype=F64), torch.zeros(d_in, 0, dtype=F64))
+        return from_lora(m.A, m.B, m.scaling)
+
+    def dense(self, side: str, dtype: torch.dtype = F64) -> torch.Tensor:
+        """ΔW = c·B·A of one side, d_out×d_in in ``dtype`` (entry-wise methods only, one module at
+        a time; float32 halves the memory traffic of the large modules)."""
+        if dtype == F64:
+            return self.lowrank(side).dense()
+        m = self.task if side == "task" else self.domain
+        if m is None:
+            return torch.zeros(self.shape, dtype=dtype)
+        return (m.B.to(dtype) * float(m.scaling)) @ m.A.to(dtype)
+
+    def seed_for(self, seed: int, purpose: str) -> torch.Generator:
+        """A generator seeded from (seed, module, purpose): deterministic, independent of module order."""
+        digest = hashlib.sha256(f"{seed}:{self.name}:{purpose}".encode()).digest()
+        return torch.Generator().manual_seed(int.from_bytes(digest[:8], "little"))
+
+
+@dataclass
+class ModuleResult:
+    """The merged module as LoRA factors (B: d_out×r, A: r×d_in, scaling 1) and report data."""
+
+    B: torch.Tensor
+    A: torch.Tensor
+    info: dict = field(default_factory=dict)
+
+
+#: A method's optional first pass over every module (before any is merged): returns the
+#: parameters the merge pass uses and a report entry (TaDA's ``delta: auto``).
+Calibrate = Callable[[Iterable[ModuleInput], Any], "tuple[Any, dict]"]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    params: type
+    fn: Callable[[ModuleInput, Any], ModuleResult]
+    needs_probes: bool
+    exact: bool
+    summary: str
+    calibrate: Calibrate | None = None
+
+
+REGISTRY: dict[str, MethodSpec] = {}
+
+
+def register(name: str, params: type, *, needs_probes: bool = False, exact: bool = False,
+             calibrate: Calibrate | None = None):
+    """Decorator: ``@register("ties", TiesParams)`` adds a method to the registry."""
+
+    def wrap(fn):
+        doc = (fn.__doc__ or "").strip().splitlines()
+        REGISTRY[name] = MethodSpec(name, params, fn, needs_probes, exact, doc[0] if doc else "", calibrate)
+        return fn
+
+    return wrap
+
+
+def make_params(spec: MethodSpec, values: dict | None) -> Any:
+    """Build the method's parameter dataclass from a dict, refusing unknown names in one line."""
+    values = dict(values or {})
+    known = {f.name: f for f in dataclasses.fields(spec.params)}
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise TadaError(f"method {spec.name} has no parameter {', '.join(unknown)}; "
+                        f"its parameters: {', '.join(known) or '(none)'}")
+    try:
+        params = spec.params(**values)
+    except (TypeError, ValueError) as exc:
+        raise TadaError(f"method {spec.name}: {exc}") from None
+    check = getattr(params, "validate", None)
+    if check is not None:
+        check()
+    return params
+
+
+def check_weights(weights: tuple[float, float], what: str = "weights") -> None:
+    if len(weights) != 2:
+        raise TadaError(f"{what} must be two numbers (task, domain), got {weights}")
