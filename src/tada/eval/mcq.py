@@ -62,7 +62,8 @@ def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # At 0 or n correct the bound is exactly 0 or 1 (centre ∓ half cancels, up to rounding).
+    return (0.0 if correct == 0 else max(0.0, centre - half), 1.0 if correct == n else min(1.0, centre + half))
 
 
 def macro_f1(gold: list[int], pred: list[int], n_classes: int) -> float:
