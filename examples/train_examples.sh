@@ -21,3 +21,11 @@ OMP_NUM_THREADS=1 python -m tada.train --data examples/data/task_train.jsonl --o
 OMP_NUM_THREADS=2 python -m tada.train --data examples/data/domain_train.jsonl --out examples/adapters/domain \
   --mode lm --r 16 --alpha 16 --target-modules q_proj,k_proj,v_proj,o_proj \
   --steps 500 --lr 1e-3 --batch-size 8 --max-length 128 --seed 1 --device cpu
+
+# Format task adapter (issue #16): WordNet nouns asked as 'Question: What does "<word>" mean?\nAnswer:'
+# with the answer ' {"definition": "<gloss>"}', loss on the answer tokens only; 2,000 words, none
+# biomedical (examples/data/SOURCES.md). Seed 0 like the task adapter: it is merged with the domain
+# adapter (seed 1), whose lora_A then differs. One thread, as it was trained.
+OMP_NUM_THREADS=1 python -m tada.train --data examples/data/task_format_train.jsonl --out examples/adapters/task-format \
+  --mode answer --r 16 --alpha 16 --target-modules q_proj,k_proj,v_proj,o_proj \
+  --steps 230 --lr 1e-3 --batch-size 8 --max-length 128 --seed 0 --device cpu

@@ -66,7 +66,7 @@ def test_prefix_reuse_and_batching_do_not_change_logits(model_tok):
 @pytest.mark.parametrize("shots,rows", [(0, True), (0, False), (2, False)])  # rows: batched full rows
 def test_cloze_loglik_matches_manual(model_tok, shots, rows, monkeypatch):
     model, tok = model_tok
-    monkeypatch.setattr(Scorer, "_rows_cheaper", lambda self, prefix, q: rows)
+    monkeypatch.setattr(Scorer, "_rows_cheaper", lambda self, prefix, q, scoring="cloze": rows)
     ds = dataset(4)
     res = evaluate(model, tok, ds, scoring="cloze", shots=shots, progress=False)
     from tada.eval.datasets import fewshot_for

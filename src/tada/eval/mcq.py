@@ -12,6 +12,13 @@ continuation of ``Question: …\\nAnswer:``; ``acc`` takes the raw sum, ``acc_no
 the option's length in bytes. The few-shot prefix is cached once per dataset and each
 question's context once per question; the options run as one batch on top of it.
 
+*format* (for a dataset that declares an answer format, see :mod:`tada.eval.datasets`): two
+measures after each question's own ``prompt``. Format compliance: a greedy generation of at most
+``FORMAT_MAX_NEW_TOKENS`` tokens complies when the dataset's regex matches in it (rate with a 95%
+Wilson interval). Content accuracy inside the format: the cloze log-likelihood of each option
+written in the dataset's template (``acc`` = raw sum; ``acc_norm`` = sum / the continuation's
+length in characters, lm-evaluation-harness's normalisation), with the cloze machinery above.
+
 The model input is always ``prefix_ids + question_ids`` (the two parts tokenized separately),
 with or without cache reuse, so reuse changes the cost and not the prompt.
 """
@@ -26,9 +33,11 @@ import torch
 
 from ..errors import TadaError
 from ..prompts import LETTERS, answer_for, format_mcq
-from .datasets import MCQ, MCQDataset, fewshot_for
+from .datasets import MCQ, MCQDataset, declares_format, fewshot_for
 
-SCORINGS = ("letter", "cloze")
+SCORINGS = ("letter", "cloze", "format")
+#: Greedy tokens generated after a prompt to judge format compliance.
+FORMAT_MAX_NEW_TOKENS = 24
 
 
 @dataclass
@@ -53,7 +62,8 @@ def wilson_interval(correct: int, n: int, z: float = 1.959963984540054) -> tuple
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
+    # At 0 or n correct the bound is exactly 0 or 1 (centre ∓ half cancels, up to rounding).
+    return (0.0 if correct == 0 else max(0.0, centre - half), 1.0 if correct == n else min(1.0, centre + half))
 
 
 def macro_f1(gold: list[int], pred: list[int], n_classes: int) -> float:
@@ -85,13 +95,37 @@ def letter_token_ids(tokenizer, n_options: int) -> list[list[int]]:
 
 
 def shot_text(q: MCQ, scoring: str) -> str:
+    """A solved example: the question as ``scoring`` asks it, followed by its correct answer."""
     if scoring == "letter":
         return format_mcq(q.question, list(q.options)) + answer_for(q.answer)
-    return f"Question: {q.question}\nAnswer: {q.options[q.answer]}"
+    return question_text(q, scoring) + continuations(q, scoring)[q.answer]
 
 
 def question_text(q: MCQ, scoring: str) -> str:
-    return format_mcq(q.question, list(q.options)) if scoring == "letter" else f"Question: {q.question}\nAnswer:"
+    """The question as ``scoring`` asks it (a format question: its own ``prompt``)."""
+    if scoring == "letter":
+        return format_mcq(q.question, list(q.options))
+    if scoring == "format":
+        if q.format is None or q.prompt is None:
+            raise TadaError(f"question {q.id} declares no answer format ('prompt' and 'format')")
+        return q.prompt
+    return f"Question: {q.question}\nAnswer:"
+
+
+def continuations(q: MCQ, scoring: str) -> list[str]:
+    """The text scored after the question for each option: ``" " + option`` (cloze) or the option
+    written in the question's declared format."""
+    if scoring == "format":
+        if q.format is None:
+            raise TadaError(f"question {q.id} declares no answer format ('prompt' and 'format')")
+        return [q.format.fill(o) for o in q.options]
+    return [" " + o for o in q.options]
+
+
+def norm_length(continuation: str, scoring: str) -> int:
+    """``acc_norm``'s divisor: bytes for cloze (as before), characters for format
+    (lm-evaluation-harness's ``acc_norm``)."""
+    return max(1, len(continuation) if scoring == "format" else len(continuation.encode()))
 
 
 @dataclass(frozen=True)
@@ -139,6 +173,7 @@ class Scorer:
         self.prefix_cache = prefix_cache
         self.device = next(model.parameters()).device
         self.forward_tokens = 0
+        self.generation_tokens = 0  # format scoring's greedy generations, counted apart
         self._letters: dict[int, list[list[int]]] = {}
 
     def letters(self, n_options: int) -> list[list[int]]:
@@ -260,25 +295,27 @@ class Scorer:
         return totals
 
     def score_cloze(self, dataset: MCQDataset, questions: list[MCQ], shots: int, seed: int,
-                    progress: bool) -> list[dict]:
+                    progress: bool, scoring: str = "cloze") -> list[dict]:
+        """Log-likelihood of each option's continuation (``continuations``) after the question;
+        ``scoring`` is ``cloze`` or ``format`` (the option in the declared template)."""
         from tqdm.auto import tqdm
 
-        groups = self._group_by_prefix(dataset, questions, shots, seed, "cloze")
+        groups = self._group_by_prefix(dataset, questions, shots, seed, scoring)
         preds: dict[str, dict] = {}
-        bar = tqdm(total=len(questions), desc=f"{dataset.name} (cloze)", unit="q", disable=not progress, leave=False)
+        bar = tqdm(total=len(questions), desc=f"{dataset.name} ({scoring})", unit="q", disable=not progress, leave=False)
         for prefix_text, qs in groups:
             prefix_ids = self.encode_prefix(prefix_text)
             if len(prefix_ids) <= SHORT_PREFIX:
-                rows_qs = [q for q in qs if self._rows_cheaper(prefix_ids, q)]
-                for q, ll in self._cloze_rows(prefix_ids, rows_qs, bar):
-                    preds[q.id] = self._cloze_prediction(q, ll)
+                rows_qs = [q for q in qs if self._rows_cheaper(prefix_ids, q, scoring)]
+                for q, ll in self._cloze_rows(prefix_ids, rows_qs, bar, scoring):
+                    preds[q.id] = self._cloze_prediction(q, ll, scoring)
                 chosen = {q.id for q in rows_qs}
                 qs = [q for q in qs if q.id not in chosen]
                 if not qs:
                     continue
             shared, _ = self.run_prefix(prefix_ids)
             for q in qs:
-                q_ids = self.encode(self.template.question(q, "cloze"))
+                q_ids = self.encode(self.template.question(q, scoring))
                 kv = copy.deepcopy(shared) if shared is not None else None
                 x = torch.tensor([q_ids], device=self.device)
                 P = len(prefix_ids)
@@ -286,39 +323,39 @@ class Scorer:
                     out = self.model(input_ids=x, past_key_values=kv, use_cache=True,
                                      position_ids=(P + torch.arange(len(q_ids), device=self.device)).unsqueeze(0))
                 self.forward_tokens += len(q_ids)
-                opts = [self.encode(" " + o) for o in q.options]
+                opts = [self.encode(c) for c in continuations(q, scoring)]
                 ll = self.option_loglik(len(prefix_ids) + len(q_ids), out.past_key_values, out.logits[0, -1], opts)
-                preds[q.id] = self._cloze_prediction(q, ll)
+                preds[q.id] = self._cloze_prediction(q, ll, scoring)
                 bar.update(1)
         bar.close()
         return [preds[q.id] for q in questions]
 
     @staticmethod
-    def _cloze_prediction(q: MCQ, ll: list[float]) -> dict:
-        norm = [v / max(1, len((" " + o).encode())) for v, o in zip(ll, q.options)]
+    def _cloze_prediction(q: MCQ, ll: list[float], scoring: str = "cloze") -> dict:
+        norm = [v / norm_length(c, scoring) for v, c in zip(ll, continuations(q, scoring))]
         pred = max(range(len(ll)), key=ll.__getitem__)
         pred_n = max(range(len(norm)), key=norm.__getitem__)
         return {"id": q.id, "gold": q.answer, "predicted": pred, "correct": pred == q.answer,
                 "predicted_norm": pred_n, "correct_norm": pred_n == q.answer, "loglik": ll}
 
-    def _rows_cheaper(self, prefix_ids: list[int], q: MCQ) -> bool:
+    def _rows_cheaper(self, prefix_ids: list[int], q: MCQ, scoring: str = "cloze") -> bool:
         """Full rows repeat the context once per option but run at full batch (about twice the
         tokens/s of the per-question cached path on a CPU): worth it when the options are long
         next to the context (definitions), not when the context is long (passages)."""
-        context = len(prefix_ids) + len(self.encode(self.template.question(q, "cloze")))
-        options = sum(len(self.encode(" " + o)) for o in q.options)
+        context = len(prefix_ids) + len(self.encode(self.template.question(q, scoring)))
+        options = sum(len(self.encode(c)) for c in continuations(q, scoring))
         return 2 * context < options
 
     @torch.inference_mode()
-    def _cloze_rows(self, prefix_ids: list[int], questions: list[MCQ], bar):
+    def _cloze_rows(self, prefix_ids: list[int], questions: list[MCQ], bar, scoring: str = "cloze"):
         """Zero-shot (or very short prefix) cloze with long options: each (question, option) pair is one full row,
         rows of similar length batched together (about ``ROW_TOKENS`` tokens per forward), so the
         model runs at full batch instead of one tiny forward per question. Yields
         ``(question, [Σ log p(option | context)])``; equal to the cached path up to float rounding."""
         items = []
         for q in questions:
-            ctx = prefix_ids + self.encode(self.template.question(q, "cloze"))
-            opts = [self.encode(" " + o) for o in q.options]
+            ctx = prefix_ids + self.encode(self.template.question(q, scoring))
+            opts = [self.encode(c) for c in continuations(q, scoring)]
             items.append((q, ctx, opts, len(ctx) + max(len(o) for o in opts)))
         items.sort(key=lambda item: item[3])
         pad = self.tok.pad_token_id or 0
@@ -349,6 +386,63 @@ class Scorer:
             bar.update(len(chunk))
             start = end
 
+    # ---- format scoring --------------------------------------------------------------------
+    @torch.inference_mode()
+    def greedy(self, prompts: list[list[int]], max_new_tokens: int) -> list[list[int]]:
+        """Greedy continuation (no sampling) of each prompt, batched with left padding and a KV
+        cache; a row stops at the end-of-sequence token (kept) or after ``max_new_tokens``."""
+        b, L = len(prompts), max(len(p) for p in prompts)
+        ids = torch.full((b, L), self.tok.pad_token_id or 0, dtype=torch.long)
+        mask = torch.zeros((b, L), dtype=torch.long)
+        for i, p in enumerate(prompts):
+            ids[i, L - len(p):] = torch.tensor(p)
+            mask[i, L - len(p):] = 1
+        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
+                         position_ids=pos.to(self.device), use_cache=True, logits_to_keep=1)
+        self.generation_tokens += int(mask.sum())
+        eos = self.tok.eos_token_id
+        generated: list[list[int]] = [[] for _ in range(b)]
+        done = [False] * b
+        next_pos = pos[:, -1:] + 1
+        for step in range(max_new_tokens):
+            tokens = out.logits[:, -1].argmax(-1).cpu()
+            for i in range(b):
+                if not done[i]:
+                    generated[i].append(int(tokens[i]))
+                    done[i] = int(tokens[i]) == eos
+            if all(done) or step == max_new_tokens - 1:
+                break
+            mask = torch.cat([mask, torch.ones((b, 1), dtype=torch.long)], 1)
+            out = self.model(input_ids=tokens.unsqueeze(1).to(self.device), attention_mask=mask.to(self.device),
+                             position_ids=next_pos.to(self.device), past_key_values=out.past_key_values,
+                             use_cache=True)
+            self.generation_tokens += b
+            next_pos = next_pos + 1
+        return generated
+
+    def score_format(self, dataset: MCQDataset, questions: list[MCQ], shots: int, seed: int,
+                     progress: bool, max_new_tokens: int = FORMAT_MAX_NEW_TOKENS) -> list[dict]:
+        """Content (``score_cloze`` with the declared template) and compliance (a greedy
+        generation after the same prompt, tested with the declared regex) of every question."""
+        from tqdm.auto import tqdm
+
+        preds = {p["id"]: p for p in self.score_cloze(dataset, questions, shots, seed, progress, "format")}
+        bar = tqdm(total=len(questions), desc=f"{dataset.name} (format generation)", unit="q",
+                   disable=not progress, leave=False)
+        for prefix_text, qs in self._group_by_prefix(dataset, questions, shots, seed, "format"):
+            prefix_ids = self.encode_prefix(prefix_text)
+            encoded = sorted(((q, prefix_ids + self.encode(self.template.question(q, "format"))) for q in qs),
+                             key=lambda item: len(item[1]))
+            for start in range(0, len(encoded), self.batch_size):
+                chunk = encoded[start:start + self.batch_size]
+                for (q, _), new in zip(chunk, self.greedy([ids for _, ids in chunk], max_new_tokens)):
+                    text = self.tok.decode(new, skip_special_tokens=True)
+                    preds[q.id].update(generation=text, format_ok=q.format.complies(text))
+                bar.update(len(chunk))
+        bar.close()
+        return [preds[q.id] for q in questions]
+
     # ---- shared ----------------------------------------------------------------------------
     def _group_by_prefix(self, dataset: MCQDataset, questions: list[MCQ], shots: int, seed: int,
                          scoring: str) -> list[tuple[str, list[MCQ]]]:
@@ -377,8 +471,8 @@ def lm_eval_style_tokens(tok, template: Template, dataset: MCQDataset, questions
     for q in questions:
         prompt = template.prefix(fewshot_for(dataset, shots, seed, q.id), scoring) + template.question(q, scoring)
         n_prompt = len(tok.encode(prompt))
-        for i, o in enumerate(q.options):
-            cont = answer_for(i) if scoring == "letter" else " " + o
+        conts = [answer_for(i) for i in range(len(q.options))] if scoring == "letter" else continuations(q, scoring)
+        for cont in conts:
             total += n_prompt + len(tok.encode(cont, add_special_tokens=False))
     return total
 
@@ -389,6 +483,9 @@ def evaluate(model, tokenizer, dataset: MCQDataset, *, scoring: str = "letter", 
     """Score ``dataset`` (its test split) with ``model``; see the module docstring for the protocol."""
     if scoring not in SCORINGS:
         raise TadaError(f"unknown scoring {scoring!r}; choose one of {SCORINGS}")
+    if scoring == "format" and not declares_format(dataset):
+        raise TadaError(f"dataset {dataset.name} declares no answer format (--scoring format needs 'prompt' "
+                        "and 'format' on every question); use --scoring letter or cloze")
     questions = select(dataset.test, limit, seed)
     if not questions:
         raise TadaError(f"dataset {dataset.name} has no questions")
@@ -396,17 +493,21 @@ def evaluate(model, tokenizer, dataset: MCQDataset, *, scoring: str = "letter", 
     was_training = model.training
     model.eval()
     try:
-        fn = scorer.score_letter if scoring == "letter" else scorer.score_cloze
+        fn = {"letter": scorer.score_letter, "cloze": scorer.score_cloze, "format": scorer.score_format}[scoring]
         preds = fn(dataset, questions, shots, seed, progress)
     finally:
         model.train(was_training)
     correct = sum(p["correct"] for p in preds)
     n = len(preds)
     metrics: dict = {}
-    if scoring == "cloze":
+    if scoring in ("cloze", "format"):
         c_norm = sum(p["correct_norm"] for p in preds)
         metrics["acc_norm"] = c_norm / n
         metrics["acc_norm_ci"] = list(wilson_interval(c_norm, n))
+    if scoring == "format":
+        ok = sum(p["format_ok"] for p in preds)
+        metrics.update(format_rate=ok / n, format_ci=list(wilson_interval(ok, n)), format_n=n,
+                       format_max_new_tokens=FORMAT_MAX_NEW_TOKENS)
     if dataset.meta.get("metric_extra") == "macro_f1":
         key = "predicted"
         metrics["macro_f1"] = macro_f1([p["gold"] for p in preds], [p[key] for p in preds], len(questions[0].options))
@@ -414,4 +515,6 @@ def evaluate(model, tokenizer, dataset: MCQDataset, *, scoring: str = "letter", 
     tokens = {"forward_tokens": scorer.forward_tokens, "per_question": scorer.forward_tokens / n,
               "lm_eval_style_tokens": baseline, "lm_eval_style_per_question": baseline / n,
               "reduction": baseline / max(1, scorer.forward_tokens)}
+    if scoring == "format":
+        tokens["generation_tokens"] = scorer.generation_tokens
     return EvalResult(dataset.name, scoring, correct / n, n, wilson_interval(correct, n), preds, metrics, tokens)

@@ -45,6 +45,8 @@ class BenchConfig:
     methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
     densities: list[float] = field(default_factory=lambda: [0.3, 0.5, 0.7])
     dare_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    # "letter", "cloze", "format" (the last only on datasets that declare an answer format; the
+    # other datasets get no format cell)
     scoring: list[str] = field(default_factory=lambda: ["letter"])
     shots: int = 3
     limit: int | None = 500
@@ -269,6 +271,15 @@ class Bench:
         safe = dataset.replace("/", "_").replace(":", "_")
         return self.out / "results" / run.key / f"{safe}.{scoring}.json"
 
+    def scores(self, dataset: str, scoring: str) -> bool:
+        """Whether the cell (``dataset``, ``scoring``) exists: ``format`` scoring applies only to a
+        dataset that declares an answer format; the other scorings to every dataset."""
+        if scoring != "format":
+            return True
+        from .datasets import declares_format
+
+        return declares_format(self.dataset(dataset))
+
     def limit_for(self, dataset: str) -> int | None:
         return self.cfg.limits.get(dataset, self.cfg.limit)
 
@@ -342,7 +353,7 @@ class Bench:
         self.picked = picked
         cells = [(r, d, s) for r in grid(self.cfg, picked or None)
                  for d in self.cfg.datasets + sorted(set(self.cfg.validation.values()))
-                 for s in self.cfg.scoring]
+                 for s in self.cfg.scoring if self.scores(d, s)]
         records = []
         for run, dataset, scoring in tqdm(cells, desc=f"bench {self.cfg.name}", unit="cell", disable=not self.progress):
             records.append(self.evaluate(run, dataset, scoring))

@@ -17,6 +17,11 @@ from pathlib import Path
 
 from .runner import LABELS, BenchConfig
 
+#: Metrics that are proportions of the n questions (their Wilson interval is computed from them).
+PROPORTIONS = ("accuracy", "acc_norm", "format_rate")
+#: ``format`` scoring's two columns per dataset: (metric, column suffix).
+FORMAT_COLUMNS = (("format_rate", "format"), ("accuracy", "acc"))
+
 
 @dataclass
 class Row:
@@ -29,6 +34,7 @@ class Row:
     note: str = ""
     n: dict[str, int] = field(default_factory=dict)
     cis: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95% Wilson (pooled over seeds)
+    density: float | None = None  # TIES/DARE rows: the density the row shows
 
 
 def _mean_std(xs: list[float]) -> tuple[float, float | None]:
@@ -56,7 +62,8 @@ def build_rows(records: list[dict], datasets: list[str], methods: list[str], sco
         value = r["accuracy"] if metric == "accuracy" else r["metrics"].get(metric, r["accuracy"])
         by_run.setdefault(r["run"], {})[r["dataset"]] = value
         ns.setdefault(r["run"], {})[r["dataset"]] = r["n"]
-        counts.setdefault(r["run"], {})[r["dataset"]] = (round(r["accuracy"] * r["n"]), r["n"])
+        share = value if metric in PROPORTIONS else r["accuracy"]  # the interval's proportion
+        counts.setdefault(r["run"], {})[r["dataset"]] = (round(share * r["n"]), r["n"])
         groups[r["run"]], params[r["run"]] = r["group"], r.get("params", {})
 
     def row_for(label: str, group: str, runs: list[str], note: str = "") -> Row:
@@ -85,6 +92,8 @@ def build_rows(records: list[dict], datasets: list[str], methods: list[str], sco
             continue
         grid_rows = {d: row_for(f"{LABELS.get(group, group)} (density {d})", group,
                                 [k for k in runs if params[k].get("density") == d]) for d in densities}
+        for d, grid_row in grid_rows.items():
+            grid_row.density = d
         full.extend(grid_rows.values())
         if group in picked and densities == [picked[group]]:
             best, note = picked[group], "picked on the validation sets before testing"
@@ -97,7 +106,7 @@ def build_rows(records: list[dict], datasets: list[str], methods: list[str], sco
             best, note = max(densities, key=lambda d: grid_rows[d].average), "best-on-test (optimistic, as in the paper)"
         row = grid_rows[best]
         headline.append(Row(f"{LABELS.get(group, group)}", group, row.values, row.stds, row.average,
-                            row.average_std, f"density {best}: {note}", row.n, row.cis))
+                            row.average_std, f"density {best}: {note}", row.n, row.cis, best))
     return headline, full
 
 
@@ -169,20 +178,58 @@ def print_rich(rows: list[Row], datasets: list[str], title: str) -> None:
     Console().print(table)
 
 
+def format_rows(records: list[dict], datasets: list[str], methods: list[str],
+                validation: dict[str, str] | None = None,
+                picked: dict[str, float] | None = None) -> tuple[list[Row], list[Row], list[str]]:
+    """``format`` scoring in the Table 3 layout: two columns per dataset, the format-compliance rate
+    (``<dataset> format``) and the content accuracy inside the format (``<dataset> acc``); the
+    average is the mean content accuracy. Returns (headline rows, density-grid rows, columns).
+    Datasets without a format cell (no declared format) are left out."""
+    present = [d for d in datasets if any(r["scoring"] == "format" and r["dataset"] == d for r in records)]
+    columns = [f"{d} {suffix}" for d in present for _, suffix in FORMAT_COLUMNS]
+    parts = {metric: build_rows(records, present, methods, "format", validation, metric, picked)
+             for metric, _ in FORMAT_COLUMNS}
+
+    rate_rows = parts["format_rate"][0] + parts["format_rate"][1]
+
+    def merged(acc: list[Row]) -> list[Row]:
+        # The rate of the same row: same group and density (the density is picked on content accuracy).
+        out = []
+        for a in acc:
+            f = next(r for r in rate_rows if r.group == a.group and r.density == a.density)
+            row = Row(a.label, a.group, {}, {}, a.average, a.average_std, a.note, {}, {}, a.density)
+            for source, suffix in ((f, "format"), (a, "acc")):
+                for d in present:
+                    key = f"{d} {suffix}"
+                    for target, values in ((row.values, source.values), (row.stds, source.stds),
+                                           (row.cis, source.cis), (row.n, source.n)):
+                        if d in values:
+                            target[key] = values[d]
+            out.append(row)
+        return out
+
+    return merged(parts["accuracy"][0]), merged(parts["accuracy"][1]), columns
+
+
 def write_tables(records: list[dict], cfg: BenchConfig, *, show: bool = True,
                  picked: dict[str, float] | None = None) -> list[Path]:
     """``table.<scoring>.md/.csv/.json`` in the run folder (headline rows, then the density grid)."""
     out, written = Path(cfg.out), []
     for scoring in cfg.scoring:
-        head, full = build_rows(records, cfg.datasets, cfg.methods, scoring, cfg.validation, picked=picked)
-        title = f"{cfg.name}: accuracy ({scoring} scoring, {cfg.shots}-shot)"
-        files = {"md": to_markdown(head, cfg.datasets, title, ci=True) + "\n"
-                 + to_markdown(full, cfg.datasets, "Density grid", ci=True),
-                 "csv": to_csv(head + full, cfg.datasets), "json": to_json(head + full, cfg.datasets)}
+        if scoring == "format":
+            head, full, columns = format_rows(records, cfg.datasets, cfg.methods, cfg.validation, picked)
+            title = (f"{cfg.name}: format compliance and content accuracy (format scoring, {cfg.shots}-shot; "
+                     "Ave. = mean content accuracy)")
+        else:
+            head, full = build_rows(records, cfg.datasets, cfg.methods, scoring, cfg.validation, picked=picked)
+            columns, title = cfg.datasets, f"{cfg.name}: accuracy ({scoring} scoring, {cfg.shots}-shot)"
+        files = {"md": to_markdown(head, columns, title, ci=True) + "\n"
+                 + to_markdown(full, columns, "Density grid", ci=True),
+                 "csv": to_csv(head + full, columns), "json": to_json(head + full, columns)}
         for ext, text in files.items():
             path = out / f"table.{scoring}.{ext}"
             path.write_text(text)
             written.append(path)
         if show:
-            print_rich(head, cfg.datasets, title)
+            print_rich(head, columns, title)
     return written
