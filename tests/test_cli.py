@@ -163,10 +163,16 @@ def test_demo_end_to_end(tmp_path):
     run = subprocess.run([sys.executable, "-m", "tada.cli", "demo", "--out", str(tmp_path / "demo")],
                          capture_output=True, text=True, env={**__import__("os").environ, "TADA_CACHE": str(tmp_path)})
     assert run.returncode == 0, run.stderr[-2000:]
-    for who in ("base model", "task adapter", "domain adapter", "merged (TaDA)"):
-        assert who in run.stdout
+    lines = run.stdout.splitlines()
+    head = lines.index("model | format, domain terms | format, general words | content, domain terms | "
+                       "content, general words")
+    rows = {line.split(" | ")[0]: line.split(" | ")[1:] for line in lines[head + 1:head + 6]}
+    assert list(rows) == ["base model", "task adapter", "domain adapter", "merged (TaDA)", "merged (linear)"]
+    rate = {who: [float(c.split()[0]) for c in cells] for who, cells in rows.items()}
+    assert rate["task adapter"][0] >= 0.9 and rate["base model"][0] <= 0.1  # the format is the task's skill
     report = json.loads((tmp_path / "demo" / "tada_report.json").read_text())
     assert report["method"] == "tada" and report["summary"]["modules"] == 120
+    assert report["params"]["delta"] == "auto" and report["calibration"]["delta_drop"] == 0.025
 
 
 def test_a_repeated_single_valued_option_is_refused(capsys, tmp_path, pair):

@@ -412,7 +412,8 @@ _model_dtype_override = click.option(
 
 @cli.command()
 @click.option("--config", "config_file", help="Bench YAML (see docs/evaluation.md).")
-@click.option("--preset", help="A named configuration: llama2-7b-medical, smollm2-offline, vit-l16, dinov2-offline.")
+@click.option("--preset", help="A named configuration: llama2-7b-medical, smollm2-offline, smollm2-title, vit-l16, "
+                                "dinov2-offline.")
 @click.option("--task", help="Task adapter (overrides the config).")
 @click.option("--domain", help="Domain adapter (overrides the config).")
 @click.option("--domain-probe")
@@ -700,12 +701,17 @@ def _variants_command(cfg, variants, out: Path, name: str, title: str, quiet: bo
     records = (evaluate_vision_variants if vision else evaluate_variants)(cfg, variants, progress=not quiet)
     labels = {d: cfg.column(d) if vision else label(d) for d in cfg.datasets}
     md, rows_all = "", []
-    for scoring in ["top1"] if vision else cfg.scoring:
-        rows = variant_rows(records, cfg.datasets, scoring)
-        rows_all += [{"scoring": scoring, **r} for r in rows]
-        md += f"## {'top-1 accuracy' if vision else scoring + ' scoring'}\n\n" + to_markdown(rows, cfg.datasets, labels)
-        md += f"\n![{scoring}]({name}.{scoring}.png)\n\n"
-        bar_chart(rows, out / f"{name}.{scoring}.png", f"{cfg.name}: {title} ({scoring})")
+    tables = [("top1", "accuracy", "top-1 accuracy")] if vision else \
+        [(s, m, t) for s in cfg.scoring for m, t in
+         ([("accuracy", "content accuracy, format scoring"), ("format_rate", "format compliance, format scoring")]
+          if s == "format" else [("accuracy", f"{s} scoring")])]
+    for scoring, metric, heading in tables:
+        rows = variant_rows(records, cfg.datasets, scoring, metric)
+        rows_all += [{"scoring": scoring, "metric": metric, **r} for r in rows]
+        stem = f"{name}.{scoring}" + ("" if metric == "accuracy" else f".{metric}")
+        md += f"## {heading}\n\n" + to_markdown(rows, cfg.datasets, labels)
+        md += f"\n![{heading}]({stem}.png)\n\n"
+        bar_chart(rows, out / f"{stem}.png", f"{cfg.name}: {title} ({heading})")
     md += "Brackets: 95% Wilson interval. Every variant is a TaDA merge; " + "; ".join(
         f"{v.name}: {v.params or 'defaults'}" + (f", domain probe {_shown(v.domain_probe)}" if v.domain_probe else "")
         for v in variants) + ".\n"

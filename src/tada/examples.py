@@ -8,7 +8,7 @@ from .errors import TadaError
 
 def examples_root(examples_dir: str | None) -> Path:
     root = Path(examples_dir) if examples_dir else Path(__file__).resolve().parents[2] / "examples"
-    needed = [root / "adapters" / "task", root / "adapters" / "domain", root / "probes" / "domain.txt",
+    needed = [root / "adapters" / "task-format", root / "adapters" / "domain", root / "probes" / "domain.txt",
               root / "probes" / "general.txt"]
     missing = [str(p) for p in needed if not p.exists()]
     if missing:

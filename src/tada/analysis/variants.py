@@ -76,12 +76,15 @@ def evaluate_vision_variants(cfg, variants: list[Variant], *, progress: bool = T
     return records
 
 
-def variant_rows(records: list[dict], datasets: list[str], scoring: str) -> list[dict]:
-    """``[{"variant", dataset: (acc, lo, hi), "average"}]`` in record order."""
+def variant_rows(records: list[dict], datasets: list[str], scoring: str, metric: str = "accuracy") -> list[dict]:
+    """``[{"variant", dataset: (value, lo, hi), "average"}]`` in record order. ``metric``:
+    ``accuracy`` (content accuracy for format scoring) or ``format_rate`` (format compliance)."""
     rows: dict[str, dict] = {}
     for r in records:
         if r["scoring"] == scoring and r["dataset"] in datasets:
-            rows.setdefault(r["variant"], {"variant": r["variant"]})[r["dataset"]] = (r["accuracy"], *r["ci"])
+            value = (r["accuracy"], *r["ci"]) if metric == "accuracy" else \
+                (r["metrics"][metric], *r["metrics"][metric.replace("_rate", "_ci")])
+            rows.setdefault(r["variant"], {"variant": r["variant"]})[r["dataset"]] = value
     for row in rows.values():
         row["average"] = statistics.fmean(row[d][0] for d in datasets if d in row)
     return list(rows.values())
@@ -112,7 +115,7 @@ def bar_chart(rows: list[dict], out, title: str):
     ax.barh(names, values, color=["#2b6cb0" if n == "full TaDA" else "#a0aec0" for n in names])
     for y, v in enumerate(values):
         ax.text(v, y, f" {v:.3f}", va="center", fontsize=8)
-    ax.set_xlabel("average accuracy")
+    ax.set_xlabel("average over the sets")
     ax.set_xlim(0, max(values) * 1.15 if values else 1)
     ax.set_title(title, fontsize=10)
     fig.tight_layout()

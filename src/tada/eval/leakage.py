@@ -83,7 +83,7 @@ def find_leaks(dataset: str, questions: Iterable[MCQ], corpus: Corpus, *, check_
     """Every stem (and option) of ``questions`` found in ``corpus``."""
     leaks = []
     for q in questions:
-        evidence = corpus.hit(q.question)
+        evidence = corpus.hit(q.prompt or q.question)  # a format question's stem is its whole prompt
         if evidence:
             leaks.append(Leak(dataset, q.id, "question", evidence))
         if not check_options:
