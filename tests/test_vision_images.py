@@ -9,6 +9,7 @@ Image = pytest.importorskip("PIL.Image")
 
 from tada.errors import TadaError
 from tada.vision import images as vi
+from tada.vision import sources as vs
 
 MEAN = np.array([0.485, 0.456, 0.406])
 STD = np.array([0.229, 0.224, 0.225])
@@ -75,7 +76,7 @@ def test_image_folder_happy_path(tmp_path):
     assert s.classes == ["cat", "dog"] and len(s) == 7
     assert s.labels == [0, 0, 0, 1, 1, 1, 1]
     assert s.image(6).size == (10, 10) and s.image(0).size == (30, 20)
-    assert vi.image_probe_inputs(root, 4).shape == (4, 3, 224, 224)
+    assert vs.image_probe_inputs(root, 4).shape == (4, 3, 224, 224)
 
 
 def test_image_folder_errors_are_one_line(tmp_path):
@@ -96,7 +97,7 @@ def test_image_folder_errors_are_one_line(tmp_path):
         vi.image_folder(root)
     one_line(e)
     with pytest.raises(TadaError, match="image source not found") as e:
-        vi.image_probe_inputs("no-such-loader", 4)
+        vs.image_probe_inputs("no-such-loader", 4)
     one_line(e)
 
 
@@ -105,7 +106,7 @@ def test_flat_folder_is_one_class_for_probes(tmp_path):
         noise_image(32, 32, seed=i).save(tmp_path / f"{i}.png")
     with pytest.raises(TadaError):
         vi.image_folder(tmp_path)
-    s = vi.load_image_set(tmp_path)
+    s = vs.load_image_set(tmp_path)
     assert s.classes == [tmp_path.name] and len(s) == 3
 
 
@@ -118,7 +119,7 @@ def test_sample_is_seeded():
         assert len(vi.sample(digits, 5000)) == 1797
     with pytest.raises(TadaError):
         vi.sample(digits, 0)
-    torch.testing.assert_close(vi.image_probe_inputs("sklearn-digits", 3),
+    torch.testing.assert_close(vs.image_probe_inputs("sklearn-digits", 3),
                                vi.preprocess(vi.sample(digits, 3).pil_images()))
 
 
@@ -135,18 +136,18 @@ def test_sklearn_digits():
 
 
 def test_digits_splits_are_fixed_and_disjoint_and_names_resolve():
-    train, test = vi.load_image_set("sklearn-digits:train"), vi.load_image_set("sklearn-digits:test")
+    train, test = vs.load_image_set("sklearn-digits:train"), vs.load_image_set("sklearn-digits:test")
     assert (len(train), len(test)) == (1297, 500) and (train.name, test.name) == ("sklearn-digits:train",
                                                                                   "sklearn-digits:test")
     pixels = {np.asarray(img).tobytes() for img in test.images}
     assert sum(np.asarray(img).tobytes() in pixels for img in train.images) <= 5  # only true duplicate images
     again = vi.sklearn_digits("test")
     assert again.labels == test.labels
-    assert vi.load_image_set("sklearn-digits", split="test").labels == test.labels
+    assert vs.load_image_set("sklearn-digits", split="test").labels == test.labels
     with pytest.raises(TadaError, match="unknown digits split"):
-        vi.load_image_set("sklearn-digits:val")
+        vs.load_image_set("sklearn-digits:val")
     with pytest.raises(TadaError, match="image source not found: nope.*sklearn-digits.*cifar100"):
-        vi.load_image_set("nope")
+        vs.load_image_set("nope")
 
 
 def test_fashion_mnist_is_the_real_dataset():

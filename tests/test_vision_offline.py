@@ -73,7 +73,7 @@ def test_task_head_on_real_fashion_mnist(tmp_path, monkeypatch):
     import torch
 
     from tada.models import native_half
-    from tada.vision.bench import EMBEDDED_VIT, resolve_vision_base
+    from tada.vision.dinov2_onnx import EMBEDDED_VIT, resolve_vision_base
     from tada.vision.evaluate import evaluate_images
 
     base = resolve_vision_base(EMBEDDED_VIT)  # prerequisites checked above: any error here is a failure

@@ -353,7 +353,7 @@ def eval_cmd(base, gguf_file, revision, adapter, dataset, limit, shots, seed, im
 
 
 def _eval_images(base, adapter, dataset, limit, seed, head, head_from, train_set, device, model_dtype, out) -> None:
-    from .vision.bench import EMBEDDED_VIT, resolve_vision_base
+    from .vision.dinov2_onnx import EMBEDDED_VIT, resolve_vision_base
     from .vision.evaluate import evaluate_images
 
     res = evaluate_images(resolve_vision_base(base or EMBEDDED_VIT), dataset, adapter=adapter, head_from=head_from,
@@ -515,7 +515,7 @@ def train(base, gguf_file, target_modules, images, limit, autocast, lr, batch_si
     """Train a LoRA adapter (PEFT + transformers), seeded and deterministic on CPU."""
     targets = tuple(t.strip() for t in target_modules.split(",") if t.strip())
     if images:
-        from .vision.bench import EMBEDDED_VIT, resolve_vision_base
+        from .vision.dinov2_onnx import EMBEDDED_VIT, resolve_vision_base
         from .vision.train import train_image_lora
 
         name = base or EMBEDDED_VIT

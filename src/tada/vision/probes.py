@@ -69,9 +69,8 @@ def extract_image_probes(base: str | os.PathLike, source: str | os.PathLike, *, 
     from ..adapters import load_adapter
     from ..api import linear_modules
     from ..models import load_model, resolve_base
-    from .images import image_probe_inputs
-
-    from .bench import resolve_vision_base
+    from .dinov2_onnx import resolve_vision_base
+    from .sources import image_probe_inputs
 
     spec = resolve_base(resolve_vision_base(str(base)))
     model = load_model(spec, device=device, causal_lm=False)

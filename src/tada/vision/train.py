@@ -28,7 +28,8 @@ import torch
 from ..errors import TadaError
 from ..models import warn_if_slow_on_cpu
 from ..train import _check_numbers, lr_factor, name_base
-from .images import ImageSet, load_image_set, preprocess
+from .images import ImageSet, preprocess
+from .sources import load_image_set
 
 #: The sidecar naming the classes of an adapter's ``modules_to_save`` head, in label order.
 LABELS_NAME = "labels.json"
