@@ -246,7 +246,8 @@ def main(argv: list[str] | None = None) -> dict:
         pe = f"{row['peft_rel_err']:.1e}" if row["peft_rel_err"] is not None else "–"
         print(f"ours {ours:16s} {o['seconds']:8.2f} s  vs PEFT {combo:20s} {p['seconds']:9.1f} s  "
               f"{row['speedup']:8.0f}x  rel. err ours {o['rel_err']:.1e} / PEFT {pe}  "
-              f"RSS ours {o['rss_before_mb']:.0f}→{o['peak_rss_mb']:.0f} MB, PEFT {p['rss_before_mb']:.0f}→{p['peak_rss_mb']:.0f} MB",
+              f"RSS ours {o['rss_before_mb']:.0f}→{o['peak_rss_mb']:.0f} MB, "
+              f"PEFT {p['rss_before_mb']:.0f}→{p['peak_rss_mb']:.0f} MB",
               flush=True)
     print(f"PEFT timed on {4 * args.peft_layers} modules and extrapolated linearly to {cfg['modules']}; "
           f"ours on all {cfg['modules']} modules. torch threads {torch.get_num_threads()}.")

@@ -5,7 +5,6 @@ sha256("seed:module:dare:side"), a float64 uniform per entry, kept when < densit
 from __future__ import annotations
 
 import pytest
-import torch
 
 import tada
 

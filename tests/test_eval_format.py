@@ -11,7 +11,7 @@ import torch
 
 from tada.errors import TadaError
 from tada.eval.datasets import MCQ, AnswerFormat, MCQDataset, fewshot_for, load_jsonl, write_jsonl
-from tada.eval.mcq import FORMAT_MAX_NEW_TOKENS, Scorer, Template, evaluate
+from tada.eval.mcq import FORMAT_MAX_NEW_TOKENS, Scorer, evaluate
 from tada.models import load_model, resolve_base
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"

@@ -126,7 +126,8 @@ def test_density_picked_on_validation_before_testing_and_results_document(cfg, t
     cfg.lm_texts, cfg.leakage_train = {"toy texts": str(texts)}, [str(texts)]
     seen = []
     real = mcq.evaluate
-    monkeypatch.setattr(mcq, "evaluate", lambda model, tok, ds, **kw: seen.append((ds.name, kw["scoring"])) or real(model, tok, ds, **kw))
+    monkeypatch.setattr(mcq, "evaluate",
+                        lambda model, tok, ds, **kw: seen.append((ds.name, kw["scoring"])) or real(model, tok, ds, **kw))
     bench = Bench(cfg, progress=False)
     picked, selection = bench.select_densities()
     assert set(picked) == {"ties", "dare_ties"} and all(d in (0.5, 0.7) for d in picked.values())
@@ -155,7 +156,8 @@ def test_density_picked_on_validation_before_testing_and_results_document(cfg, t
     again = path.read_text()
     assert again.startswith("# Mine\n\nintro") and again.rstrip().endswith("discussion stays") and "`again`" in again
     assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(10, 0) == pytest.approx(2 / 2**10)
-    assert mcnemar_exact(3, 5) == mcnemar_exact(5, 3) == pytest.approx(2 * sum(__import__("math").comb(8, i) for i in range(4)) / 256)
+    assert mcnemar_exact(3, 5) == mcnemar_exact(5, 3) == pytest.approx(
+        2 * sum(__import__("math").comb(8, i) for i in range(4)) / 256)
 
 
 def test_merge_key_holds_every_parameter_default_included(pair):

@@ -31,7 +31,7 @@ def manual_means(model, tok, texts):
         ids = enc["input_ids"]
         keep = ids[0] != tok.bos_token_id
         captured = {}
-        h = layers[1].self_attn.o_proj.register_forward_hook(lambda m, a, o: captured.__setitem__("o", a[0]))
+        h = layers[1].self_attn.o_proj.register_forward_hook(lambda m, a, o: captured.__setitem__("o", a[0]))  # noqa: B023
         with torch.no_grad():
             out = model(ids, output_hidden_states=True)
         h.remove()

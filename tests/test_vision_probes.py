@@ -28,7 +28,7 @@ def manual(model, pixels: torch.Tensor) -> dict[str, torch.Tensor]:
     sums = {m: 0.0 for m in MODULES}
     for image in pixels:
         captured = {}
-        hooks = [model.get_submodule(m).register_forward_hook(lambda mod, a, o, m=m: captured.__setitem__(m, a[0]))
+        hooks = [model.get_submodule(m).register_forward_hook(lambda mod, a, o, m=m: captured.__setitem__(m, a[0]))  # noqa: B023
                  for m in MODULES[1:]]
         with torch.no_grad():
             out = model(pixel_values=image[None], output_hidden_states=True)

@@ -130,7 +130,7 @@ def merge_adapters(task: Adapter, domain: Adapter, method: str = "tada", params:
         warn.append(f"{len(noted)} module(s) have notes in the report (e.g. {noted[0]}: "
                     f"{modules_report[noted[0]]['notes'][0]})")
     for w in warn:
-        warnings.warn(w)
+        warnings.warn(w, stacklevel=2)
     report = jsonable({
         "report_version": REPORT_VERSION,
         "method": method,

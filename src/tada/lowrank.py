@@ -30,7 +30,7 @@ class LowRank:
         """The d_out×d_in matrix. For tests and the entry-wise methods only."""
         return self.P @ self.Q.T
 
-    def scaled(self, w: float) -> "LowRank":
+    def scaled(self, w: float) -> LowRank:
         """w·ΔW."""
         return LowRank(self.P * float(w), self.Q)
 
@@ -87,7 +87,7 @@ class Components:
         s = self.S if weights is None else self.S * weights
         return LowRank(self.U * s, self.V)
 
-    def select(self, keep: torch.Tensor) -> "Components":
+    def select(self, keep: torch.Tensor) -> Components:
         if bool(keep.all()):
             return self
         return Components(self.U[:, keep], self.S[keep], self.V[:, keep])

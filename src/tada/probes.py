@@ -72,7 +72,7 @@ def read_probe(path: str | os.PathLike, n: int = 32, seed: int = 42) -> ProbeSet
         chosen = random.Random(seed).sample(items, n)
     else:
         if len(items) < n:
-            warnings.warn(f"{path}: only {len(items)} probe inputs (< N={n}); using all of them")
+            warnings.warn(f"{path}: only {len(items)} probe inputs (< N={n}); using all of them", stacklevel=2)
         chosen = list(items)
     return ProbeSet(str(p), hashlib.sha256(raw).hexdigest(), chosen, len(items), seed)
 
@@ -94,7 +94,7 @@ class ProbeStats:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "ProbeStats":
+    def load(cls, path: str | os.PathLike) -> ProbeStats:
         p = Path(path)
         if not p.is_file():
             raise TadaError(f"probe statistics file not found: {path}")
@@ -153,7 +153,7 @@ class InputSums:
         self.totals: dict[str, torch.Tensor | None] = {n: None for n in self.names}
         self._handles: list = []
 
-    def __enter__(self) -> "InputSums":
+    def __enter__(self) -> InputSums:
         def hook_for(name: str):
             def hook(_module, args, kwargs=None):
                 x = args[0] if args else next(iter(kwargs.values()))

@@ -63,7 +63,7 @@ class TauTable:
         return float(self.by_role.get(role_of(module), 1.0))
 
     @classmethod
-    def from_overrides(cls, overrides: dict[str, float] | None, global_tau: float | None = None) -> "TauTable":
+    def from_overrides(cls, overrides: dict[str, float] | None, global_tau: float | None = None) -> TauTable:
         """Overrides keyed by a role name (``value``, ``attn_out``…) or a module-name pattern."""
         by_role, by_pattern = dict(DEFAULT_TAU), {}
         for key, value in (overrides or {}).items():

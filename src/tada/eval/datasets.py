@@ -49,7 +49,8 @@ import zipfile
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
+from collections.abc import Callable, Iterable
 
 from ..errors import TadaError
 from ..fileio import parse_json_object
@@ -159,7 +160,7 @@ def parse_format(prompt: Any, format: Any, where: str) -> dict:
     return {"prompt": prompt, "format": AnswerFormat(format["regex"], format["template"])}
 
 
-def declares_format(dataset: "MCQDataset") -> bool:
+def declares_format(dataset: MCQDataset) -> bool:
     """Whether every test question of ``dataset`` has a prompt and an answer format."""
     return bool(dataset.test) and all(q.format is not None for q in dataset.test)
 

@@ -140,7 +140,7 @@ class Template:
     tail: str
 
     @classmethod
-    def build(cls, tokenizer, chat: bool) -> "Template":
+    def build(cls, tokenizer, chat: bool) -> Template:
         if not chat:
             return cls("", "")
         if not getattr(tokenizer, "chat_template", None):

@@ -1,7 +1,7 @@
 """Named benchmark configurations for ``tada bench --preset NAME``."""
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from ..errors import TadaError
 

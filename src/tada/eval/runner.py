@@ -73,7 +73,7 @@ class BenchConfig:
     out: str = "runs/bench"
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "config") -> "BenchConfig":
+    def from_dict(cls, data: dict, where: str = "config") -> BenchConfig:
         cfg = build_config(cls, data, where, ("name", "base", "task", "domain", "datasets"),
                            hint=" (give --task/--domain for a preset)")
         if isinstance(cfg.scoring, str):

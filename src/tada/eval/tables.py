@@ -99,7 +99,7 @@ def build_rows(records: list[dict], datasets: list[str], methods: list[str], sco
             best, note = picked[group], "picked on the validation sets before testing"
         elif validation and all(d in validation for d in datasets):
             def val_score(d: float) -> float:
-                ks = [k for k in runs if params[k].get("density") == d]
+                ks = [k for k in runs if params[k].get("density") == d]  # noqa: B023 (called at once)
                 return statistics.fmean(by_run[k].get(validation[ds], 0.0) for k in ks for ds in datasets)
             best, note = max(densities, key=val_score), "density picked on validation"
         else:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass, field, replace
-from typing import Iterable
+from collections.abc import Iterable
 
 import torch
 

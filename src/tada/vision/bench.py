@@ -54,7 +54,7 @@ class VisionBenchConfig:
     report: str | None = None
 
     @classmethod
-    def from_dict(cls, data: dict, where: str = "config") -> "VisionBenchConfig":
+    def from_dict(cls, data: dict, where: str = "config") -> VisionBenchConfig:
         return build_config(cls, data, where, ("name", "base", "datasets"))
 
     def rows(self) -> list[str]:

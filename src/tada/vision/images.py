@@ -139,7 +139,7 @@ def sample(images: ImageSet, n: int, seed: int = 42) -> ImageSet:
         chosen = random.Random(seed).sample(range(len(images)), n)
     else:
         if len(images) < n:
-            warnings.warn(f"{images.name}: only {len(images)} images (< N={n}); using all of them")
+            warnings.warn(f"{images.name}: only {len(images)} images (< N={n}); using all of them", stacklevel=2)
         chosen = list(range(len(images)))
     subset = getattr(images.images, "subset", None)  # a lazy sequence (hub sets) stays lazy
     picked = subset(chosen) if subset is not None else [images.images[i] for i in chosen]
