@@ -143,3 +143,16 @@ def write_probe(path: Path, n: int = 12, seed: int = 0) -> Path:
     path.write_text("\n".join(" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 12)))
                               for _ in range(n)) + "\n")
     return path
+
+
+def run_cli(capsys, *args) -> tuple[int, str, str]:
+    """``tada ARGS`` in-process through ``tada.cli.main``: (exit code, stdout, stderr)."""
+    from tada.cli import main
+
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out = capsys.readouterr()
+    return code, out.out, out.err

@@ -8,20 +8,12 @@ import sys
 
 import pytest
 
-from tada.cli import main
 from tada.probes import ProbeStats
 
-from conftest import random_stats, write_probe
+from conftest import random_stats, run_cli, write_probe
 
 
-def cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+cli = run_cli
 
 
 def test_merge_linear_and_inspect(capsys, tmp_path, pair):

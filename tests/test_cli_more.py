@@ -9,19 +9,11 @@ import pytest
 import torch
 
 import tada
-from tada.cli import main
 
-from conftest import random_stats
+from conftest import random_stats, run_cli
 
 
-def cli(capsys, *args) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out = capsys.readouterr()
-    return code, out.out, out.err
+cli = run_cli
 
 
 def toy_jsonl(path, n=5):

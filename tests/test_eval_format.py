@@ -191,16 +191,10 @@ def test_shipped_format_adapter_complies_and_the_base_does_not():
 def test_cli_eval_scoring_format(capsys, tmp_path, tiny_base):
     """``tada eval --scoring format``: zero-shot by default, rate and content accuracy printed, the
     generation in every prediction; a dataset without a format is a one-line error."""
-    from tada.cli import main
+    from conftest import run_cli
 
     def cli(*args):
-        try:
-            main([str(a) for a in args])
-            code = 0
-        except SystemExit as exc:
-            code = exc.code or 0
-        out = capsys.readouterr()
-        return code, out.out, out.err
+        return run_cli(capsys, *args)
 
     fmt = tmp_path / "fmt.jsonl"
     write_jsonl(fmt, dataset().test)

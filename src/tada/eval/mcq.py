@@ -224,13 +224,7 @@ class Scorer:
             last = torch.tensor([len(s) - 1 for s in suffixes], device=self.device)
             return out.logits[torch.arange(b, device=self.device), last]
         seqs = [prefix_ids + s for s in suffixes]
-        L = max(len(s) for s in seqs)
-        ids = torch.full((b, L), self.tok.pad_token_id or 0, dtype=torch.long)
-        mask = torch.zeros((b, L), dtype=torch.long)
-        for i, s in enumerate(seqs):
-            ids[i, L - len(s):] = torch.tensor(s)
-            mask[i, L - len(s):] = 1
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        ids, mask, pos = left_padded(seqs, self.tok.pad_token_id or 0)
         out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                          position_ids=pos.to(self.device), use_cache=False, logits_to_keep=1)
         self.forward_tokens += sum(len(s) for s in seqs)
@@ -391,13 +385,8 @@ class Scorer:
     def greedy(self, prompts: list[list[int]], max_new_tokens: int) -> list[list[int]]:
         """Greedy continuation (no sampling) of each prompt, batched with left padding and a KV
         cache; a row stops at the end-of-sequence token (kept) or after ``max_new_tokens``."""
-        b, L = len(prompts), max(len(p) for p in prompts)
-        ids = torch.full((b, L), self.tok.pad_token_id or 0, dtype=torch.long)
-        mask = torch.zeros((b, L), dtype=torch.long)
-        for i, p in enumerate(prompts):
-            ids[i, L - len(p):] = torch.tensor(p)
-            mask[i, L - len(p):] = 1
-        pos = (mask.cumsum(-1) - 1).clamp(min=0)
+        b = len(prompts)
+        ids, mask, pos = left_padded(prompts, self.tok.pad_token_id or 0)
         out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
                          position_ids=pos.to(self.device), use_cache=True, logits_to_keep=1)
         self.generation_tokens += int(mask.sum())
@@ -453,6 +442,18 @@ class Scorer:
             text = self.template.prefix(fewshot_for(dataset, shots, seed, q.id), scoring)
             groups.setdefault(text, []).append(q)
         return sorted(groups.items(), key=lambda kv: -len(kv[1]))
+
+
+def left_padded(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Token lists as one left-padded batch: (input ids, attention mask, position ids), each
+    [len(seqs), longest]; positions count real tokens only, so a row's last token is at the end."""
+    L = max(len(s) for s in seqs)
+    ids = torch.full((len(seqs), L), pad, dtype=torch.long)
+    mask = torch.zeros((len(seqs), L), dtype=torch.long)
+    for i, s in enumerate(seqs):
+        ids[i, L - len(s):] = torch.tensor(s)
+        mask[i, L - len(s):] = 1
+    return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
 
 
 def select(questions: list[MCQ], limit: int | None, seed: int) -> list[MCQ]:
