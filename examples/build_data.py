@@ -226,19 +226,7 @@ def go_sqlite_path(explicit: str | None = None) -> Path:
     installed = Path("/") / GO_SQLITE
     if installed.is_file():
         return installed
-    import os
-    import subprocess
-    import tempfile
-
-    cache = Path(os.environ.get("TADA_CACHE", Path.home() / ".cache" / "tada")) / "debian" / GO_PACKAGE
-    unpacked = cache / GO_SQLITE
-    if not unpacked.is_file():
-        cache.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(dir=cache) as tmp:
-            subprocess.run(["apt-get", "download", GO_PACKAGE], cwd=tmp, check=True)
-            deb = next(Path(tmp).glob("*.deb"))
-            subprocess.run(["dpkg", "-x", str(deb), str(cache)], check=True)
-    return unpacked
+    return debian_file(GO_PACKAGE, GO_SQLITE)
 
 
 def parse_go(path: Path) -> list[dict]:
