@@ -86,10 +86,39 @@ def test_generation_is_hf_greedy_and_scoring_is_deterministic(peaky_model_tok):
         with torch.no_grad():
             out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=FORMAT_MAX_NEW_TOKENS,
                                  do_sample=False, pad_token_id=tok.pad_token_id)
-        assert p["generation"] == tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
-        assert p["format_ok"] == TINY_FORMAT.complies(p["generation"])
+        full = tok.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
+        # the row stops once its compliance is decided: a prefix of HF's generation, same verdict
+        assert full.startswith(p["generation"]) and p["format_ok"] == TINY_FORMAT.complies(full)
+        assert p["generation"] == full or TINY_FORMAT.decided(p["generation"])
     generations = [p["generation"] for p in runs[0].predictions]
     assert len(set(generations)) >= 3 and "" in generations  # varied, and some rows stop early
+
+
+@pytest.mark.parametrize("pattern", [r"^\s*\S", r"^\s*[a-m]", r"ab", r"^\s*\S+ \S", r"\S$", r"(?!)", r""])
+def test_stopping_once_decided_never_changes_the_verdict(peaky_model_tok, pattern):
+    """Greedy generation with and without the early stop, on varied generations: the same
+    compliance for anchored, unanchored, end-anchored (never stopped early) and trivial patterns."""
+    from tada.eval.mcq import Scorer
+
+    model, tok = peaky_model_tok
+    fmt = AnswerFormat(pattern, TINY_FORMAT.template)
+    scorer = Scorer(model, tok, batch_size=4)
+    prompts = [tok.encode(q.prompt) for q in dataset(8).test]
+    full = scorer.greedy(prompts, FORMAT_MAX_NEW_TOKENS)
+    early = scorer.greedy(prompts, FORMAT_MAX_NEW_TOKENS, lambda i, ids: fmt.decided(tok.decode(ids, skip_special_tokens=True)))
+    for f, e in zip(full, early):
+        assert f[:len(e)] == e
+        assert fmt.complies(tok.decode(f, skip_special_tokens=True)) == fmt.complies(tok.decode(e, skip_special_tokens=True))
+    if pattern == r"\S$":
+        assert early == full  # an end anchor is never decided early
+
+
+def test_decided():
+    json_start = AnswerFormat(r'^\s*\{"definition": "', " {option}")
+    assert json_start.decided(' {"definition": "a') and json_start.decided(" Hello")
+    assert not json_start.decided(' {"defin') and not json_start.decided("  ")
+    assert not AnswerFormat("abc", " {option}").decided("xyz")  # an unanchored match may still start
+    assert not AnswerFormat("abc$", " {option}").decided("abc")  # more text may undo an end anchor
 
 
 def test_acc_norm_divides_by_characters():

@@ -46,11 +46,13 @@ import re
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
-from collections.abc import Callable, Iterable
+
+import regex
 
 from ..errors import TadaError
 from ..fileio import parse_json_object
@@ -85,6 +87,21 @@ class AnswerFormat:
     def complies(self, text: str) -> bool:
         """Whether ``regex`` matches in ``text`` (``re.search``: anchor it with ``^`` to demand a start)."""
         return re.search(self.regex, text) is not None
+
+    def decided(self, text: str) -> bool:
+        """Whether no continuation of ``text`` can change :meth:`complies`: it matches already, or
+        not even a prefix of a match can start anywhere (``regex``'s partial matching). Patterns
+        whose match could be undone by more text (end anchors, lookarounds, word boundaries) are
+        never decided early. Lets greedy generation stop a row once its compliance is known."""
+        if any(t in self.regex for t in _NOT_MONOTONE):
+            return False
+        if self.complies(text):
+            return True
+        return regex.search(self.regex, text, partial=True) is None
+
+
+#: Regex constructs whose match on a text may disappear when the text grows.
+_NOT_MONOTONE = ("$", r"\Z", "(?=", "(?!", "(?<", r"\b", r"\B")
 
 
 @dataclass(frozen=True)

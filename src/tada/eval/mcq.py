@@ -27,6 +27,7 @@ from __future__ import annotations
 import copy
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -382,9 +383,11 @@ class Scorer:
 
     # ---- format scoring --------------------------------------------------------------------
     @torch.inference_mode()
-    def greedy(self, prompts: list[list[int]], max_new_tokens: int) -> list[list[int]]:
+    def greedy(self, prompts: list[list[int]], max_new_tokens: int,
+               finished: Callable[[int, list[int]], bool] | None = None) -> list[list[int]]:
         """Greedy continuation (no sampling) of each prompt, batched with left padding and a KV
-        cache; a row stops at the end-of-sequence token (kept) or after ``max_new_tokens``."""
+        cache; a row stops at the end-of-sequence token (kept), after ``max_new_tokens``, or once
+        ``finished(row, its tokens so far)`` says nothing more is needed."""
         b = len(prompts)
         ids, mask, pos = left_padded(prompts, self.tok.pad_token_id or 0)
         out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
@@ -399,7 +402,7 @@ class Scorer:
             for i in range(b):
                 if not done[i]:
                     generated[i].append(int(tokens[i]))
-                    done[i] = int(tokens[i]) == eos
+                    done[i] = int(tokens[i]) == eos or (finished is not None and finished(i, generated[i]))
             if all(done) or step == max_new_tokens - 1:
                 break
             mask = torch.cat([mask, torch.ones((b, 1), dtype=torch.long)], 1)
@@ -425,7 +428,10 @@ class Scorer:
                              key=lambda item: len(item[1]))
             for start in range(0, len(encoded), self.batch_size):
                 chunk = encoded[start:start + self.batch_size]
-                for (q, _), new in zip(chunk, self.greedy([ids for _, ids in chunk], max_new_tokens)):
+                def known(i: int, ids: list[int], chunk=chunk) -> bool:  # compliance can no longer change
+                    return chunk[i][0].format.decided(self.tok.decode(ids, skip_special_tokens=True))
+
+                for (q, _), new in zip(chunk, self.greedy([ids for _, ids in chunk], max_new_tokens, known)):
                     text = self.tok.decode(new, skip_special_tokens=True)
                     preds[q.id].update(generation=text, format_ok=q.format.complies(text))
                 bar.update(len(chunk))
