@@ -4,4 +4,5 @@ TADA_EXTRAS="[test]"
 source "$(dirname "${BASH_SOURCE[0]}")/_env.sh"
 # lint first (rules in pyproject.toml [tool.ruff]): one line per finding, fails the run
 python -m ruff check src tests benchmarks examples
+python -m mypy  # settings in pyproject.toml [tool.mypy]
 python -m pytest -q "$@"

@@ -165,7 +165,8 @@ def extract_probes(base: str, probe: str | os.PathLike, *, gguf_file: str | None
 
 
 def linear_modules(model: torch.nn.Module, target_modules: str) -> list[str]:
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    output_embeddings = getattr(model, "get_output_embeddings", None)
+    head = output_embeddings() if callable(output_embeddings) else None
     wanted = None if target_modules == "all-linear" else {t.strip() for t in target_modules.split(",")}
     names = [n for n, m in model.named_modules()
              if isinstance(m, torch.nn.Linear) and m is not head

@@ -400,8 +400,8 @@ def datasets() -> None:
     click.echo("\nimage sets (tada train/eval/probe --images; NAME or NAME:train|test; or an ImageFolder directory):")
     click.echo(f"{'fashion-mnist':26s} Fashion-MNIST from Debian's dataset-fashion-mnist (offline), 60,000 / 10,000")
     click.echo(f"{'sklearn-digits':26s} scikit-learn's handwritten digits (offline), 1,297 train / 500 test")
-    for name, spec in sorted(HUB_IMAGE_SETS.items()):
-        click.echo(f"{name:26s} {spec.summary}")
+    for name, image_set in sorted(HUB_IMAGE_SETS.items()):
+        click.echo(f"{name:26s} {image_set.summary}")
 
 
 #: ``--device`` / ``--model-dtype`` of ``tada bench`` and ``tada analyze``: overrides of the configuration.

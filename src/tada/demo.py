@@ -63,10 +63,9 @@ def run_demo(out: str, examples_dir: str | None = None) -> None:
     spec = smollm2_gguf()
     ex = examples_root(examples_dir)
     task, domain = ex / "adapters" / "task-format", ex / "adapters" / "domain"
-    probes = {"domain_probe": ex / "probes" / "domain.txt", "general_probe": ex / "probes" / "general.txt"}
     click.echo(f"base: {spec.name}\ntask adapter: {task}\ndomain adapter: {domain}")
     result = merge(task, domain, method="tada", base=spec.path, gguf_file=spec.gguf_file, out=out, force=True,
-                   **probes)
+                   domain_probe=ex / "probes" / "domain.txt", general_probe=ex / "probes" / "general.txt")
     print_summary(result)
     click.echo(f"wrote the merged adapter to {out} (timings: "
                + ", ".join(f"{k} {v:.2f}s" for k, v in result.timings.items()) + ")")

@@ -165,7 +165,7 @@ def load_model(spec: BaseSpec, *, device: str | None = "cpu", dtype: str | None 
     except (OSError, ValueError) as exc:
         raise TadaError(f"cannot load base model {spec.name}: {_first_line(exc)}") from None
     if device_map is None:
-        model.to(pick_device(device))
+        model.to(pick_device(device))  # type: ignore[arg-type]  # transformers' typing of .to
         warn_if_slow_on_cpu(torch_dtype, model.device)
     model.eval()
     return model

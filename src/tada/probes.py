@@ -170,13 +170,13 @@ class InputSums:
     def add(self) -> None:
         """Add the last forward's per-input sums to the totals (in order) and forget them."""
         for name in self.names:
-            row = self.current[name].cpu()
-            self.totals[name] = row if self.totals[name] is None else self.totals[name] + row
+            row, total = self.current[name].cpu(), self.totals[name]
+            self.totals[name] = row if total is None else total + row
         self.current.clear()
 
     def means(self, count: int) -> dict[str, torch.Tensor]:
         """Totals divided by the number of tokens that were summed."""
-        return {n: s / count for n, s in self.totals.items()}  # type: ignore[operator]
+        return {n: s / count for n, s in self.totals.items()}  # type: ignore[operator,misc]
 
 
 @torch.inference_mode()

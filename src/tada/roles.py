@@ -65,7 +65,8 @@ class TauTable:
     @classmethod
     def from_overrides(cls, overrides: dict[str, float] | None, global_tau: float | None = None) -> TauTable:
         """Overrides keyed by a role name (``value``, ``attn_out``…) or a module-name pattern."""
-        by_role, by_pattern = dict(DEFAULT_TAU), {}
+        by_role: dict[str, float] = dict(DEFAULT_TAU)
+        by_pattern: dict[str, float] = {}
         for key, value in (overrides or {}).items():
             (by_role if key in DEFAULT_TAU else by_pattern)[key] = float(value)
         return cls(by_role, by_pattern, global_tau)

@@ -41,7 +41,8 @@ class TensorSpool(MutableMapping):
     garbage-collected). Memory: one tensor at a time."""
 
     def __init__(self, folder: str | os.PathLike | None = None):
-        self._file = tempfile.TemporaryFile(dir=folder, buffering=0)  # unbuffered: read back with pread
+        # unbuffered: read back with pread
+        self._file = tempfile.TemporaryFile(dir=None if folder is None else os.fspath(folder), buffering=0)
         self._index: dict[str, _Entry] = {}
         self._end = 0
 
@@ -52,7 +53,7 @@ class TensorSpool(MutableMapping):
         t = tensor.detach().to("cpu").contiguous()
         data = t.reshape(-1).view(torch.uint8).numpy() if t.numel() else b""
         self._file.seek(self._end)
-        self._file.write(memoryview(data))
+        self._file.write(memoryview(data))  # type: ignore[arg-type]  # ndarray: buffer protocol
         self._index[name] = _Entry(t.dtype, tuple(t.shape), self._end, t.numel() * t.element_size())
         self._end += self._index[name].nbytes
 

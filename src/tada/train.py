@@ -207,7 +207,8 @@ def train_lora(base: BaseSpec, data: str | Path, out: str | Path, *, mode: str =
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps))
-    losses, tokens = [], 0
+    losses: list[float] = []
+    tokens = 0
     rng = random.Random(seed)
     bar = tqdm(total=steps, disable=not progress, desc=f"train {mode}", unit="step")
     started = time.perf_counter()

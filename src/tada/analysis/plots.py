@@ -68,6 +68,7 @@ def plot_alpha(reports: list[dict], out: str | Path, titles: list[str] | None = 
         ax.set_xlabel("normalised depth ℓ / L")
         name = titles[i] if titles else _title(report, f"report {i + 1}")
         ax.set_title(f"{name} (L = {L})", fontsize=10)
+    assert image is not None, "at least one report"
     cbar = fig.colorbar(image, ax=list(axes[0]), fraction=0.03, pad=0.02)
     cbar.set_label("task weight α (blue: task, green: domain)")
     fig.suptitle("Per-layer task weight α (TaDA, Eq. 3)", fontsize=11)

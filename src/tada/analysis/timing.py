@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from typing import Any
 
 STEPS = ("load_adapters", "load_base", "probe_extraction", "components", "gating", "merge", "truncation", "write")
 
@@ -33,11 +34,11 @@ def time_methods(task: str, domain: str, methods: list[str], *, base: str | None
                                general_probe=general_probe if probes else None,
                                device=device, use_cache=False, out=Path(tmp) / method, progress=progress)
             t, w = result.timings, watch.seconds
-            row = {"method": method, "load_adapters": t["load_adapters"], "write": t["write"]}
+            row: dict[str, Any] = {"method": method, "load_adapters": t["load_adapters"], "write": t["write"]}
             if probes:
                 row["load_base"] = w.get("load_base", 0.0)
                 row["probe_extraction"] = t["probes"] - row["load_base"]
-            inner = {k: w[k] for k in ("components", "gating", "merge", "truncation") if k in w}
+            inner: dict[str, float] = {k: w[k] for k in ("components", "gating", "merge", "truncation") if k in w}
             row.update(inner)
             if not inner:
                 row["merge"] = t["merge"]

@@ -429,11 +429,12 @@ class Scorer:
             for start in range(0, len(encoded), self.batch_size):
                 chunk = encoded[start:start + self.batch_size]
                 def known(i: int, ids: list[int], chunk=chunk) -> bool:  # compliance can no longer change
-                    return chunk[i][0].format.decided(self.tok.decode(ids, skip_special_tokens=True))
+                    fmt = chunk[i][0].format
+                    return fmt is not None and fmt.decided(self.tok.decode(ids, skip_special_tokens=True))
 
                 for (q, _), new in zip(chunk, self.greedy([ids for _, ids in chunk], max_new_tokens, known)):
                     text = self.tok.decode(new, skip_special_tokens=True)
-                    preds[q.id].update(generation=text, format_ok=q.format.complies(text))
+                    preds[q.id].update(generation=text, format_ok=q.format is not None and q.format.complies(text))
                 bar.update(len(chunk))
         bar.close()
         return [preds[q.id] for q in questions]

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import statistics
 from pathlib import Path
 
@@ -141,13 +142,11 @@ def alpha_section(bench: Bench, picture: Path | None) -> list[str]:
         values = dict(zip(layers, g["alpha"][role]))
         lines.append(f"| {role} | " + " | ".join("–" if values[layer] is None else f"{values[layer]:.2f}"
                                                   for layer in shown) + " |")
-    if picture is not None:
-        from ..analysis.plots import plot_alpha, read_report
+    if picture is not None and bench.cfg.report is not None:
+        from ..analysis.plots import plot_alpha, read_report  # deferred: matplotlib is slow to import
 
         picture.parent.mkdir(parents=True, exist_ok=True)
         plot_alpha([read_report(report_path)], picture, [bench.cfg.name])
-        import os
-
         lines += ["", f"![per-layer α]({os.path.relpath(picture, Path(bench.cfg.report).parent)})"]
     return lines
 

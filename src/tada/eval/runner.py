@@ -252,6 +252,7 @@ class Bench:
             return getattr(self.cfg, run.key)
         folder = self.out / "adapters" / run.key
         spec = self.base_spec()
+        assert run.method is not None, "a merge row names its method"
         key = merge_key(self.cfg.task, self.cfg.domain, run.method, run.params_dict, base=spec.name,
                         probes=[self.cfg.domain_probe, self.cfg.general_probe, self.cfg.domain_stats,
                                 self.cfg.general_stats])
@@ -388,8 +389,8 @@ def dry_run(cfg: BenchConfig) -> list[str]:
             problems.append(f"dataset {name}: unknown")
         elif name.endswith(".jsonl") and not Path(name).is_file():
             problems.append(f"dataset {name}: file not found")
-        elif name in DATASETS and DATASETS[name].hub_id and not _hub_reachable(DATASETS[name].hub_id, "dataset"):
-            problems.append(f"dataset {name} ({DATASETS[name].hub_id}): the hub cannot be reached")
+        elif name in DATASETS and (hub_id := DATASETS[name].hub_id) and not _hub_reachable(hub_id, "dataset"):
+            problems.append(f"dataset {name} ({hub_id}): the hub cannot be reached")
     return problems
 
 

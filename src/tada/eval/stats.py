@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 
 def mcnemar_exact(b: int, c: int) -> float:
@@ -31,7 +33,7 @@ class Paired:
     p: float
 
 
-def paired(first: dict[str, bool], second: dict[str, bool]) -> Paired:
+def paired(first: Mapping[Any, bool], second: Mapping[Any, bool]) -> Paired:
     """Compare per-question correctness maps (question id → correct) on the ids both have."""
     ids = sorted(set(first) & set(second))
     b = sum(1 for i in ids if first[i] and not second[i])

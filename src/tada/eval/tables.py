@@ -81,12 +81,13 @@ def build_rows(records: list[dict], datasets: list[str], methods: list[str], sco
         avg, avg_std = _mean_std(per_run_avg) if per_run_avg else (float("nan"), None)
         return Row(label, group, vals, stds, avg, avg_std, note, ns.get(runs[0], {}), cis)
 
-    headline, full = [], []
+    headline: list[Row] = []
+    full: list[Row] = []
     for group in ["base", "task", "domain", *methods]:
         runs = [k for k, g in groups.items() if g == group]
         if not runs:
             continue
-        densities = sorted({params[k].get("density") for k in runs if params[k].get("density") is not None})
+        densities = sorted({d for k in runs if (d := params[k].get("density")) is not None})
         if not densities:
             headline.append(row_for(LABELS.get(group, group), group, runs))
             continue
@@ -116,7 +117,7 @@ def _cell(v: float | None, s: float | None) -> str:
     return f"{v:.3f}" + (f" ± {s:.3f}" if s is not None else "")
 
 
-def best_per_column(rows: list[Row], datasets: list[str]) -> dict[str, float]:
+def best_per_column(rows: list[Row], datasets: list[str]) -> dict[str, float | None]:
     best = {d: max((r.values[d] for r in rows if d in r.values), default=None) for d in datasets}
     best["average"] = max((r.average for r in rows), default=None)
     return best
@@ -201,10 +202,14 @@ def format_rows(records: list[dict], datasets: list[str], methods: list[str],
             for source, suffix in ((f, "format"), (a, "acc")):
                 for d in present:
                     key = f"{d} {suffix}"
-                    for target, values in ((row.values, source.values), (row.stds, source.stds),
-                                           (row.cis, source.cis), (row.n, source.n)):
-                        if d in values:
-                            target[key] = values[d]
+                    if d in source.values:
+                        row.values[key] = source.values[d]
+                    if d in source.stds:
+                        row.stds[key] = source.stds[d]
+                    if d in source.cis:
+                        row.cis[key] = source.cis[d]
+                    if d in source.n:
+                        row.n[key] = source.n[d]
             out.append(row)
         return out
 

@@ -76,7 +76,7 @@ class TadaParams:
 
     @property
     def filters(self) -> bool:
-        return not self.no_filter and (self.delta == "auto" or self.delta < 1.0)
+        return not self.no_filter and (isinstance(self.delta, str) or self.delta < 1.0)
 
 
 FILTER_SIDES = ("both", "task")
@@ -160,7 +160,7 @@ def calibrate_delta(modules: Iterable[ModuleInput], p: TadaParams) -> tuple[Tada
         return p, {"delta": p.delta, "delta_source": "given"}
     if p.no_filter:
         return replace(p, delta=math.inf), {"delta": None, "delta_source": "auto (not needed: no_filter)"}
-    pooled = []
+    pooled: list[torch.Tensor] = []
     for module in modules:
         with step("components"):
             found = module_overlaps(module, p.overlap_lambda)
@@ -197,7 +197,9 @@ def choose_kept(o_t: torch.Tensor, o_d: torch.Tensor, p: TadaParams, module: Mod
                 ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """Which components survive (Eq. 5's filter and its ablations). Returns masks and notes."""
     notes: list[str] = []
-    keep_t, keep_d = o_t < p.delta, o_d < p.delta
+    delta = p.delta
+    assert not isinstance(delta, str), "delta 'auto' is resolved by calibrate_delta first"
+    keep_t, keep_d = o_t < delta, o_d < delta
     if not p.filters:
         return torch.ones_like(keep_t), torch.ones_like(keep_d), notes
     if p.filter_side == "task":
@@ -206,7 +208,7 @@ def choose_kept(o_t: torch.Tensor, o_d: torch.Tensor, p: TadaParams, module: Mod
         notes.append("filter would drop every component: fell back to no_filter")
         keep_t, keep_d = torch.ones_like(keep_t), torch.ones_like(keep_d)
     if p.keep_high_overlap:
-        return o_t >= p.delta, (o_d >= p.delta) if p.filter_side == "both" else keep_d, notes
+        return o_t >= delta, (o_d >= delta) if p.filter_side == "both" else keep_d, notes
     if p.random_filter:
         keep_t = _random_keep(len(keep_t), int((~keep_t).sum()), p.seed, module.name, "task")
         keep_d = _random_keep(len(keep_d), int((~keep_d).sum()), p.seed, module.name, "domain")
@@ -242,6 +244,7 @@ def tada(module: ModuleInput, p: TadaParams) -> ModuleResult:
         info["rel_error"] = tr.rel_error
         return ModuleResult(tr.B, tr.A, info)
     hd, hg = module.h_domain, module.h_general
+    assert hd is not None and hg is not None, "the engine gives a method that needs probes both means"
     notes = [f"probe mean is zero ({n} probe)" for n, h in (("domain", hd), ("general", hg)) if float(h.norm()) == 0]
 
     with step("gating"):

@@ -68,9 +68,11 @@ class VisionBench:
     """Runs (or resumes) a vision benchmark."""
 
     def __init__(self, cfg: VisionBenchConfig, *, progress: bool = True):
-        if not (cfg.task and cfg.domain):
+        task, domain = cfg.task, cfg.domain
+        if not (task and domain):
             raise TadaError(f"{cfg.name}: give the task and domain adapters (--task/--domain)")
         self.cfg, self.progress = cfg, progress
+        self.task, self.domain = task, domain
         self.out = Path(cfg.out)
         self.base = resolve_vision_base(cfg.base)
         self._tests: dict = {}
@@ -98,14 +100,14 @@ class VisionBench:
         from .evaluate import choose_head
         from .train import read_labels
 
-        return choose_head(read_labels(self.cfg.task), self.test_set(dataset))
+        return choose_head(read_labels(self.task), self.test_set(dataset))
 
     def stats(self) -> dict[str, str]:
         """The domain and general probe statistics files (computed once through the base)."""
         from ..adapters import load_adapter
         from .probes import extract_image_probes
 
-        modules = sorted(set(load_adapter(self.cfg.task).module_names) | set(load_adapter(self.cfg.domain).module_names))
+        modules = sorted(set(load_adapter(self.task).module_names) | set(load_adapter(self.domain).module_names))
         files = {}
         for which in ("domain", "general"):
             source = getattr(self.cfg, f"{which}_probe")
@@ -138,11 +140,11 @@ class VisionBench:
         params = self.cfg.method_params.get(row) if params is None else params
         folder = self.out / "adapters" / row
         stats = self.stats() if get_method(method).needs_probes else {}
-        key = merge_key(self.cfg.task, self.cfg.domain, method, params, base=self.base,
+        key = merge_key(self.task, self.domain, method, params, base=self.base,
                         probes=[stats.get("domain"), stats.get("general")])
         if merge_is_current(folder, key):
             return str(folder)
-        merge(self.cfg.task, self.cfg.domain, method=method, params=params,
+        merge(self.task, self.domain, method=method, params=params,
               domain_stats=stats.get("domain"), general_stats=stats.get("general"), out=folder, force=True,
               progress=self.progress)
         _write_json(merge_stamp(folder), key)
@@ -153,7 +155,7 @@ class VisionBench:
         from ..report import file_sha256
 
         weights = Path(adapter) / "adapter_model.safetensors" if adapter else None
-        head = Path(self.cfg.task) / "adapter_model.safetensors" if recipe == "modules_to_save" else None
+        head = Path(self.task) / "adapter_model.safetensors" if recipe == "modules_to_save" else None
         return {"base": self.base, "adapter_sha256": file_sha256(weights) if weights else None,
                 "head_sha256": file_sha256(head) if head else None, "dataset": dataset,
                 "train_set": self.cfg.train_sets.get(dataset), "recipe": recipe, "limit": self.cfg.limit,
@@ -180,7 +182,7 @@ class VisionBench:
                 todo.append((dataset, recipe, key, path))
         if todo:
             uses_head = any(recipe == "modules_to_save" for _, recipe, _, _ in todo)
-            model = load_evaluated(self.base, adapter, head_from=self.cfg.task if uses_head else None,
+            model = load_evaluated(self.base, adapter, head_from=self.task if uses_head else None,
                                    device=self.cfg.device,
                                    model_dtype=self.cfg.model_dtype)
             for dataset, recipe, key, path in todo:
@@ -240,7 +242,7 @@ def table4(cfg: VisionBenchConfig, records: list[dict] | None = None, recipes: d
     n = {r["dataset"]: r["n"] for r in records or []}
     heads = []
     for d in cols:
-        how = (recipes or {}).get(d)
+        how = (recipes or {}).get(d, "")
         what = {"modules_to_save": "task adapter's head", "linear_probe": "linear probe"}.get(how, "head decided at run time")
         heads.append(f"{cfg.column(d)}: {what}" + (f", n={n[d]}" if d in n else ""))
     lines += ["", "Top-1 accuracy (%). Bold: best merge per column. " + "; ".join(heads) + "."]

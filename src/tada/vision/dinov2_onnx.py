@@ -53,7 +53,7 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -214,7 +214,8 @@ def _load_checked(folder: Path) -> Dinov2Model:
     """
     from transformers import Dinov2Model
 
-    dinov2, info = Dinov2Model.from_pretrained(folder, output_loading_info=True)
+    loaded: Any = Dinov2Model.from_pretrained(folder, output_loading_info=True)  # (model, loading info)
+    dinov2, info = loaded
     problems = {k: sorted(map(str, v))[:3] for k, v in info.items() if k != "error_msgs" and v}
     if problems or info.get("error_msgs"):
         raise TadaError(f"the ONNX backbone does not load into Dinov2Model: {problems or info['error_msgs'][:1]}")

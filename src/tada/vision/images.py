@@ -21,6 +21,7 @@ import tempfile
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -105,7 +106,7 @@ class ImageSet:
     ``labels[i]`` indexes ``classes``; ``name`` says where the set came from.
     """
 
-    images: list[Image.Image | Path]
+    images: Sequence[Image.Image | Path]  # a list, or a lazy sequence (hub sets)
     labels: list[int]
     classes: list[str]
     name: str
@@ -198,7 +199,8 @@ def image_folder(path: str | os.PathLike, *, allow_flat: bool = False) -> ImageS
             what = "no class subfolders" if not allow_flat else "no images and no class subfolders"
             raise TadaError(f"{path}: {what} (expected {path}/<class>/<image>)")
         files = [(flat, root.name)]
-    images, labels = [], []
+    images: list[Image.Image | Path] = []
+    labels: list[int] = []
     for label, (found, _) in enumerate(files):
         for file in found:
             _check_image(file)
@@ -285,7 +287,7 @@ def sklearn_digits(split: str = "all") -> ImageSet:
     Image = _pil()
     digits = load_digits()
     pixels = np.rint(digits.images * (255 / 16)).astype(np.uint8)
-    keep = range(len(pixels))
+    keep: Sequence[int] = range(len(pixels))
     if split != "all":
         test = set(random.Random(0).sample(range(len(pixels)), DIGITS_TEST_SIZE))
         keep = [i for i in keep if (i in test) == (split == "test")]

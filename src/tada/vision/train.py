@@ -19,6 +19,7 @@ with the task adapter's head) and ``train_args.json``.
 from __future__ import annotations
 
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -101,9 +102,9 @@ def train_image_lora(base: str, data: str | ImageSet, out: str | Path, *, r: int
         images = sample(images, limit, seed)
     if len(set(images.labels)) < 2:
         raise TadaError(f"{images.name}: training a classifier needs images of at least two classes")
-    dtype = {"bfloat16": torch.bfloat16, "bf16": torch.bfloat16, None: None}.get(autocast, "bad")
-    if dtype == "bad":
+    if autocast not in ("bfloat16", "bf16", None):
         raise TadaError(f"--autocast takes bfloat16 (or nothing), got {autocast!r}")
+    dtype = torch.bfloat16 if autocast else None
     arguments = {"base": base_name or str(base), "data": images.name, "out": str(out), "classes": images.classes,
                  "r": r, "alpha": alpha, "target_modules": list(target_modules), "steps": steps, "lr": lr,
                  "batch_size": batch_size, "limit": limit, "seed": seed, "device": device,
@@ -177,7 +178,7 @@ def _save(model, out: str | Path, arguments: dict, classes: list[str], head: str
     (out / "train_args.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
 
 
-def read_labels(adapter_dir: str | Path) -> list[str] | None:
+def read_labels(adapter_dir: str | os.PathLike) -> list[str] | None:
     """The class names of an adapter's head (its ``labels.json``), or ``None`` when it has none."""
     path = Path(adapter_dir) / LABELS_NAME
     if not path.is_file():
