@@ -170,3 +170,12 @@ def test_merge_key_holds_every_parameter_default_included(pair):
     assert key == merge_key(task, domain, "tada", {"delta": "auto"}, base="b", probes=[None])
     assert key != merge_key(task, domain, "tada", {"delta": 0.1}, base="b", probes=[None])
     assert merge_key(task, domain, "ties", {"density": 0.5}, base="b", probes=[None])["params"]["weights"]
+
+
+def test_a_single_density_is_not_called_best_on_test():
+    from tada.eval.tables import build_rows
+
+    records = [{"run": "ties-d0.5", "group": "ties", "params": {"density": 0.5}, "dataset": "d", "scoring": "letter",
+                "accuracy": 0.5, "n": 10, "metrics": {}}]
+    head, full = build_rows(records, ["d"], ["ties"], "letter")
+    assert head[0].note == "density 0.5: the only density run (fixed in advance)" and len(full) == 1

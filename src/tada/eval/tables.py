@@ -98,6 +98,8 @@ def build_rows(records: list[dict], datasets: list[str], methods: list[str], sco
         full.extend(grid_rows.values())
         if group in picked and densities == [picked[group]]:
             best, note = picked[group], "picked on the validation sets before testing"
+        elif len(densities) == 1:
+            best, note = densities[0], "the only density run (fixed in advance)"
         elif validation and all(d in validation for d in datasets):
             def val_score(d: float) -> float:
                 ks = [k for k in runs if params[k].get("density") == d]  # noqa: B023 (called at once)
