@@ -20,8 +20,10 @@ def test_merge_speed_tiny(capsys):
     result = load("merge_speed").main(["--layers", "1", "--dim", "64", "--rank", "4", "--dense-modules", "2",
                                         "--repeat", "1"])
     methods = {r["method"] for r in result["rows"]}
-    assert methods == {"linear", "task_arithmetic", "cat", "svd", "tada", "ties", "dare_linear", "dare_ties",
-                       "magnitude_prune"}
+    assert methods == {"linear", "task_arithmetic", "cat", "svd", "tada", "tada-literal", "ties", "dare_linear",
+                       "dare_ties", "magnitude_prune"}
+    rows = {r["method"]: r for r in result["rows"]}  # δ auto and the literal δ are the same merge shape
+    assert rows["tada"]["modules_timed"] == rows["tada-literal"]["modules_timed"] == 4
     assert all(r["merge_s"] > 0 for r in result["rows"])
     assert "tada" in capsys.readouterr().out
 
