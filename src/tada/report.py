@@ -9,6 +9,7 @@ import dataclasses
 import hashlib
 import math
 import platform
+import statistics
 from pathlib import Path
 
 REPORT_NAME = "tada_report.json"
@@ -99,16 +100,8 @@ def filter_summary(modules: dict[str, dict]) -> dict:
                      "by_role": {role: {"kept": a[0], "components": a[1],
                                         "energy_kept": a[2] / a[3] if a[3] else 1.0}
                                  for role, a in sorted(per_role.items())}}
-    pooled = sorted(o for m in filtered.values() for o in m["overlap_task"] + m["overlap_domain"])
-    if pooled:
-        out["overlaps"] = {"n": len(pooled), **{f"p{q}": _quantile(pooled, q / 100) for q in (50, 95, 99)},
-                           "max": pooled[-1]}
+    pooled = [o for m in filtered.values() for o in m["overlap_task"] + m["overlap_domain"]]
+    if pooled:  # a filtered module has ≥ 1 component per side: at least 2 values
+        cuts = statistics.quantiles(pooled, n=100, method="inclusive")  # linear, as numpy's default
+        out["overlaps"] = {"n": len(pooled), "p50": cuts[49], "p95": cuts[94], "p99": cuts[98], "max": max(pooled)}
     return out
-
-
-def _quantile(sorted_values: list[float], q: float) -> float:
-    """Linear-interpolation quantile of sorted values (numpy's default method)."""
-    pos = q * (len(sorted_values) - 1)
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
