@@ -8,7 +8,7 @@ export PYTHONPATH=src${PYTHONPATH:+:$PYTHONPATH}
 # change the last bits of the result.
 
 # Task adapter: 4-option "which title does this passage describe?" questions, loss on " A".." D".
-OMP_NUM_THREADS=1 python -m tada.train --data examples/data/task_train.jsonl --out examples/adapters/task \
+OMP_NUM_THREADS=1 python -m tada train --data examples/data/task_train.jsonl --out examples/adapters/task \
   --mode answer --r 16 --alpha 16 --target-modules q_proj,k_proj,v_proj,o_proj \
   --steps 230 --lr 1e-3 --batch-size 8 --max-length 256 --seed 0 --device cpu
 
@@ -18,7 +18,7 @@ OMP_NUM_THREADS=1 python -m tada.train --data examples/data/task_train.jsonl --o
 # Seed 1, not 0: PEFT initialises lora_A randomly from the torch seed, and two adapters trained
 # from the same seed keep nearly the same A (cosine 0.83 after 400 steps here), so every singular
 # direction overlaps in input space and TaDA's filter (Eq. 5) would drop them all.
-OMP_NUM_THREADS=2 python -m tada.train --data examples/data/domain_train.jsonl --out examples/adapters/domain \
+OMP_NUM_THREADS=2 python -m tada train --data examples/data/domain_train.jsonl --out examples/adapters/domain \
   --mode lm --r 16 --alpha 16 --target-modules q_proj,k_proj,v_proj,o_proj \
   --steps 500 --lr 1e-3 --batch-size 8 --max-length 128 --seed 1 --device cpu
 
@@ -26,6 +26,6 @@ OMP_NUM_THREADS=2 python -m tada.train --data examples/data/domain_train.jsonl -
 # with the answer ' {"definition": "<gloss>"}', loss on the answer tokens only; 2,000 words, none
 # biomedical (examples/data/SOURCES.md). Seed 0 like the task adapter: it is merged with the domain
 # adapter (seed 1), whose lora_A then differs. One thread, as it was trained.
-OMP_NUM_THREADS=1 python -m tada.train --data examples/data/task_format_train.jsonl --out examples/adapters/task-format \
+OMP_NUM_THREADS=1 python -m tada train --data examples/data/task_format_train.jsonl --out examples/adapters/task-format \
   --mode answer --r 16 --alpha 16 --target-modules q_proj,k_proj,v_proj,o_proj \
   --steps 230 --lr 1e-3 --batch-size 8 --max-length 128 --seed 0 --device cpu

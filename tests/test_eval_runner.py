@@ -162,7 +162,7 @@ def test_density_picked_on_validation_before_testing_and_results_document(cfg, t
 
 def test_merge_key_holds_every_parameter_default_included(pair):
     """A cached merge made under another default (TaDA's δ was 0.1, now auto) must not be reused."""
-    from tada.eval.runner import merge_key
+    from tada.grid import merge_key
 
     task, domain = (str(p) for p in pair)
     key = merge_key(task, domain, "tada", {}, base="b", probes=[None])

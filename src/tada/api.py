@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from functools import lru_cache
@@ -19,10 +20,12 @@ from .engine import MergeResult, merge_adapters
 from .errors import TadaError
 from .fileio import parse_json_object
 from .methods import get_method
+from .options import MergeOptions, build, options_of
 from .models import BaseSpec, load_model, load_tokenizer, resolve_base
 from .probes import ProbeStats, extract_stats, find_modules, read_probe, stats_for_probe
 from .report import REPORT_NAME, TIMINGS_NAME, jsonable
 from .stopwatch import step
+from ._util import write_json_atomic
 
 
 def _open(adapter: str | os.PathLike | Adapter, revision: str | None, allow_pickle: bool) -> Adapter:
@@ -42,31 +45,24 @@ def _base_loader(spec: BaseSpec, device: str, dtype: str | None):
 
 
 def merge(task: str | os.PathLike | Adapter, domain: str | os.PathLike | Adapter, *,
-          method: str = "tada", params: dict | Any | None = None,
-          base: str | None = None, gguf_file: str | None = None, revision: str | None = None,
-          task_revision: str | None = None, domain_revision: str | None = None,
-          domain_probe: str | os.PathLike | None = None, general_probe: str | os.PathLike | None = None,
-          domain_stats: str | os.PathLike | ProbeStats | None = None,
-          general_stats: str | os.PathLike | ProbeStats | None = None,
-          probe_n: int = 32, probe_seed: int = 42, max_length: int = 256, probe_site: str = "module-input",
-          batch_size: int = 8, device: str = "cpu", model_dtype: str | None = None,
-          rank: int | None = None, dtype: str | None = None, allow_partial: bool = False,
-          allow_pickle: bool = False, out: str | os.PathLike | None = None, force: bool = False,
-          use_cache: bool = True, progress: bool = True) -> MergeResult:
+          method: str = "tada", params: dict | Any | None = None, **options: Any) -> MergeResult:
     """Merge a task and a domain LoRA adapter into one PEFT LoRA adapter.
 
+    ``params``: the method's parameters (a dict, or its parameter dataclass; ``tada methods``).
+    ``options``: the fields of :class:`tada.options.MergeOptions` (base, probes, out, rank…).
     Probes for ``method="tada"``: either probe files (``domain_probe``/``general_probe``, with
     ``base``) or statistics files written by ``tada probe`` (``domain_stats``/``general_stats``).
     ``out``: write the adapter folder (atomically; ``force`` replaces an existing one).
     Returns the tensors, config, report and timings.
     """
+    o: MergeOptions = build(MergeOptions, options, "tada.merge")
     timings: dict[str, float] = {}
     t = time.perf_counter()
-    task_a = _open(task, task_revision, allow_pickle)
-    domain_a = _open(domain, domain_revision, allow_pickle)
+    task_a = _open(task, o.task_revision, o.allow_pickle)
+    domain_a = _open(domain, o.domain_revision, o.allow_pickle)
     timings["load_adapters"] = time.perf_counter() - t
-    if out is not None and Path(out).exists() and not force:
-        raise TadaError(f"output folder {out} exists; pass --force to replace it")
+    if o.out is not None and Path(o.out).exists() and not o.force:
+        raise TadaError(f"output folder {o.out} exists; pass `force` to replace it")
 
     spec = get_method(method)
     stats_d = stats_g = None
@@ -74,26 +70,31 @@ def merge(task: str | os.PathLike | Adapter, domain: str | os.PathLike | Adapter
     if spec.needs_probes:
         t = time.perf_counter()
         modules = sorted(set(task_a.module_names) | set(domain_a.module_names))
-        base_spec = resolve_base(base, gguf_file, revision) if base else None
-        loader = _base_loader(base_spec, device, model_dtype) if base_spec else None
-        stats_d, probe_info["domain"] = _probe_stats("domain", domain_probe, domain_stats, modules, base_spec,
-                                                     loader, probe_n, probe_seed, max_length, probe_site,
-                                                     batch_size, use_cache, progress)
-        stats_g, probe_info["general"] = _probe_stats("general", general_probe, general_stats, modules, base_spec,
-                                                      loader, probe_n, probe_seed, max_length, probe_site,
-                                                      batch_size, use_cache, progress)
+        base_spec = resolve_base(o.base, o.gguf_file, o.revision) if o.base else None
+        loader = _base_loader(base_spec, o.device, o.model_dtype) if base_spec else None
+        stats_d, probe_info["domain"] = _probe_stats("domain", o.domain_probe, o.domain_stats, modules, base_spec,
+                                                     loader, o)
+        stats_g, probe_info["general"] = _probe_stats("general", o.general_probe, o.general_stats, modules,
+                                                      base_spec, loader, o)
         timings["probes"] = time.perf_counter() - t
     result = merge_adapters(task_a, domain_a, method, params, stats_domain=stats_d, stats_general=stats_g,
-                            rank=rank, dtype=dtype, allow_partial=allow_partial, progress=progress,
+                            rank=o.rank, dtype=o.dtype, allow_partial=o.allow_partial, progress=o.progress,
                             probe_info=probe_info)
     result.timings = {**timings, **result.timings}
-    if out is not None:
+    if o.out is not None:
         t = time.perf_counter()
         extra = {REPORT_NAME: result.report, TIMINGS_NAME: jsonable(result.timings), **_sidecars(task_a)}
-        write_adapter(out, result.tensors, result.config, extra, force=force)
+        write_adapter(o.out, result.tensors, result.config, extra, force=o.force)
         result.timings["write"] = time.perf_counter() - t
-        result.out = str(out)
+        result.out = str(o.out)
     return result
+
+
+# The signature help() and IDEs show: the merge's own arguments, then every MergeOptions field.
+merge.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+    *list(inspect.signature(merge).parameters.values())[:4],
+    *(inspect.Parameter(opt.name, inspect.Parameter.KEYWORD_ONLY, default=opt.default)
+      for opt in options_of(MergeOptions))], return_annotation=MergeResult)
 
 
 #: JSON files beside a task adapter that describe its ``modules_to_save`` and travel with them
@@ -112,24 +113,24 @@ def _sidecars(task: Adapter) -> dict[str, dict]:
 
 
 def _probe_stats(which: str, probe, stats, modules: list[str], base_spec: BaseSpec | None, loader,
-                 n: int, seed: int, max_length: int, site: str, batch_size: int, use_cache: bool,
-                 progress: bool) -> tuple[ProbeStats, dict]:
+                 o: MergeOptions) -> tuple[ProbeStats, dict]:
     """Statistics for one probe: from a stats file, or from the probe file (cache, else the model)."""
     if stats is not None and probe is not None:
-        raise TadaError(f"give either --{which}-probe or --{which}-stats, not both")
+        raise TadaError(f"give either `{which}_probe` or `{which}_stats`, not both")
     if stats is not None:
         loaded = stats if isinstance(stats, ProbeStats) else ProbeStats.load(stats)
         return loaded, {"stats_file": None if isinstance(stats, ProbeStats) else str(stats), **loaded.meta}
     if probe is None:
-        raise TadaError(f"method tada needs a {which} probe: --{which}-probe FILE or --{which}-stats FILE")
+        raise TadaError(f"method tada needs a {which} probe: `{which}_probe` FILE or `{which}_stats` FILE")
     if base_spec is None:
-        raise TadaError(f"--{which}-probe needs --base (the model the probe runs through)")
-    probe_set = read_probe(probe, n, seed)
-    computed, cached = stats_for_probe(probe_set, modules, base_name=base_spec.name, load_model=loader, n=n,
-                                       max_length=max_length, site=site, batch_size=batch_size,
-                                       use_cache=use_cache, progress=progress)
+        raise TadaError(f"`{which}_probe` needs `base` (the model the probe runs through)")
+    probe_set = read_probe(probe, o.probe_n, o.probe_seed)
+    computed, cached = stats_for_probe(probe_set, modules, base_name=base_spec.name, load_model=loader, n=o.probe_n,
+                                       max_length=o.max_length, site=o.probe_site, batch_size=o.batch_size,
+                                       use_cache=o.use_cache, progress=o.progress)
     info = {"file": str(probe), "sha256": probe_set.sha256, "n": len(probe_set.items),
-            "inputs_in_file": probe_set.n_in_file, "seed": seed, "max_length": max_length, "site": site,
+            "inputs_in_file": probe_set.n_in_file, "seed": o.probe_seed, "max_length": o.max_length,
+            "site": o.probe_site,
             "base": base_spec.name, "tokens": computed.meta.get("tokens")}
     return computed, info
 
@@ -172,5 +173,70 @@ def linear_modules(model: torch.nn.Module, target_modules: str) -> list[str]:
              if isinstance(m, torch.nn.Linear) and m is not head
              and (wanted is None or n.rsplit(".", 1)[-1] in wanted)]
     if not names:
-        raise TadaError(f"no linear modules match --target-modules {target_modules}")
+        raise TadaError(f"no linear modules match `target_modules` {target_modules}")
     return names
+
+
+def evaluate(dataset: str, *, base: str | None = None, gguf_file: str | None = None, revision: str | None = None,
+             adapter: str | os.PathLike | None = None, scoring: str = "letter", shots: int | None = None,
+             seed: int = 0, limit: int | None = None, batch_size: int = 8, chat_template: bool = False,
+             prefix_cache: bool = True, device: str = "cpu", model_dtype: str | None = None,
+             out: str | os.PathLike | None = None) -> tuple[Any, dict, Path]:
+    """Score ``adapter`` on base (default: the embedded SmolLM2) on a multiple-choice ``dataset``
+    (``tada eval``). Writes the per-example predictions to ``out`` (JSONL; default
+    ``tada-eval/<dataset>.<scoring>.jsonl``) and the cell's record (:mod:`tada.records`, as
+    ``tada bench`` caches it) beside it as ``.json``. Returns (result, record, predictions path).
+    ``shots``: default 3, or 0 with ``format`` scoring (whose compliance the shots would teach)."""
+    from .eval.datasets import load_dataset_by_name
+    from .eval.mcq import evaluate as score
+    from .models import smollm2_gguf
+    from .records import cell_record, text_cell_key, write_predictions
+
+    shots = (0 if scoring == "format" else 3) if shots is None else shots
+    spec = resolve_base(base, gguf_file, revision) if base else smollm2_gguf()
+    ds = load_dataset_by_name(dataset, split_seed=seed)
+    model, tok = load_model(spec, device=device, dtype=model_dtype), load_tokenizer(spec)
+    adapter_path = str(load_adapter(adapter).path) if adapter else None
+    if adapter_path:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, adapter_path)
+    started = time.perf_counter()
+    res = score(model, tok, ds, scoring=scoring, shots=shots, seed=seed, limit=limit, batch_size=batch_size,
+                chat_template=chat_template, prefix_cache=prefix_cache)
+    path = Path(out or f"tada-eval/{Path(dataset).stem if dataset.endswith('.jsonl') else dataset.replace(':', '_')}"
+                       f".{scoring}.jsonl")
+    write_predictions(path, res.predictions)
+    key = text_cell_key(base=spec.name, adapter=adapter_path, dataset=dataset, scoring=scoring, shots=shots,
+                        seed=seed, limit=limit, chat_template=chat_template, model_dtype=model_dtype)
+    record = cell_record(key, res, seconds=time.perf_counter() - started, adapter=adapter, dataset=dataset,
+                         dataset_meta=ds.meta, scoring=scoring)
+    write_json_atomic(path.with_suffix(".json"), record)
+    return res, record, path
+
+
+def evaluate_images(dataset: str, *, base: str | None = None, adapter: str | os.PathLike | None = None,
+                    head: str = "auto", head_from: str | None = None, train_set: str | None = None,
+                    limit: int | None = None, seed: int = 42, device: str = "cpu", model_dtype: str | None = None,
+                    out: str | os.PathLike | None = None) -> tuple[Any, dict, Path]:
+    """Top-1 of base (default: the embedded DINOv2-S/14) + ``adapter`` on an image set
+    (``tada eval --images``); writes the record with its predictions to ``out`` (default
+    ``tada-eval/<set>.top1.json``). Returns (result, record, path)."""
+    from .records import adapter_sha256, cell_record
+    from .vision.dinov2_onnx import EMBEDDED_VIT, resolve_vision_base
+    from .vision.evaluate import evaluate_images as top1
+
+    started = time.perf_counter()
+    base_path = resolve_vision_base(base or EMBEDDED_VIT)
+    res = top1(base_path, dataset, adapter=adapter, head_from=head_from, head=head, train_source=train_set,
+               n=limit or 500, seed=seed, device=device, model_dtype=model_dtype)
+    safe = Path(dataset).name if Path(dataset).exists() else dataset.replace(":", "_").replace("/", "_")
+    path = Path(out or f"tada-eval/{safe}.top1.json")
+    head_source = res.meta.get("head_from") if res.head == "modules_to_save" else None
+    key = {"base": base_path, "adapter_sha256": adapter_sha256(str(adapter) if adapter else None),
+           "head_sha256": adapter_sha256(head_source), "dataset": dataset, "train_set": train_set,
+           "recipe": res.head, "limit": limit or 500, "seed": seed, "model_dtype": model_dtype or "float32"}
+    record = cell_record(key, res, seconds=time.perf_counter() - started, **res.meta, head=res.head,
+                         predictions=res.predictions)
+    write_json_atomic(path, record, sort_keys=False)
+    return res, record, path

@@ -17,11 +17,10 @@ arguments give identical adapter weights.
 
 The output folder is a standard PEFT adapter (``adapter_config.json`` +
 ``adapter_model.safetensors``) plus ``train_args.json`` (arguments, data sha256, summary,
-library versions). ``python -m tada.train --help`` runs it from the command line.
+library versions). ``tada train --help`` runs it from the command line.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import math
@@ -35,7 +34,7 @@ import torch
 
 from .errors import TadaError
 from .fileio import parse_json_object
-from .models import BaseSpec, load_model, load_tokenizer, resolve_base, smollm2_gguf
+from .models import BaseSpec, load_model, load_tokenizer
 
 MODES = ("lm", "answer")
 FIELDS = {"lm": ("text",), "answer": ("prompt", "answer")}
@@ -268,44 +267,3 @@ def _save(model, out: str | Path, arguments: dict, data: str | Path, summary: di
                            "peft": peft.__version__},
               "torch_threads": torch.get_num_threads()}
     (out / "train_args.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """``python -m tada.train --data D --out O [options]``; prints the summary as JSON."""
-    parser = argparse.ArgumentParser(prog="python -m tada.train", description=__doc__.splitlines()[0])
-    parser.add_argument("--base", help="model folder, hub id or .gguf file (default: embedded SmolLM2)")
-    parser.add_argument("--gguf-file", help="GGUF file name inside --base")
-    parser.add_argument("--revision")
-    parser.add_argument("--data", required=True, help="JSONL training file")
-    parser.add_argument("--out", required=True, help="output adapter folder")
-    parser.add_argument("--mode", choices=MODES, default="lm")
-    parser.add_argument("--r", type=int, default=16)
-    parser.add_argument("--alpha", type=int, default=16)
-    parser.add_argument("--target-modules", default="q_proj,k_proj,v_proj,o_proj",
-                        help="comma-separated module names")
-    parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--lr", type=float, default=2e-4)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--dropout", type=float, default=0.05)
-    parser.add_argument("--no-progress", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        base = (resolve_base(args.base, args.gguf_file, args.revision) if args.base
-                else smollm2_gguf())
-        summary = train_lora(
-            base, args.data, args.out, mode=args.mode, r=args.r, alpha=args.alpha,
-            target_modules=tuple(m.strip() for m in args.target_modules.split(",") if m.strip()),
-            steps=args.steps, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length,
-            seed=args.seed, device=args.device, dropout=args.dropout, progress=not args.no_progress)
-    except TadaError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(json.dumps(summary, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -23,7 +23,8 @@ from pathlib import Path
 
 from ..errors import TadaError
 from ..summary import filter_line
-from .runner import LABELS, Bench, BenchConfig, grid
+from ..methods import row_label
+from .runner import Bench, BenchConfig, grid
 from .stats import paired
 from .tables import build_rows, format_rows, to_markdown
 
@@ -112,7 +113,7 @@ def paired_rows(bench: Bench, picked: dict[str, float], scoring: str, field: str
             diff = statistics.fmean(c.diff for c in comps)
             mark = "*" if worst.p < 0.05 else ""
             cells.append(f"{diff:+.3f} (p={worst.p:.2g}){mark}")
-        lines.append("| " + " | ".join([LABELS.get(group, group), *cells]) + " |")
+        lines.append("| " + " | ".join([row_label(group), *cells]) + " |")
     return lines
 
 
@@ -172,7 +173,7 @@ def generated_block(bench: Bench, records: list[dict], results: dict, *, command
         texts = list(cfg.lm_texts)
         out += ["Perplexity (lower is better) on plain texts:", "",
                 "| model | " + " | ".join(texts) + " |", "|---" * (len(texts) + 1) + "|"]
-        out += [f"| {LABELS[m]} | " + " | ".join(f"{effects[m][t]:.1f}" for t in texts) + " |" for m in effects]
+        out += [f"| {row_label(m)} | " + " | ".join(f"{effects[m][t]:.1f}" for t in texts) + " |" for m in effects]
         out.append("")
     out.append("Accuracy of the task-only and domain-only rows against the base is in the tables below.")
     leaks = leakage(bench)
@@ -197,7 +198,7 @@ def generated_block(bench: Bench, records: list[dict], results: dict, *, command
             for d in cfg.densities:
                 accs = [r["accuracy"] for r in sel if r["group"] == m and r["params"].get("density") == d]
                 row.append(f"{statistics.fmean(accs):.3f}" if accs else "–")
-            out.append(f"| {LABELS.get(m, m)} | " + " | ".join(row) + f" | {d_best} |")
+            out.append(f"| {row_label(m)} | " + " | ".join(row) + f" | {d_best} |")
     for scoring in cfg.scoring:
         if scoring == "format":
             head, _, columns = format_rows(recs, names, cfg.methods, picked=picked)

@@ -6,25 +6,18 @@ Layout of ``out/``: ``adapters/<key>/`` (merged adapters), ``results/<key>/<data
 """
 from __future__ import annotations
 
+import dataclasses
+import time
 from contextlib import contextmanager
-
-import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import TadaError
 from ..fileio import load_yaml_mapping
-from ..methods import get_method, make_params
-from ..report import file_sha256, jsonable, versions
-
-DENSITY_METHODS = ("ties", "dare_linear", "dare_ties")
-SEEDED_METHODS = ("dare_linear", "dare_ties")
-ALL_METHODS = ("linear", "task_arithmetic", "ties", "dare_linear", "dare_ties", "magnitude_prune", "svd", "tada")
-LABELS = {"base": "Base model", "task": "Task only", "domain": "Domain only", "linear": "Linear",
-          "task_arithmetic": "Task Arith.", "ties": "TIES", "dare_linear": "DARE-Lin", "dare_ties": "DARE-TIES",
-          "magnitude_prune": "Mag. Pruning", "svd": "SVD Merge", "cat": "Concat (exact)", "tada": "TaDA (ours)"}
+from ..grid import Grid
+from ..records import cell_record, text_cell_key, write_predictions
+from ..methods import REGISTRY, bench_methods, get_method
+from ..options import closest
 
 
 @dataclass
@@ -42,7 +35,7 @@ class BenchConfig:
     general_probe: str | None = None
     domain_stats: str | None = None
     general_stats: str | None = None
-    methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
+    methods: list[str] = field(default_factory=lambda: list(bench_methods()))
     densities: list[float] = field(default_factory=lambda: [0.3, 0.5, 0.7])
     dare_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     # "letter", "cloze", "format" (the last only on datasets that declare an answer format; the
@@ -84,19 +77,17 @@ class BenchConfig:
 def build_config(cls, data: dict, where: str, required: tuple[str, ...], hint: str = ""):
     """``cls(**data)`` for a bench-config dataclass: unknown keys, missing ``required`` keys and
     unknown ``methods`` are one-line errors naming ``where``."""
-    import dataclasses
-
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise TadaError(f"{where}: unknown key(s) {', '.join(unknown)}")
+        raise TadaError(f"{where}: unknown key(s) {', '.join(unknown)}{closest(unknown[0], known)}")
     missing = [k for k in required if not data.get(k)]
     if missing:
         raise TadaError(f"{where}: missing {', '.join(missing)}{hint}")
     cfg = cls(**data)
-    bad = sorted(set(cfg.methods) - set(ALL_METHODS) - {"cat"})
+    bad = sorted(set(cfg.methods) - set(REGISTRY))
     if bad:
-        raise TadaError(f"{where}: unknown method(s) {', '.join(bad)}")
+        raise TadaError(f"{where}: unknown method(s) {', '.join(bad)}{closest(bad[0], REGISTRY)}")
     return cfg
 
 
@@ -127,11 +118,12 @@ def grid(cfg: BenchConfig, picked: dict[str, float] | None = None, *, first_seed
     runs = [Run("base", "base"), Run("task", "task"), Run("domain", "domain")]
     for m in cfg.methods:
         extra = cfg.method_params.get(m, {})
-        densities = cfg.densities if m in DENSITY_METHODS else [None]
+        sweeps = get_method(m).sweeps
+        densities = cfg.densities if "density" in sweeps else [None]
         if picked and m in picked:
             densities = [picked[m]]
-        seeds = cfg.dare_seeds if m in SEEDED_METHODS else [None]
-        if first_seed_only and m in SEEDED_METHODS:
+        seeds = cfg.dare_seeds if "seed" in sweeps else [None]
+        if first_seed_only and "seed" in sweeps:
             seeds = seeds[:1]
         for d in densities:
             for s in seeds:
@@ -147,60 +139,13 @@ def grid(cfg: BenchConfig, picked: dict[str, float] | None = None, *, first_seed
     return runs
 
 
-def _input_identity(source: str | None) -> str | None:
-    """What a merge input is: the sha256 of a local file (of a folder's adapter weights), else the
-    name itself (a hub id, a named image set)."""
-    if source is None:
-        return None
-    path = Path(source)
-    weights = path / "adapter_model.safetensors"
-    if weights.is_file():
-        return "sha256:" + file_sha256(weights)
-    if path.is_file():
-        return "sha256:" + file_sha256(path)
-    return str(source)
-
-
-def merge_key(task: str, domain: str, method: str, params: dict | None, *, base: str,
-              probes: list[str | None]) -> dict:
-    """Everything a cached merged adapter depends on: its inputs' contents, the method and all its
-    parameters (defaults included, so a changed default — TaDA's ``delta: auto`` — is a new key),
-    the base and the probes."""
-    return {"task": _input_identity(task), "domain": _input_identity(domain), "method": method,
-            "params": jsonable(make_params(get_method(method), params)), "base": base,
-            "probes": [_input_identity(p) for p in probes]}
-
-
-def merge_stamp(folder: Path) -> Path:
-    """Where the key of a cached merge is kept: beside its folder."""
-    return folder.with_name(f"{folder.name}.key.json")
-
-
-def merge_is_current(folder: Path, key: dict) -> bool:
-    """Whether ``folder`` holds a finished merge made from exactly ``key``'s inputs."""
-    stamp = merge_stamp(folder)
-    if not ((folder / "tada_report.json").is_file() and stamp.is_file()):
-        return False
-    try:
-        return json.loads(stamp.read_text()) == json.loads(json.dumps(key))
-    except ValueError:
-        return False
-
-
-def _write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w") as f:
-        json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
-
-
 class Bench:
     """Runs (or resumes) a benchmark grid."""
 
     def __init__(self, cfg: BenchConfig, *, progress: bool = True):
         self.cfg, self.progress = cfg, progress
         self.out = Path(cfg.out)
+        self.grid = Grid(self.out, progress=progress)
         self._model = self._tok = None
         self._datasets: dict = {}
         self.picked: dict[str, float] = {}  # TIES/DARE density per method, set by run()
@@ -250,27 +195,15 @@ class Bench:
             return None
         if run.key in ("task", "domain"):
             return getattr(self.cfg, run.key)
-        folder = self.out / "adapters" / run.key
         spec = self.base_spec()
         assert run.method is not None, "a merge row names its method"
-        key = merge_key(self.cfg.task, self.cfg.domain, run.method, run.params_dict, base=spec.name,
-                        probes=[self.cfg.domain_probe, self.cfg.general_probe, self.cfg.domain_stats,
-                                self.cfg.general_stats])
-        if merge_is_current(folder, key):
-            return str(folder)
-        from ..api import merge
-
-        merge(self.cfg.task, self.cfg.domain, method=run.method, params=run.params_dict,
-              base=spec.path, gguf_file=spec.gguf_file, revision=spec.revision,
-              domain_probe=self.cfg.domain_probe, general_probe=self.cfg.general_probe,
-              domain_stats=self.cfg.domain_stats, general_stats=self.cfg.general_stats,
-              device=self.cfg.device, out=folder, force=True, progress=self.progress)
-        _write_json(merge_stamp(folder), key)
-        return str(folder)
+        probes = {k: getattr(self.cfg, k) for k in ("domain_probe", "general_probe", "domain_stats", "general_stats")}
+        return self.grid.merged(run.key, self.cfg.task, self.cfg.domain, run.method, run.params_dict, base_name=spec.name,
+                                probes=probes, base=spec.path, gguf_file=spec.gguf_file, revision=spec.revision,
+                                device=self.cfg.device)
 
     def result_path(self, run: Run, dataset: str, scoring: str) -> Path:
-        safe = dataset.replace("/", "_").replace(":", "_")
-        return self.out / "results" / run.key / f"{safe}.{scoring}.json"
+        return self.grid.result_path(run.key, dataset, f"{scoring}.json")
 
     def scores(self, dataset: str, scoring: str) -> bool:
         """Whether the cell (``dataset``, ``scoring``) exists: ``format`` scoring applies only to a
@@ -285,24 +218,19 @@ class Bench:
         return self.cfg.limits.get(dataset, self.cfg.limit)
 
     def eval_key(self, run: Run, dataset: str, scoring: str, adapter: str | None) -> dict:
-        weights = Path(adapter) / "adapter_model.safetensors" if adapter else None
-        return {"base": self.base_spec().name, "adapter_sha256": file_sha256(weights) if weights else None,
-                "dataset": dataset, "scoring": scoring, "shots": self.cfg.shots, "seed": self.cfg.seed,
-                "limit": self.limit_for(dataset), "chat_template": self.cfg.chat_template,
-                "model_dtype": self.cfg.model_dtype or "float32"}
+        return text_cell_key(base=self.base_spec().name, adapter=adapter, dataset=dataset, scoring=scoring,
+                             shots=self.cfg.shots, seed=self.cfg.seed, limit=self.limit_for(dataset),
+                             chat_template=self.cfg.chat_template, model_dtype=self.cfg.model_dtype)
 
     def evaluate(self, run: Run, dataset: str, scoring: str) -> dict:
         """One cell: cached on disk; recomputed only when its inputs changed."""
         path = self.result_path(run, dataset, scoring)
         adapter = self.adapter_for(run)
         key = self.eval_key(run, dataset, scoring, adapter)
-        if path.is_file():
-            cached = json.loads(path.read_text())
-            if cached.get("key") == key:
-                return cached
+        cached = self.grid.cached(path, key)
+        if cached is not None:
+            return cached
         from .mcq import evaluate
-
-        import time
 
         tok = self.model()[1]
         ds = self.dataset(dataset)
@@ -311,15 +239,10 @@ class Bench:
             res = evaluate(target, tok, ds, scoring=scoring, shots=self.cfg.shots, seed=self.cfg.seed,
                            limit=self.limit_for(dataset), batch_size=self.cfg.batch_size,
                            chat_template=self.cfg.chat_template, progress=self.progress)
-        preds = path.with_suffix(".jsonl")
-        preds.parent.mkdir(parents=True, exist_ok=True)
-        preds.write_text("".join(json.dumps(p) + "\n" for p in res.predictions))
-        record = {"key": key, "run": run.key, "group": run.group, "params": run.params_dict, "dataset": dataset,
-                  "dataset_meta": ds.meta, "scoring": scoring, "accuracy": res.accuracy, "n": res.n,
-                  "ci": list(res.ci), "metrics": res.metrics, "tokens": res.tokens, "versions": versions(),
-                  "seconds": round(time.perf_counter() - started, 2)}
-        _write_json(path, record)
-        return record
+        write_predictions(path.with_suffix(".jsonl"), res.predictions)
+        record = cell_record(key, res, seconds=time.perf_counter() - started, run=run.key, group=run.group,
+                             params=run.params_dict, dataset=dataset, dataset_meta=ds.meta, scoring=scoring)
+        return self.grid.save(path, record)
 
     # ---- the whole grid ------------------------------------------------------------------------
     def select_densities(self) -> tuple[dict[str, float], list[dict]]:
@@ -327,7 +250,7 @@ class Bench:
         sets and keep, per method, the density with the best mean (the lowest on a tie)."""
         from tqdm.auto import tqdm
 
-        methods = [m for m in self.cfg.methods if m in DENSITY_METHODS]
+        methods = [m for m in self.cfg.methods if "density" in get_method(m).sweeps]
         if not self.cfg.select_on or not methods:
             return {}, []
         runs = [r for r in grid(self.cfg, first_seed_only=True) if r.group in methods]
@@ -345,8 +268,6 @@ class Bench:
         return picked, records
 
     def run(self) -> list[dict]:
-        import time
-
         from tqdm.auto import tqdm
 
         start = time.perf_counter()
@@ -358,9 +279,8 @@ class Bench:
         records = []
         for run, dataset, scoring in tqdm(cells, desc=f"bench {self.cfg.name}", unit="cell", disable=not self.progress):
             records.append(self.evaluate(run, dataset, scoring))
-        _write_json(self.out / "results.json", {"config": asdict(self.cfg), "records": records,
-                                                "selection": {"picked": picked, "records": selection},
-                                                "seconds": round(time.perf_counter() - start, 1)})
+        self.grid.finish(asdict(self.cfg), records, selection={"picked": picked, "records": selection},
+                         seconds=round(time.perf_counter() - start, 1))
         return records
 
 

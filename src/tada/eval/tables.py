@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from pathlib import Path
 
-from .runner import LABELS, BenchConfig
+from ..methods import row_label
+from .runner import BenchConfig
 
 #: Metrics that are proportions of the n questions (their Wilson interval is computed from them).
 PROPORTIONS = ("accuracy", "acc_norm", "format_rate")
@@ -89,9 +90,9 @@ def build_rows(records: list[dict], datasets: list[str], methods: list[str], sco
             continue
         densities = sorted({d for k in runs if (d := params[k].get("density")) is not None})
         if not densities:
-            headline.append(row_for(LABELS.get(group, group), group, runs))
+            headline.append(row_for(row_label(group), group, runs))
             continue
-        grid_rows = {d: row_for(f"{LABELS.get(group, group)} (density {d})", group,
+        grid_rows = {d: row_for(f"{row_label(group)} (density {d})", group,
                                 [k for k in runs if params[k].get("density") == d]) for d in densities}
         for d, grid_row in grid_rows.items():
             grid_row.density = d
@@ -108,7 +109,7 @@ def build_rows(records: list[dict], datasets: list[str], methods: list[str], sco
         else:
             best, note = max(densities, key=lambda d: grid_rows[d].average), "best-on-test (optimistic, as in the paper)"
         row = grid_rows[best]
-        headline.append(Row(f"{LABELS.get(group, group)}", group, row.values, row.stds, row.average,
+        headline.append(Row(f"{row_label(group)}", group, row.values, row.stds, row.average,
                             row.average_std, f"density {best}: {note}", row.n, row.cis, best))
     return headline, full
 

@@ -9,7 +9,7 @@ from .base import (REGISTRY, Calibrate, MethodSpec, ModuleInput, ModuleResult, c
                    register)
 
 __all__ = ["REGISTRY", "Calibrate", "MethodSpec", "ModuleInput", "ModuleResult", "check_weights", "get_method",
-           "make_params", "method_names", "register"]
+           "make_params", "method_names", "register", "bench_methods", "row_label", "INPUT_LABELS"]
 
 
 def get_method(name: str) -> MethodSpec:
@@ -21,3 +21,20 @@ def get_method(name: str) -> MethodSpec:
 
 def method_names() -> list[str]:
     return sorted(REGISTRY)
+
+
+def bench_methods() -> tuple[str, ...]:
+    """The methods of a benchmark's default grid, in the paper's Table 3 row order."""
+    return tuple(sorted((n for n, s in REGISTRY.items() if s.row is not None), key=lambda n: REGISTRY[n].row or 0))
+
+
+#: Table row names of the rows that are not merges.
+INPUT_LABELS = {"base": "Base model", "task": "Task only", "domain": "Domain only"}
+
+
+def row_label(row: str) -> str:
+    """The table name of a benchmark row: an input row, a registered method, or the row key itself."""
+    if row in INPUT_LABELS:
+        return INPUT_LABELS[row]
+    spec = REGISTRY.get(row)
+    return spec.label if spec and spec.label else row

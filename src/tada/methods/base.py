@@ -79,6 +79,13 @@ Calibrate = Callable[[Iterable[ModuleInput], Any], "tuple[Any, dict]"]
 
 @dataclass(frozen=True)
 class MethodSpec:
+    """A registered method and what every front end needs to know about it.
+
+    ``label``: its row name in tables; ``reference``: where it comes from; ``exact``: the result
+    is ΔW exactly (no truncation); ``sweeps``: the benchmark grid axes it takes (``density``,
+    ``seed``); ``row``: its position in the paper's Table 3 layout (None: not in the default grid).
+    """
+
     name: str
     params: type
     fn: Callable[[ModuleInput, Any], ModuleResult]
@@ -86,18 +93,26 @@ class MethodSpec:
     exact: bool
     summary: str
     calibrate: Calibrate | None = None
+    label: str = ""
+    reference: str = ""
+    sweeps: tuple[str, ...] = ()
+    row: int | None = None
 
 
 REGISTRY: dict[str, MethodSpec] = {}
 
 
-def register(name: str, params: type, *, needs_probes: bool = False, exact: bool = False,
+def register(name: str, params: type, *, label: str, reference: str, row: int | None = None,
+             sweeps: tuple[str, ...] = (), needs_probes: bool = False, exact: bool = False,
              calibrate: Calibrate | None = None):
-    """Decorator: ``@register("ties", TiesParams)`` adds a method to the registry."""
+    """Decorator: ``@register("ties", TiesParams, label="TIES", reference=..., row=3,
+    sweeps=("density",))`` adds a method to the registry; its parameters are ``params``' fields
+    (declared with :func:`tada.options.opt`, which gives each its CLI flag and help)."""
 
     def wrap(fn):
         doc = (fn.__doc__ or "").strip().splitlines()
-        REGISTRY[name] = MethodSpec(name, params, fn, needs_probes, exact, doc[0] if doc else "", calibrate)
+        REGISTRY[name] = MethodSpec(name, params, fn, needs_probes, exact, doc[0] if doc else "", calibrate,
+                                    label, reference, tuple(sweeps), row)
         return fn
 
     return wrap

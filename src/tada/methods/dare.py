@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..options import opt
 from .base import ModuleInput, ModuleResult, register
 from .dense import DenseParams, dense_dtype, dense_pair, finish
 from .sparsify import dare_chunk_drop, dare_drop, ties_merge, weighted_sum
@@ -19,7 +20,8 @@ from ..errors import TadaError
 class DareParams(DenseParams):
     """rescale: ``density`` (× 1/density, the DARE paper and PEFT), ``l1`` (mergekit's rule) or ``none``."""
 
-    rescale: str = "density"
+    rescale: str = opt("density", "How kept entries are rescaled.", flag="--dare-rescale",
+                       choices=("density", "l1", "none"))
 
     def validate(self) -> None:
         super().validate()
@@ -29,7 +31,7 @@ class DareParams(DenseParams):
 
 @dataclass(frozen=True)
 class DareLinearParams(DareParams):
-    weights: tuple[float, float] = (0.5, 0.5)
+    weights: tuple[float, float] = opt((0.5, 0.5))
 
 
 def dropped(module: ModuleInput, params: DareParams) -> list:
@@ -37,13 +39,15 @@ def dropped(module: ModuleInput, params: DareParams) -> list:
             for s, d in zip(("task", "domain"), dense_pair(module, params))]
 
 
-@register("dare_linear", DareLinearParams)
+@register("dare_linear", DareLinearParams, label="DARE-Lin", row=4, sweeps=("density", "seed"),
+          reference="Yu et al. 2024 (DARE) drops + a weighted sum; PEFT dare_linear")
 def dare_linear(module: ModuleInput, params: DareLinearParams) -> ModuleResult:
     """DARE drop/rescale of each ΔW, weighted sum, truncate to r."""
     return finish(module, weighted_sum(dropped(module, params), list(params.weights)), params)
 
 
-@register("dare_ties", DareParams)
+@register("dare_ties", DareParams, label="DARE-TIES", row=5, sweeps=("density", "seed"),
+          reference="Yu et al. 2024 (DARE) drops + TIES merging; PEFT dare_ties, mergekit dare_ties")
 def dare_ties(module: ModuleInput, params: DareParams) -> ModuleResult:
     """DARE drop/rescale, TIES sign election and disjoint mean, truncate to r."""
     if dense_dtype(module, params) == torch.float32 and params.rescale != "l1" and params.density < 1.0:

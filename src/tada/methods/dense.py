@@ -5,12 +5,14 @@ from dataclasses import dataclass
 
 import torch
 
+from ..options import opt
 from .base import ModuleInput, ModuleResult, check_weights
 from .sparsify import check_density
 from ..errors import TadaError
 from ..lowrank import truncate_dense
 
 SOLVERS = ("auto", "exact", "randomized")
+SOLVER_CHOICES = SOLVERS
 PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
 #: ``svd_solver="auto"`` uses the exact SVD up to this many rows/columns, randomized above.
 AUTO_EXACT_MAX_DIM = 2048
@@ -24,11 +26,11 @@ class DenseParams:
     float64 with the exact solver, float32 with the randomized one — its approximation error,
     ~1e-6 relative against the exact truncation, is far above float32 rounding)."""
 
-    density: float = 0.5
-    weights: tuple[float, float] = (1.0, 1.0)
-    svd_solver: str = "auto"
-    seed: int = 0
-    precision: str = "auto"
+    density: float = opt(0.5, "Fraction of each ΔW's entries kept.")
+    weights: tuple[float, float] = opt((1.0, 1.0), "task,domain weights, e.g. 0.5,0.5.")
+    svd_solver: str = opt("auto", "How the dense result returns to rank r.", choices=SOLVER_CHOICES)
+    seed: int = opt(0, "Seed of DARE drops, TaDA's random filter and the randomized SVD.")
+    precision: str = opt("auto", "dtype of the dense ΔW work.", choices=("auto", "float64", "float32"))
 
     def validate(self) -> None:
         check_density(self.density)

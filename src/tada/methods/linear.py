@@ -10,13 +10,14 @@ from dataclasses import dataclass
 
 import torch
 
+from ..options import opt
 from .base import ModuleInput, ModuleResult, check_weights, register
 from ..lowrank import F64
 
 
 @dataclass(frozen=True)
 class WeightParams:
-    weights: tuple[float, float] = (0.5, 0.5)
+    weights: tuple[float, float] = opt((0.5, 0.5), "task,domain weights, e.g. 0.5,0.5.")
 
     def validate(self) -> None:
         check_weights(self.weights)
@@ -24,12 +25,12 @@ class WeightParams:
 
 @dataclass(frozen=True)
 class CatParams(WeightParams):
-    weights: tuple[float, float] = (1.0, 1.0)
+    weights: tuple[float, float] = opt((1.0, 1.0))
 
 
 @dataclass(frozen=True)
 class TaskArithmeticParams:
-    scale: float = 1.0
+    scale: float = opt(1.0, "Factor on the sum of the task vectors.")
 
 
 def weighted_concat(module: ModuleInput, w_task: float, w_domain: float) -> ModuleResult:
@@ -42,19 +43,21 @@ def weighted_concat(module: ModuleInput, w_task: float, w_domain: float) -> Modu
     return ModuleResult(torch.cat(Bs, dim=1), torch.cat(As, dim=0), {"rank": sum(a.shape[0] for a in As)})
 
 
-@register("linear", WeightParams, exact=True)
+@register("linear", WeightParams, exact=True, label="Linear", row=1,
+          reference="weighted sum of the deltas; PEFT linear (exact, as cat)")
 def linear(module: ModuleInput, params: WeightParams) -> ModuleResult:
     """w_T ΔW^T + w_D ΔW^D, exact (rank r_T+r_D)."""
     return weighted_concat(module, *params.weights)
 
 
-@register("task_arithmetic", TaskArithmeticParams, exact=True)
+@register("task_arithmetic", TaskArithmeticParams, exact=True, label="Task Arith.", row=2,
+          reference="Ilharco et al. 2023; mergekit task_arithmetic")
 def task_arithmetic(module: ModuleInput, params: TaskArithmeticParams) -> ModuleResult:
     """scale·(ΔW^T + ΔW^D), exact (rank r_T+r_D); task vectors added in full by default."""
     return weighted_concat(module, params.scale, params.scale)
 
 
-@register("cat", CatParams, exact=True)
+@register("cat", CatParams, exact=True, label="Concat (exact)", reference="PEFT add_weighted_adapter cat")
 def cat(module: ModuleInput, params: CatParams) -> ModuleResult:
     """Concatenation: the exact weighted sum as a rank r_T+r_D adapter (PEFT's ``cat``)."""
     return weighted_concat(module, *params.weights)

@@ -6,7 +6,7 @@ from .linear import WeightParams
 from ..lowrank import concat, truncate_lowrank
 
 
-@register("svd", WeightParams)
+@register("svd", WeightParams, label="SVD Merge", row=7, reference="PEFT add_weighted_adapter svd")
 def svd(module: ModuleInput, params: WeightParams) -> ModuleResult:
     """w_T ΔW^T + w_D ΔW^D, truncated to rank r without forming ΔW (Eq. 8's split)."""
     w_t, w_d = params.weights

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import random
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from collections.abc import Iterable
 
 import torch
 
+from ..options import opt
 from .base import ModuleInput, ModuleResult, register
 from ..errors import TadaError
 from ..lowrank import Components, svd_of_weighted_components, thin_svd, truncate
@@ -22,6 +23,9 @@ from ..roles import TauTable
 
 #: Relative floor of the denominators of Eq. 1 (SPEC §5): ε_T = 1e-12·σ₁^T·‖h‖.
 EPS_REL = 1e-12
+
+#: Which adapters' components the overlap filter may drop (``filter_side``).
+FILTER_SIDES = ("both", "task")
 
 
 @dataclass(frozen=True)
@@ -38,19 +42,21 @@ class TadaParams:
     ``seed``); layer_alpha (every component takes the module's α of Eq. 3).
     """
 
-    beta: float = 5.0
-    delta: float | str = "auto"
-    delta_drop: float = 0.025
-    overlap_lambda: float = 0.5
-    filter_side: str = "both"
-    tau: dict = field(default_factory=dict)
-    global_tau: float | None = None
-    fixed_alpha: float | None = None
-    no_filter: bool = False
-    keep_high_overlap: bool = False
-    random_filter: bool = False
-    layer_alpha: bool = False
-    seed: int = 0
+    beta: float = opt(5.0, "Sigmoid slope β (Eq. 3).")
+    delta: float | str = opt("auto", "Overlap threshold δ (Eq. 5): auto (calibrated to the pair, SPEC §6) "
+                                     "or a number (the paper's literal value is 0.1).")
+    delta_drop: float = opt(0.025, "With delta auto: the fraction q of pooled components dropped.")
+    overlap_lambda: float = opt(0.5, "λ of Eq. 5 (weight of the U overlap against V's).")
+    filter_side: str = opt("both", "Filter both adapters' components (Algorithm 1) or the task's only "
+                                   "(Eq. 5 literally).", choices=FILTER_SIDES)
+    tau: dict = opt(help="τ override ROLE_OR_PATTERN=VALUE, e.g. attn_out=1.5 (repeatable).", factory=dict)
+    global_tau: float | None = opt(None, "Ablation: τ = this value for every role.")
+    fixed_alpha: float | None = opt(None, "Ablation: every α = this value.")
+    no_filter: bool = opt(False, "Ablation: keep every component.")
+    keep_high_overlap: bool = opt(False, "Ablation: keep only high-overlap components.")
+    random_filter: bool = opt(False, "Ablation: drop as many, at random.")
+    layer_alpha: bool = opt(False, "Ablation: module α for every component.")
+    seed: int = opt(0, "Seed of DARE drops, TaDA's random filter and the randomized SVD.")
 
     def validate(self) -> None:
         if sum([self.no_filter, self.keep_high_overlap, self.random_filter]) > 1:
@@ -79,7 +85,6 @@ class TadaParams:
         return not self.no_filter and (isinstance(self.delta, str) or self.delta < 1.0)
 
 
-FILTER_SIDES = ("both", "task")
 
 
 # ---- Eqs. 1–3 -------------------------------------------------------------------------------
@@ -223,7 +228,8 @@ def _random_keep(k: int, n_drop: int, seed: int, name: str, side: str) -> torch.
 
 # ---- the method -----------------------------------------------------------------------------
 
-@register("tada", TadaParams, needs_probes=True, calibrate=calibrate_delta)
+@register("tada", TadaParams, needs_probes=True, calibrate=calibrate_delta, label="TaDA (ours)", row=8,
+          reference="the TaDA paper, Algorithm 1 (SPEC §5-6)")
 def tada(module: ModuleInput, p: TadaParams) -> ModuleResult:
     """TaDA: probe-gated, per-component weighted merge of the filtered SVD components, rank r.
 

@@ -19,7 +19,8 @@ def ties_dense(module: ModuleInput, params: DenseParams):
     return ties_merge(trimmed, list(params.weights))
 
 
-@register("ties", TiesParams)
+@register("ties", TiesParams, label="TIES", row=3, sweeps=("density",),
+          reference="Yadav et al. 2023; PEFT ties, mergekit ties")
 def ties(module: ModuleInput, params: TiesParams) -> ModuleResult:
     """TIES: top-density trim per module, sign by weighted sum, disjoint mean, truncate to r."""
     return finish(module, ties_dense(module, params), params)

@@ -19,10 +19,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .._util import write_json_atomic
 from ..errors import TadaError
-from ..eval.runner import (ALL_METHODS, LABELS, _hub_reachable, _write_json, build_config, merge_is_current,
-                           merge_key, merge_stamp)
-from ..report import versions
+from ..eval.runner import _hub_reachable, build_config
+from ..grid import Grid
+from ..records import adapter_sha256, cell_record
+from ..methods import bench_methods, get_method, row_label
 from .dinov2_onnx import EMBEDDED_VIT, resolve_vision_base
 
 
@@ -42,7 +44,7 @@ class VisionBenchConfig:
     general_probe: str | None = None
     train_sets: dict[str, str] = field(default_factory=dict)
     columns: dict[str, str] = field(default_factory=dict)
-    methods: list[str] = field(default_factory=lambda: list(ALL_METHODS))
+    methods: list[str] = field(default_factory=lambda: list(bench_methods()))
     method_params: dict[str, dict] = field(default_factory=dict)
     probe_n: int = 32
     seed: int = 42
@@ -74,6 +76,7 @@ class VisionBench:
         self.cfg, self.progress = cfg, progress
         self.task, self.domain = task, domain
         self.out = Path(cfg.out)
+        self.grid = Grid(self.out, progress=progress)
         self.base = resolve_vision_base(cfg.base)
         self._tests: dict = {}
         self._trains: dict = {}
@@ -121,7 +124,7 @@ class VisionBench:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 extract_image_probes(self.base, source, modules=modules, n=self.cfg.probe_n, seed=self.cfg.seed,
                                      device=self.cfg.device, out=path, progress=self.progress)
-                _write_json(stamp, key)
+                write_json_atomic(stamp, key)
             files[which] = str(path)
         return files
 
@@ -133,37 +136,21 @@ class VisionBench:
             return None
         if row in ("task", "domain") and method is None:
             return getattr(self.cfg, row)
-        from ..api import merge
-        from ..methods import get_method
-
         method = method or row
         params = self.cfg.method_params.get(row) if params is None else params
-        folder = self.out / "adapters" / row
         stats = self.stats() if get_method(method).needs_probes else {}
-        key = merge_key(self.task, self.domain, method, params, base=self.base,
-                        probes=[stats.get("domain"), stats.get("general")])
-        if merge_is_current(folder, key):
-            return str(folder)
-        merge(self.task, self.domain, method=method, params=params,
-              domain_stats=stats.get("domain"), general_stats=stats.get("general"), out=folder, force=True,
-              progress=self.progress)
-        _write_json(merge_stamp(folder), key)
-        return str(folder)
+        return self.grid.merged(row, self.task, self.domain, method, params, base_name=self.base,
+                                probes={"domain_stats": stats.get("domain"), "general_stats": stats.get("general")})
 
     # ---- cells --------------------------------------------------------------------------------
     def cell_key(self, row: str, dataset: str, adapter: str | None, recipe: str) -> dict:
-        from ..report import file_sha256
-
-        weights = Path(adapter) / "adapter_model.safetensors" if adapter else None
-        head = Path(self.task) / "adapter_model.safetensors" if recipe == "modules_to_save" else None
-        return {"base": self.base, "adapter_sha256": file_sha256(weights) if weights else None,
-                "head_sha256": file_sha256(head) if head else None, "dataset": dataset,
+        return {"base": self.base, "adapter_sha256": adapter_sha256(adapter),
+                "head_sha256": adapter_sha256(self.task) if recipe == "modules_to_save" else None, "dataset": dataset,
                 "train_set": self.cfg.train_sets.get(dataset), "recipe": recipe, "limit": self.cfg.limit,
                 "seed": self.cfg.seed, "model_dtype": self.cfg.model_dtype or "float32"}
 
     def result_path(self, row: str, dataset: str) -> Path:
-        safe = dataset.replace("/", "_").replace(":", "_")
-        return self.out / "results" / row / f"{safe}.json"
+        return self.grid.result_path(row, dataset, "json")
 
     def row_records(self, row: str, method: str | None = None, params: dict | None = None) -> list[dict]:
         """Every dataset of one row: the model is loaded once, cached cells are reused."""
@@ -175,8 +162,8 @@ class VisionBench:
             recipe = self.recipe(dataset)
             key = self.cell_key(row, dataset, adapter, recipe)
             path = self.result_path(row, dataset)
-            cached = json.loads(path.read_text()) if path.is_file() else None
-            if cached and cached.get("key") == key:
+            cached = self.grid.cached(path, key)
+            if cached is not None:
                 records[dataset] = cached
             else:
                 todo.append((dataset, recipe, key, path))
@@ -193,11 +180,9 @@ class VisionBench:
                 else:
                     res = linear_probe_top1(model.base_model, self.train_set(dataset), test, seed=self.cfg.seed,
                                             batch_size=self.cfg.batch_size)
-                record = {"key": key, "row": row, "dataset": dataset, "recipe": recipe, "accuracy": res.accuracy,
-                          "n": res.n, "ci": list(res.ci), "predictions": res.predictions,
-                          "seconds": round(time.perf_counter() - started, 2), "versions": versions()}
-                _write_json(path, record)
-                records[dataset] = record
+                records[dataset] = self.grid.save(path, cell_record(
+                    key, res, seconds=time.perf_counter() - started, row=row, dataset=dataset, recipe=recipe,
+                    predictions=res.predictions))
         return [records[d] for d in self.cfg.datasets]
 
     def run(self) -> list[dict]:
@@ -207,9 +192,9 @@ class VisionBench:
         records = []
         for row in tqdm(self.cfg.rows(), desc=f"bench {self.cfg.name}", unit="row", disable=not self.progress):
             records += self.row_records(row)
-        _write_json(self.out / "results.json", {"config": dataclasses.asdict(self.cfg), "records": records,
-                                                "recipes": {d: self.recipe(d) for d in self.cfg.datasets},
-                                                "seconds": round(time.perf_counter() - start, 1)})
+        self.grid.finish(dataclasses.asdict(self.cfg), records,
+                         recipes={d: self.recipe(d) for d in self.cfg.datasets},
+                         seconds=round(time.perf_counter() - start, 1))
         return records
 
 
@@ -238,7 +223,7 @@ def table4(cfg: VisionBenchConfig, records: list[dict] | None = None, recipes: d
             cells.append(f"**{text}**" if v is not None and row in merged and v == best[d] else text)
         a = avg(row)
         cells.append("–" if a is None else (f"**{a:.1f}**" if row in merged and a == best_avg else f"{a:.1f}"))
-        lines.append(f"| {LABELS.get(row, row)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row_label(row)} | " + " | ".join(cells) + " |")
     n = {r["dataset"]: r["n"] for r in records or []}
     heads = []
     for d in cols:
@@ -261,7 +246,7 @@ def paired_lines(cfg: VisionBenchConfig, records: list[dict], labels: dict[str, 
         preds = by[(row, dataset)]["predictions"]
         return {i: p == y for i, (p, y) in enumerate(zip(preds, labels[dataset]))}
 
-    lines = [f"| {LABELS.get(against, against)} vs | " + " | ".join(cfg.column(d) for d in cfg.datasets) + " |",
+    lines = [f"| {row_label(against)} vs | " + " | ".join(cfg.column(d) for d in cfg.datasets) + " |",
              "|---" * (len(cfg.datasets) + 1) + "|"]
     for row in cfg.rows():
         if row == against:
@@ -270,7 +255,7 @@ def paired_lines(cfg: VisionBenchConfig, records: list[dict], labels: dict[str, 
         for d in cfg.datasets:
             res = paired(correct(against, d), correct(row, d))
             cells.append(f"{100 * res.diff:+.1f} (p={res.p:.2g})")
-        lines.append(f"| {LABELS.get(row, row)} | " + " | ".join(cells) + " |")
+        lines.append(f"| {row_label(row)} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -291,7 +276,7 @@ def write_outputs(cfg: VisionBenchConfig, records: list[dict], recipes: dict[str
     if cfg.report:
         ci = ["| Row | " + " | ".join(cfg.column(d) for d in cfg.datasets) + " |", "|---" * (len(cfg.datasets) + 1) + "|"]
         for row in cfg.rows():
-            ci.append(f"| {LABELS.get(row, row)} | " + " | ".join(
+            ci.append(f"| {row_label(row)} | " + " | ".join(
                 "{:.3f} [{:.3f}, {:.3f}]".format(acc[(row, d)]["accuracy"], *acc[(row, d)]["ci"]) for d in cfg.datasets) + " |")
         cells_min = sum(r["seconds"] for r in records) / 60
         block = [BEGIN, "", f"Command: `{command}`: the evaluation cells took {cells_min:.1f} min on this machine "

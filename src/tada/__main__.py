@@ -1,0 +1,4 @@
+"""``python -m tada``: the ``tada`` command."""
+from .cli import main
+
+main()

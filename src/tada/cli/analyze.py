@@ -1,0 +1,91 @@
+"""``tada analyze``: the paper's analyses (Tables 5-8) on a bench configuration."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .. import workflows
+from ..errors import TadaError
+from .app import cli
+from .bench import device_override, model_dtype_override
+
+
+def analysis_options(f):
+    for option in reversed([
+        click.option("--config", "config_file", help="Bench YAML giving base, adapters, probes, datasets."),
+        click.option("--preset", help="A named bench configuration, e.g. smollm2-offline."),
+        click.option("--out", default="tada-analysis", show_default=True, help="Output folder."),
+        device_override,
+        click.option("--quiet", is_flag=True)]):
+        f = option(f)
+    return f
+
+
+def _show(result: workflows.Analysis, quiet: bool) -> None:
+    click.echo(result.markdown if not quiet else "")
+    click.echo(f"wrote {', '.join(str(f) for f in result.written)}")
+
+
+@cli.group()
+def analyze() -> None:
+    """The paper's analyses: probe size (Table 5), probe mismatch (6), ablations (7), timing (8)."""
+
+
+@analyze.command("probe-size")
+@analysis_options
+@model_dtype_override
+@click.option("--sizes", default="4,8,16,32,64", show_default=True)
+@click.option("--subsets", type=int, default=5, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+def analyze_probe_size(config_file, preset, out, device, model_dtype, quiet, sizes, subsets, seed) -> None:
+    """Table 5: mean over modules of std(α) across random probe subsets of each size N."""
+    cfg = workflows.text_bench_config(config_file, preset, {"device": device, "model_dtype": model_dtype})
+    try:
+        ns = [int(x) for x in sizes.split(",") if x]
+    except ValueError:
+        raise TadaError(f"--sizes must be integers separated by commas, got {sizes!r}") from None
+    _show(workflows.probe_size(cfg, ns, subsets, seed, Path(out), progress=not quiet), quiet)
+
+
+@analyze.command("timing")
+@analysis_options
+@click.option("--methods", default="tada,linear,task_arithmetic,svd,ties,dare_linear,dare_ties,magnitude_prune",
+              show_default=True)
+def analyze_timing(config_file, preset, out, device, quiet, methods) -> None:
+    """Table 8: wall time of each merge step for TaDA and the baselines, in one run."""
+    cfg = workflows.text_bench_config(config_file, preset, {"device": device})
+    result = workflows.timing(cfg, [m for m in methods.split(",") if m], Path(out), progress=not quiet)
+    click.echo(result.markdown)
+    click.echo(f"wrote {', '.join(str(f) for f in result.written)}")
+
+
+@analyze.command("ablation")
+@analysis_options
+@model_dtype_override
+@click.option("--datasets", help="Comma-separated datasets (default: the configuration's).")
+@click.option("--scoring", help="letter, cloze or both comma-separated (default: the configuration's).")
+@click.option("--limit", type=int)
+def analyze_ablation(config_file, preset, out, device, model_dtype, quiet, datasets, scoring, limit) -> None:
+    """Table 7: every TaDA ablation switch (SPEC §6) evaluated on the benchmark sets."""
+    cfg = workflows.any_bench_config(config_file, preset, {"datasets": datasets, "scoring": scoring, "limit": limit,
+                                                           "device": device, "model_dtype": model_dtype})
+    if scoring and getattr(cfg, "modality", "text") == "vision":
+        raise TadaError("--scoring is for language benchmarks (vision is top-1)")
+    _show(workflows.ablation(cfg, Path(out), progress=not quiet), quiet)
+
+
+@analyze.command("probe-mismatch")
+@analysis_options
+@model_dtype_override
+@click.option("--mismatch-probe", "mismatch", multiple=True, help="Another domain's probe file (repeatable).")
+@click.option("--datasets", help="Comma-separated datasets (default: the configuration's).")
+@click.option("--scoring", help="letter, cloze or both comma-separated (default: the configuration's).")
+@click.option("--limit", type=int)
+def analyze_probe_mismatch(config_file, preset, out, device, model_dtype, quiet, mismatch, datasets, scoring,
+                           limit) -> None:
+    """Table 6: TaDA with the matched domain probe vs general text or another domain's probe."""
+    cfg = workflows.text_bench_config(config_file, preset, {"datasets": datasets, "scoring": scoring,
+                                                            "limit": limit, "device": device,
+                                                            "model_dtype": model_dtype})
+    _show(workflows.probe_mismatch(cfg, list(mismatch), Path(out), progress=not quiet), quiet)

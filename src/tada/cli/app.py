@@ -1,0 +1,79 @@
+"""The ``tada`` command group and its error handling.
+
+Every user mistake exits with code 2 and one line on stderr (``error: …``, library fields shown as
+flags); an internal error exits with code 1 and a hint; ``--debug`` shows tracebacks. The commands
+live one per module beside this one and only parse and print.
+"""
+from __future__ import annotations
+
+import sys
+import warnings
+
+import click
+
+from ..errors import TadaError
+from .options import as_flags, flag_map
+
+
+def _warn_line(message, category, filename, lineno, file=None, line=None):
+    click.echo(f"warning: {message}", err=True)
+
+
+class OnceCommand(click.Command):
+    """A command whose single-valued options may be given once: a repeated ``--domain A --domain B``
+    would otherwise keep only the last value silently (click's default)."""
+
+    def parse_args(self, ctx, args):
+        _refuse_repeats(self, ctx, args)
+        return super().parse_args(ctx, args)
+
+
+def _refuse_repeats(command: click.Command, ctx, args: list[str]) -> None:
+    _, _, order = command.make_parser(ctx).parse_args(args=list(args))
+    seen: set[str] = set()
+    for param in order:
+        if not isinstance(param, click.Option) or param.multiple or param.count:
+            continue
+        if param.name in seen:
+            raise click.UsageError(f"option {max(param.opts, key=len)} given more than once "
+                                   "(it takes one value)", ctx)
+        seen.add(param.name)
+
+
+class OnceGroup(click.Group):
+    command_class = OnceCommand
+    group_class = type  # sub-groups are OnceGroup too
+
+
+@click.group(cls=OnceGroup)
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(package_name="tada")
+def cli(debug: bool) -> None:
+    """Merge a task LoRA adapter and a domain LoRA adapter into one PEFT LoRA adapter."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: maps errors to exit codes (2 user error, 1 internal error)."""
+    warnings.showwarning = _warn_line
+    for category in (FutureWarning, DeprecationWarning):  # libraries' API notices, not the user's concern
+        warnings.filterwarnings("ignore", category=category)
+    debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except TadaError as exc:
+        if debug:
+            raise
+        click.echo(f"error: {as_flags(str(exc), flag_map(cli))}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence
+        if debug:
+            raise
+        click.echo(f"internal error: {type(exc).__name__}: {exc}\n(rerun with --debug for the traceback "
+                   "and please report it)", err=True)
+        sys.exit(1)

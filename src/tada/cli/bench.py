@@ -1,0 +1,48 @@
+"""``tada bench``: the paper's Table 3 (language) or Table 4 (vision) from a YAML or a preset."""
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..workflows import any_bench_config, run_bench
+from .app import cli
+
+#: ``--device`` / ``--model-dtype`` of ``tada bench`` and ``tada analyze``: overrides of the configuration.
+device_override = click.option("--device", help="cpu, cuda, auto (overrides the configuration).")
+model_dtype_override = click.option(
+    "--model-dtype", help="dtype the base model runs in: float32, bfloat16… (overrides the configuration).")
+
+
+@cli.command()
+@click.option("--config", "config_file", help="Bench YAML (see docs/evaluation.md).")
+@click.option("--preset", help="A named configuration: llama2-7b-medical, smollm2-offline, smollm2-title, vit-l16, "
+                                "dinov2-offline.")
+@click.option("--task", help="Task adapter (overrides the config).")
+@click.option("--domain", help="Domain adapter (overrides the config).")
+@click.option("--domain-probe")
+@click.option("--general-probe")
+@click.option("--out", help="Output folder (overrides the config).")
+@click.option("--limit", type=int, help="Questions per dataset (overrides the config).")
+@device_override
+@model_dtype_override
+@click.option("--report", help="Results document to write or update (overrides the config).")
+@click.option("--dry-run", is_flag=True, help="Validate and report what cannot be reached; run nothing.")
+@click.option("--quiet", is_flag=True)
+def bench(config_file, preset, dry_run, quiet, **overrides) -> None:
+    """Base, task only, domain only and every merge method on every dataset: the paper's Table 3
+    (language) or Table 4 (vision: presets vit-l16, dinov2-offline, or a config with modality: vision)."""
+    cfg = any_bench_config(config_file, preset, overrides)
+    command = "tada " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else f"tada bench --preset {preset}"
+    outcome = run_bench(cfg, command=command, dry_run=dry_run, progress=not quiet, show=not quiet)
+    if outcome.table:
+        click.echo(outcome.table)
+    for path in outcome.written:
+        click.echo(f"wrote {path}")
+    if outcome.dry_run:
+        for p in outcome.problems:
+            click.echo(f"cannot reach: {p}")
+        click.echo("dry run: configuration valid" + (f", {len(outcome.problems)} problem(s)" if outcome.problems
+                                                     else ", everything reachable"))
+        if outcome.problems:
+            sys.exit(2)

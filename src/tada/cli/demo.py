@@ -1,0 +1,16 @@
+"""``tada demo``: the embedded default run."""
+from __future__ import annotations
+
+import click
+
+from .app import cli
+
+
+@cli.command()
+@click.option("--out", default="tada-demo-output", show_default=True)
+@click.option("--examples", "examples_dir", help="Folder with adapters/ and probes/ (default: the repo's examples/).")
+def demo(out, examples_dir) -> None:
+    """The embedded default: merge the shipped example adapters on SmolLM2-135M-Instruct and try the result."""
+    from ..demo import run_demo
+
+    run_demo(out, examples_dir)

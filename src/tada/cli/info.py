@@ -1,0 +1,61 @@
+"""``tada inspect``, ``tada methods``, ``tada datasets``: what an adapter, the registry and the
+dataset registry hold."""
+from __future__ import annotations
+
+import json
+
+import click
+
+from .app import cli
+
+
+@cli.command()
+@click.argument("adapter")
+@click.option("--revision")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def inspect(adapter, revision, as_json) -> None:
+    """Rank, alpha, scaling, targets and per-module ‖ΔW‖ of an adapter."""
+    from ..describe import describe
+
+    info = describe(adapter, revision=revision)
+    if as_json:
+        click.echo(json.dumps(info, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for key in ("path", "base_model", "r", "lora_alpha", "use_rslora", "target_modules", "modules",
+                "dtype", "modules_to_save"):
+        console.print(f"[bold]{key}[/]: {info[key]}")
+    table = Table("module", "rank", "scaling", "d_out×d_in", "‖ΔW‖_F")
+    for m in info["per_module"]:
+        table.add_row(m["name"], str(m["rank"]), f"{m['scaling']:.4g}", f"{m['d_out']}×{m['d_in']}", f"{m['norm']:.4g}")
+    console.print(table)
+
+
+@cli.command()
+def methods() -> None:
+    """List the merge methods and their parameters with defaults."""
+    from ..methods import get_method, method_names
+    from ..options import options_of
+
+    for name in method_names():
+        spec = get_method(name)
+        fields = ", ".join(f"{o.name}={o.default!r}" for o in options_of(spec.params))
+        click.echo(f"{name:16s} {spec.summary}\n{'':16s} params: {fields}")
+
+
+@cli.command()
+def datasets() -> None:
+    """List the registered evaluation datasets (a .jsonl path works too; see docs/datasets.md)."""
+    from ..eval.datasets import DATASETS
+    from ..vision.hub import HUB_IMAGE_SETS
+
+    for name, spec in sorted(DATASETS.items()):
+        click.echo(f"{name:26s} {spec.summary}")
+    click.echo("\nimage sets (tada train/eval/probe --images; NAME or NAME:train|test; or an ImageFolder directory):")
+    click.echo(f"{'fashion-mnist':26s} Fashion-MNIST from Debian's dataset-fashion-mnist (offline), 60,000 / 10,000")
+    click.echo(f"{'sklearn-digits':26s} scikit-learn's handwritten digits (offline), 1,297 train / 500 test")
+    for name, image_set in sorted(HUB_IMAGE_SETS.items()):
+        click.echo(f"{name:26s} {image_set.summary}")

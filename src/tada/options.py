@@ -1,0 +1,159 @@
+"""The options model: every user-settable option of tada is a dataclass field, declared once.
+
+A field declared with :func:`opt` carries its help text (and, where the flag is not simply the
+field's name, its flag). From these declarations come
+
+- the Python API: ``tada.merge(..., **options)`` checks its keywords against :class:`MergeOptions`
+  and a method's ``params`` against the method's parameter dataclass;
+- the YAML keys of a merge configuration (the field names, plus ``parameters:``);
+- the CLI flags: ``tada merge`` generates one flag per :class:`MergeOptions` field and one per
+  parameter of every registered method (``tada.cli.options``), so a new method parameter is one
+  new field in its dataclass (docs/methods.md, "Adding a method").
+
+Library errors name fields in backquotes (```domain_probe```); the CLI shows them as flags
+(``--domain-probe``). This module is standard-library only: every layer may import it.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import MISSING, dataclass
+from typing import Any
+
+from .errors import TadaError
+
+
+def opt(default: Any = MISSING, help: str = "", *, factory: Any = None, flag: str | None = None,
+        choices: tuple[str, ...] | None = None, cli: bool = True) -> Any:
+    """A dataclass field with its user-facing description: ``help`` (one line), ``flag`` (default
+    ``--<name with dashes>``), ``choices`` (the allowed strings), ``cli=False`` to keep it off
+    the command line (API-only)."""
+    metadata = {"help": help, "flag": flag, "choices": choices, "cli": cli}
+    if factory is not None:
+        return dataclasses.field(default_factory=factory, metadata=metadata)
+    return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class Option:
+    """One option as every front end sees it. ``kind``: bool, int, float, str, number_or_auto
+    (a number or the word ``auto``), pair (two numbers), mapping (KEY=VALUE entries)."""
+
+    name: str
+    kind: str
+    default: Any
+    help: str
+    flag: str
+    choices: tuple[str, ...] | None
+    cli: bool
+
+
+def flag_of(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def default_of(f: dataclasses.Field) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    if f.default_factory is not MISSING:
+        return f.default_factory()
+    return MISSING
+
+
+def _kind(hint: Any) -> str:
+    """The option kind of a type hint (``X | None`` is X: None means "not given")."""
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        if {*args} == {float, str}:
+            return "number_or_auto"
+        if len(args) == 1:
+            return _kind(args[0])
+        raise TypeError(f"unsupported option type {hint}")
+    if origin is tuple:
+        return "pair"
+    if hint is dict or origin is dict:
+        return "mapping"
+    if hint in (bool, int, float, str):
+        return hint.__name__
+    raise TypeError(f"unsupported option type {hint}")
+
+
+def _metadata(cls: type, name: str) -> dict:
+    """A field's metadata, inherited from a base class when a subclass only changes the default."""
+    merged: dict = {}
+    for klass in reversed(cls.__mro__):
+        fields = getattr(klass, "__dataclass_fields__", {})
+        if name in fields:
+            merged.update({k: v for k, v in fields[name].metadata.items() if v not in (None, "")})
+    return merged
+
+
+def options_of(cls: type) -> list[Option]:
+    """The options a dataclass declares, in field order."""
+    hints = typing.get_type_hints(cls)
+    out = []
+    for f in dataclasses.fields(cls):
+        md = _metadata(cls, f.name)
+        out.append(Option(f.name, _kind(hints[f.name]), default_of(f), md.get("help", ""),
+                          md.get("flag") or flag_of(f.name), md.get("choices"), md.get("cli", True)))
+    return out
+
+
+def closest(name: str, choices: typing.Iterable[str]) -> str:
+    """`` (did you mean X?)`` for the closest of ``choices``, or an empty string."""
+    match = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return f" (did you mean {match[0]}?)" if match else ""
+
+
+def build(cls: type, values: dict, what: str) -> Any:
+    """``cls(**values)``, refusing unknown names in one line that names the closest field."""
+    known = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise TadaError(f"{what} has no option {unknown[0]!r}{closest(unknown[0], known)}; "
+                        f"its options: {', '.join(known)}")
+    return cls(**values)
+
+
+
+@dataclass(frozen=True)
+class MergeOptions:
+    """Everything of a merge except the two adapters, the method and its parameters (those come
+    from the method's own dataclass). Paths may be strings or path objects; probe statistics may
+    also be :class:`tada.probes.ProbeStats` objects in the API."""
+
+    base: str | None = opt(None, "Base model: folder, hub id, or .gguf file (needed to run probes).")
+    gguf_file: str | None = opt(None, "GGUF file name inside `base`.")
+    revision: str | None = opt(None, "Hub revision of `base`.")
+    task_revision: str | None = opt(None, "Hub revision of the task adapter.")
+    domain_revision: str | None = opt(None, "Hub revision of the domain adapter.")
+    domain_probe: str | None = opt(None, "Domain probe: .txt (one input per line) or .jsonl (text field).")
+    general_probe: str | None = opt(None, "General probe file.")
+    domain_stats: str | None = opt(None, "Domain probe statistics written by `tada probe` (instead of a probe).")
+    general_stats: str | None = opt(None, "General probe statistics written by `tada probe`.")
+    out: str | None = opt(None, "Output folder (a PEFT LoRA adapter + tada_report.json).")
+    rank: int | None = opt(None, "Output rank of truncating methods (default max(r_T, r_D)).")
+    dtype: str | None = opt(None, "Output dtype (default: the adapters').")
+    device: str = opt("cpu", "cpu, cuda or auto (probe extraction).")
+    model_dtype: str | None = opt(None, "dtype the base model is loaded in for probes.")
+    probe_n: int = opt(32, "Probe size N.")
+    probe_seed: int = opt(42, "Seed of the probe sample.")
+    max_length: int = opt(256, "Probe truncation in tokens.")
+    probe_site: str = opt("module-input", "Where h is read.", choices=("module-input", "layer-hidden"))
+    batch_size: int = opt(8, "Probe batch size.")
+    allow_partial: bool = opt(False, "Merge modules present in one adapter only (missing = zero).")
+    allow_pickle: bool = opt(False, "Read pickle .bin adapters (runs code; trusted files only).")
+    force: bool = opt(False, "Replace an existing output folder.")
+    use_cache: bool = opt(True, "Reuse cached probe statistics.", cli=False)
+    progress: bool = opt(True, "Show progress bars.", cli=False)
+
+
+#: Where a merge configuration's keys may name files (resolved relative to the YAML's folder).
+MERGE_PATH_KEYS = ("task", "domain", "domain_probe", "general_probe", "domain_stats", "general_stats", "out")
+
+#: The keys of a merge YAML: the adapters, the method, every :class:`MergeOptions` field, ``parameters``.
+MERGE_YAML_KEYS = ("task", "domain", "method", "parameters",
+                   *(o.name for o in options_of(MergeOptions) if o.cli))
