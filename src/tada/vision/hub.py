@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, overload
 
+from .._util import first_line
 from ..errors import TadaError
 from .images import ImageSet, sample
 
@@ -136,7 +137,7 @@ class HubImages(Sequence):
         try:
             image = self._dataset[i][self._column]
         except Exception as exc:  # noqa: BLE001 - any decoder failure is an unreadable image
-            raise TadaError(f"{self._name}: cannot decode image {i}: {_first_line(exc)}") from None
+            raise TadaError(f"{self._name}: cannot decode image {i}: {first_line(exc)}") from None
         if image is None:
             raise TadaError(f"{self._name}: image {i} is missing")
         return image
@@ -168,7 +169,7 @@ def _from_hub(entry: HubImageSet, split: str) -> Any:
         gated = ("; gated: accept its licence on huggingface.co and log in (hf auth login)"
                  if entry.gated else "")
         raise TadaError(f"cannot load {entry.name} ({where}) from the Hugging Face hub: "
-                        f"{_first_line(exc)}{gated}; {OFFLINE_HINT}") from None
+                        f"{first_line(exc)}{gated}; {OFFLINE_HINT}") from None
 
 
 def _from_path(entry: HubImageSet, split: str, path: Path) -> Any:
@@ -187,7 +188,7 @@ def _from_path(entry: HubImageSet, split: str, path: Path) -> Any:
     except TadaError:
         raise
     except Exception as exc:  # noqa: BLE001 - unreadable or unexpected layout
-        raise TadaError(f"cannot load {entry.name} split {hub_split} from {path}: {_first_line(exc)}") from None
+        raise TadaError(f"cannot load {entry.name} split {hub_split} from {path}: {first_line(exc)}") from None
 
 
 def _pick_split(splits: Any, entry: HubImageSet, split: str, path: Path) -> Any:
@@ -284,9 +285,3 @@ def hub_sample(name: str, n: int = SAMPLE_SIZE, seed: int = SAMPLE_SEED, split: 
     (``random.Random(seed).sample`` over the row indices; a smaller split is taken whole, with a
     warning); the images stay lazy."""
     return sample(load_hub_image_set(name, split, path=path), n, seed)
-
-
-def _first_line(exc: object) -> str:
-    text = str(exc).strip()
-    line = text.splitlines()[0].strip() if text else type(exc).__name__
-    return line if len(line) <= 300 else line[:297] + "..."

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from .._util import cache_root, first_line
 from ..errors import TadaError
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ def open_image(path: Path) -> Image.Image:
             img.load()
             return img
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise TadaError(f"unreadable image file {path}: {_first_line(exc)}") from None
+        raise TadaError(f"unreadable image file {path}: {first_line(exc)}") from None
 
 
 @dataclass
@@ -170,7 +171,7 @@ def _check_image(path: Path) -> None:
         with Image.open(path) as img:
             img.verify()
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise TadaError(f"unreadable image file {path}: {_first_line(exc)}") from None
+        raise TadaError(f"unreadable image file {path}: {first_line(exc)}") from None
 
 
 def image_folder(path: str | os.PathLike, *, allow_flat: bool = False) -> ImageSet:
@@ -209,12 +210,6 @@ def image_folder(path: str | os.PathLike, *, allow_flat: bool = False) -> ImageS
     return ImageSet(images, labels, [name for _, name in files], str(root))
 
 
-def _cache_root() -> Path:
-    from ..eval.datasets import tada_cache_dir
-
-    return tada_cache_dir()
-
-
 def fashion_mnist_dir() -> Path:
     """The folder of the Fashion-MNIST idx files: the installed Debian package's, else the
     ``.deb`` fetched with ``apt-get download`` and unpacked with ``dpkg -x`` into
@@ -222,7 +217,7 @@ def fashion_mnist_dir() -> Path:
     installed = Path("/") / FASHION_MNIST_DIR
     if (installed / "t10k-labels-idx1-ubyte.gz").is_file():
         return installed
-    cache = _cache_root() / "debian" / FASHION_MNIST_PACKAGE
+    cache = cache_root() / "debian" / FASHION_MNIST_PACKAGE
     unpacked = cache / FASHION_MNIST_DIR
     if not (unpacked / "t10k-labels-idx1-ubyte.gz").is_file():
         try:
@@ -235,7 +230,7 @@ def fashion_mnist_dir() -> Path:
         except (OSError, StopIteration, subprocess.SubprocessError) as exc:
             detail = (getattr(exc, "stderr", None) or str(exc) or type(exc).__name__).strip()
             raise TadaError(f"Fashion-MNIST needs Debian's {FASHION_MNIST_PACKAGE} (apt-get install "
-                            f"{FASHION_MNIST_PACKAGE}); fetching it failed: {_first_line(detail)}") from None
+                            f"{FASHION_MNIST_PACKAGE}); fetching it failed: {first_line(detail)}") from None
     return unpacked
 
 
@@ -244,7 +239,7 @@ def read_idx(path: Path, magic: int) -> np.ndarray:
     try:
         data = gzip.decompress(path.read_bytes())
     except (OSError, EOFError) as exc:
-        raise TadaError(f"cannot read {path}: {_first_line(exc)}") from None
+        raise TadaError(f"cannot read {path}: {first_line(exc)}") from None
     ndim = magic & 0xFF
     header = np.frombuffer(data, ">i4", count=1 + ndim) if len(data) >= 4 * (1 + ndim) else np.array([])
     shape = tuple(int(d) for d in header[1:])
@@ -294,8 +289,3 @@ def sklearn_digits(split: str = "all") -> ImageSet:
     name = "sklearn-digits" if split == "all" else f"sklearn-digits:{split}"
     return ImageSet([Image.fromarray(pixels[i]) for i in keep], [int(digits.target[i]) for i in keep],
                     [str(c) for c in digits.target_names], name)
-
-
-def _first_line(exc: object) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
