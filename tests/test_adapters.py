@@ -57,7 +57,7 @@ def test_pickle_refused_unless_allowed(tmp_path):
 
     torch.save(load_file(str(folder / "adapter_model.safetensors")), folder / "adapter_model.bin")
     (folder / "adapter_model.safetensors").unlink()
-    with pytest.raises(TadaError, match="--allow-pickle"):
+    with pytest.raises(TadaError, match="`allow_pickle`"):
         load_adapter(folder)
     assert load_adapter(folder, allow_pickle=True).module_names
 
@@ -101,7 +101,7 @@ def test_bad_files_give_one_clear_error(tmp_path, case):
 def test_mismatched_inputs(tmp_path):
     task = write_adapter(tmp_path / "t")
     other = write_adapter(tmp_path / "o", {**SHAPES, "model.layers.2.self_attn.q_proj": (24, 16)}, seed=1)
-    with pytest.raises(TadaError, match="different modules.*--allow-partial"):
+    with pytest.raises(TadaError, match="different modules.*`allow_partial`"):
         tada.merge(task, other, method="linear", progress=False)
     res = tada.merge(task, other, method="linear", allow_partial=True, progress=False)
     entry = res.report["modules"]["model.layers.2.self_attn.q_proj"]
@@ -140,7 +140,7 @@ def test_output_is_atomic_and_never_clobbered(tmp_path, pair):
     out = tmp_path / "out"
     tada.merge(task, domain, method="svd", out=out, progress=False)
     before = (out / "adapter_model.safetensors").read_bytes()
-    with pytest.raises(TadaError, match="--force"):
+    with pytest.raises(TadaError, match="`force`"):
         tada.merge(task, domain, method="cat", out=out, progress=False)
     assert (out / "adapter_model.safetensors").read_bytes() == before
     tada.merge(task, domain, method="cat", out=out, force=True, progress=False)

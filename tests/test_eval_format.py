@@ -233,8 +233,13 @@ def test_cli_eval_scoring_format(capsys, tmp_path, tiny_base):
     assert "(format, 0-shot)" in out and "format compliance" in out and "acc_norm" in out
     preds = [json.loads(line) for line in (tmp_path / "p.jsonl").read_text().splitlines()]
     assert len(preds) == 6 and all("generation" in p and "format_ok" in p for p in preds)
-    meta = json.loads((tmp_path / "p.meta.json").read_text())
-    assert 0 <= meta["metrics"]["format_rate"] <= 1 and meta["shots"] == 0
+    record = json.loads((tmp_path / "p.json").read_text())
+    assert 0 <= record["metrics"]["format_rate"] <= 1 and record["key"]["shots"] == 0
+    # the same record a `tada bench` cell caches (tada.records.cell_record)
+    assert {"key", "dataset", "dataset_meta", "scoring", "accuracy", "n", "ci", "metrics", "tokens", "versions",
+            "seconds"} <= set(record)
+    assert set(record["key"]) == {"base", "adapter_sha256", "dataset", "scoring", "shots", "seed", "limit",
+                                  "chat_template", "model_dtype"}
     plain = tmp_path / "plain.jsonl"
     plain.write_text(json.dumps({"question": "the cell", "options": ["gene", "heart"], "answer": 0}) + "\n")
     code, _, err = cli("eval", "--base", tiny_base, "--dataset", plain, "--scoring", "format")

@@ -17,7 +17,7 @@ def cpu_without_half(monkeypatch):
 
 
 def test_emulated_bfloat16_warns_once_with_the_fix(cpu_without_half):
-    with pytest.warns(UserWarning, match="no native bfloat16.*--model-dtype float32"):
+    with pytest.warns(UserWarning, match="no native bfloat16.*`model_dtype` float32"):
         models.warn_if_slow_on_cpu(torch.bfloat16, "cpu")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -25,8 +25,8 @@ def test_emulated_bfloat16_warns_once_with_the_fix(cpu_without_half):
         models.warn_if_slow_on_cpu(torch.float32, "cpu")
         models.warn_if_slow_on_cpu(None, "cpu")
         models.warn_if_slow_on_cpu(torch.float16, "cuda")  # GPUs compute half natively
-    with pytest.warns(UserWarning, match="no native float16.*without --autocast"):
-        models.warn_if_slow_on_cpu(torch.float16, torch.device("cpu"), hint="training without --autocast")
+    with pytest.warns(UserWarning, match="no native float16.*without `autocast`"):
+        models.warn_if_slow_on_cpu(torch.float16, torch.device("cpu"), hint="training without `autocast`")
 
 
 def test_native_bfloat16_is_silent(monkeypatch):

@@ -1,4 +1,5 @@
 """``python -m tada``: the ``tada`` command."""
 from .cli import main
 
-main()
+if __name__ == "__main__":
+    main()

@@ -203,7 +203,7 @@ def load_adapter(source: str | os.PathLike, *, revision: str | None = None,
     elif (folder / PICKLE_NAME).exists():
         if not allow_pickle:
             raise TadaError(f"{folder}: only a pickle {PICKLE_NAME} is present; pickles can run code "
-                            "when loaded. Convert it to safetensors, or pass --allow-pickle if you trust it")
+                            "when loaded. Convert it to safetensors, or pass `allow_pickle` if you trust it")
         _within(folder, folder / PICKLE_NAME)
         try:
             pickle_state = torch.load(folder / PICKLE_NAME, map_location="cpu", weights_only=True)
@@ -313,7 +313,7 @@ def write_adapter(out: str | os.PathLike, tensors: Mapping[str, torch.Tensor], c
     out.parent.mkdir(parents=True, exist_ok=True)
     with _output_lock(out):
         if out.exists() and not force:
-            raise TadaError(f"output folder {out} exists; pass --force to replace it")
+            raise TadaError(f"output folder {out} exists; pass `force` to replace it")
         _remove_stale_temporaries(out)
         tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
         try:

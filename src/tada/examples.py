@@ -13,5 +13,5 @@ def examples_root(examples_dir: str | None) -> Path:
     missing = [str(p) for p in needed if not p.exists()]
     if missing:
         raise TadaError(f"example files missing ({missing[0]}); run from a clone of the repository "
-                        "or pass --examples")
+                        "or pass `examples_dir`")
     return root

@@ -53,7 +53,7 @@ _WARNED_DTYPES: set[torch.dtype] = set()
 
 
 def warn_if_slow_on_cpu(dtype: torch.dtype | None, device: str | torch.device | None,
-                        hint: str = "--model-dtype float32 is faster here (numbers may differ slightly)") -> None:
+                        hint: str = "`model_dtype` float32 is faster here (numbers may differ slightly)") -> None:
     """One warning per process when ``dtype`` will be emulated on this CPU: the same numbers, only
     slower; ``hint`` says how to avoid it."""
     if dtype is None or torch.device(device or "cpu").type != "cpu" or dtype in _WARNED_DTYPES:
@@ -123,7 +123,7 @@ def pick_device(device: str | None) -> str:
     if device in (None, "auto"):
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise TadaError("--device cuda requested but no CUDA device is available")
+        raise TadaError("`device` cuda requested but no CUDA device is available")
     return device
 
 

@@ -1,3 +1,5 @@
-from .app import main
+"""``python -m tada.cli``: the ``tada`` command."""
+from . import main
 
-main()
+if __name__ == "__main__":
+    main()

@@ -16,7 +16,7 @@ from .options import as_flags, flag_map
 
 
 def _warn_line(message, category, filename, lineno, file=None, line=None):
-    click.echo(f"warning: {message}", err=True)
+    click.echo(f"warning: {as_flags(str(message), flag_map(cli))}", err=True)
 
 
 class OnceCommand(click.Command):

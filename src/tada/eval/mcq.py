@@ -145,7 +145,7 @@ class Template:
         if not chat:
             return cls("", "")
         if not getattr(tokenizer, "chat_template", None):
-            raise TadaError("--chat-template: this tokenizer has no chat template")
+            raise TadaError("`chat_template`: this tokenizer has no chat template")
         sentinel = "\u2063TADA_QUESTION\u2063"
         text = tokenizer.apply_chat_template([{"role": "user", "content": sentinel}], tokenize=False,
                                              add_generation_prompt=True)
@@ -492,8 +492,8 @@ def evaluate(model, tokenizer, dataset: MCQDataset, *, scoring: str = "letter", 
     if scoring not in SCORINGS:
         raise TadaError(f"unknown scoring {scoring!r}; choose one of {SCORINGS}")
     if scoring == "format" and not declares_format(dataset):
-        raise TadaError(f"dataset {dataset.name} declares no answer format (--scoring format needs 'prompt' "
-                        "and 'format' on every question); use --scoring letter or cloze")
+        raise TadaError(f"dataset {dataset.name} declares no answer format (`scoring` format needs 'prompt' "
+                        "and 'format' on every question); use `scoring` letter or cloze")
     questions = select(dataset.test, limit, seed)
     if not questions:
         raise TadaError(f"dataset {dataset.name} has no questions")

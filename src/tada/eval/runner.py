@@ -68,7 +68,7 @@ class BenchConfig:
     @classmethod
     def from_dict(cls, data: dict, where: str = "config") -> BenchConfig:
         cfg = build_config(cls, data, where, ("name", "base", "task", "domain", "datasets"),
-                           hint=" (give --task/--domain for a preset)")
+                           hint=" (give `task`/`domain` for a preset)")
         if isinstance(cfg.scoring, str):
             cfg.scoring = [cfg.scoring]
         return cfg

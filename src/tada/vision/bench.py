@@ -72,7 +72,7 @@ class VisionBench:
     def __init__(self, cfg: VisionBenchConfig, *, progress: bool = True):
         task, domain = cfg.task, cfg.domain
         if not (task and domain):
-            raise TadaError(f"{cfg.name}: give the task and domain adapters (--task/--domain)")
+            raise TadaError(f"{cfg.name}: give the task and domain adapters (`task`/`domain`)")
         self.cfg, self.progress = cfg, progress
         self.task, self.domain = task, domain
         self.out = Path(cfg.out)

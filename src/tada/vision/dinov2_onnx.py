@@ -268,11 +268,11 @@ def convert(onnx_path: str | Path | None = None, out_dir: str | Path | None = No
     target under a temporary name and renamed, so a crash never leaves a half-written model; an
     existing ``out_dir`` is only replaced when it holds an older tada conversion.
     """
-    from .. import models
+    from ..models import BaseSpec
 
     source = resolve_onnx_path(onnx_path)
     digest = file_sha256(source)
-    stamp = {"source": models.BaseSpec(str(source.resolve())).name, "sha256": digest,
+    stamp = {"source": BaseSpec(str(source.resolve())).name, "sha256": digest,
              "converter": CONVERTER_VERSION}
     target = Path(out_dir) if out_dir is not None else _cache_root() / f"dinov2-onnx-{digest[:16]}"
     if _is_conversion(target, stamp):

@@ -68,7 +68,7 @@ def head_top1(classifier, test: ImageSet, batch_size: int = 32) -> ImageEvalResu
     n_labels = getattr(getattr(classifier, "config", None), "num_labels", None)
     if n_labels is not None and n_labels != len(test.classes):
         raise TadaError(f"the head has {n_labels} labels but {test.name} has {len(test.classes)} classes: "
-                        "use the linear probe (--head linear-probe)")
+                        "use the linear probe (`head` linear-probe)")
     logits = _batched(classifier, test, lambda out: out.logits, batch_size)
     return _result(logits.argmax(-1).tolist(), test.labels, "modules_to_save")
 
@@ -177,10 +177,10 @@ def choose_head(head_labels: list[str] | None, test: ImageSet, head: str = "auto
     if head == "adapter":
         if head_labels is None:
             raise TadaError(f"{where} has no labels.json naming its head's classes: cannot use its head "
-                            "(use --head auto or linear-probe)")
+                            "(use `head` auto or linear-probe)")
         raise TadaError(f"label set mismatch: {where}'s head has {len(head_labels)} classes "
                         f"({', '.join(head_labels[:3])}…) but {test.name} has {len(test.classes)} "
-                        f"({', '.join(test.classes[:3])}…); use --head linear-probe")
+                        f"({', '.join(test.classes[:3])}…); use `head` linear-probe")
     return "linear_probe"
 
 
@@ -228,6 +228,6 @@ def _train_set(test_source, test_full: ImageSet, train_source) -> ImageSet:
     if train_source is not None:
         return load_image_set(train_source)
     if isinstance(test_source, ImageSet) or os.path.exists(str(test_source)):
-        raise TadaError(f"{test_full.name}: the linear probe needs train images: give --train-set "
+        raise TadaError(f"{test_full.name}: the linear probe needs train images: give `train_set` "
                         "(a folder or a named set)")
     return load_image_set(str(test_source), split="train")

