@@ -164,3 +164,62 @@ def ties_elect(tt, td, weights):
         den = sum(w for v, w in zip(vals, weights) if v != 0 and math.copysign(1.0, v) == sign)
         out.view(-1)[idx] = num / den if den != 0 else num
     return out
+
+
+# ---- K domain adapters (SPEC §6b) ------------------------------------------------------------
+
+def overlaps_dense_k(Ws: list[torch.Tensor], lam=0.5) -> list[list[float]]:
+    """Eq. 5 over several adapters: every component's max overlap with any component of any
+    *other* adapter, from full dense SVDs, one pair of components at a time."""
+    comps = [svd_components(W) for W in Ws]
+    out = []
+    for a, (Ua, Sa, Va) in enumerate(comps):
+        row = []
+        for i in range(len(Sa)):
+            row.append(max(lam * abs(float(Ua[:, i] @ Ub[:, j])) + (1 - lam) * abs(float(Va[:, i] @ Vb[:, j]))
+                           for b, (Ub, Sb, Vb) in enumerate(comps) if b != a for j in range(len(Sb))))
+        out.append(row)
+    return out
+
+
+def tada_dense_k(WT, WDs, hds, hg, *, tau, rank, beta=5.0, delta=0.10, lam=0.5, domain_combine="sum"):
+    """K-domain TaDA on dense matrices, SPEC §6b read literally: per domain k, s_k and α_k from
+    (T, D_k, P_dk, P_g) by Eqs. 1–3; every component filtered against every other adapter's (Eq. 5);
+    a task component weighs the mean over k of its α_i^(k), domain k's component j weighs
+    1 − α_j^(k) (divided by K with ``mean``); Eq. 7, then Eq. 8. Every delta non-zero."""
+    K = len(WDs)
+    UT, ST, VT = svd_components(WT)
+    ov = overlaps_dense_k([WT, *WDs], lam)
+    keep = [[o < delta for o in row] for row in ov]
+    if not any(any(k) for k in keep):
+        keep = [[True] * len(k) for k in keep]
+
+    def n(W, h):
+        return float((W @ h).norm())
+
+    s_by, merged = [], torch.zeros_like(WT)
+    task_weights = [0.0] * len(ST)
+    for k, (WD, hd) in enumerate(zip(WDs, hds)):
+        UD, SD, VD = svd_components(WD)
+
+        def r_mod(h, WD=WD):
+            return ratio(n(WD, h), max(n(WT, h), 1e-12 * float(ST[0]) * float(h.norm())))
+
+        s_by.append(calibrated(r_mod(hd), r_mod(hg)))
+        for i in range(len(ST)):
+            def r_task(h, i=i, WD=WD):
+                act = float(ST[i]) * abs(float(VT[:, i] @ h))
+                return ratio(n(WD, h), max(act, 1e-12 * float(ST[i]) * float(h.norm())))
+            task_weights[i] += sigmoid(beta * (tau - calibrated(r_task(hd), r_task(hg)))) / K
+        for j in range(len(SD)):
+            def r_dom(h, j=j, SD=SD, VD=VD):
+                eps = 1e-12 * float(ST[0]) * float(h.norm())
+                return ratio(float(SD[j]) * abs(float(VD[:, j] @ h)), max(n(WT, h), eps))
+            w = 1 - sigmoid(beta * (tau - calibrated(r_dom(hd), r_dom(hg))))
+            if keep[k + 1][j]:
+                merged += (w / K if domain_combine == "mean" else w) * float(SD[j]) * torch.outer(UD[:, j], VD[:, j])
+    for i in range(len(ST)):
+        if keep[0][i]:
+            merged += task_weights[i] * float(ST[i]) * torch.outer(UT[:, i], VT[:, i])
+    kept = [[i for i, x in enumerate(k) if x] for k in keep]
+    return truncate(merged, rank), {"s": s_by, "kept": kept, "overlaps": ov}

@@ -96,7 +96,7 @@ PLUGIN = textwrap.dedent('''
     @register("toy", ToyParams, label="Toy", reference="this test", row=9)
     def toy(module: ModuleInput, params: ToyParams) -> ModuleResult:
         """gamma·(ΔW_T + ΔW_D)."""
-        res = weighted_concat(module, params.gamma, params.gamma)
+        res = weighted_concat(module, (params.gamma,) * len(module.inputs))
         res.info["gamma"] = params.gamma
         return res
 

@@ -76,7 +76,7 @@ def test_fused_dare_ties_equals_drop_then_merge():
     from tada.lowrank import LoraModule
     from tada.methods import ModuleInput, make_params, get_method
     from tada.methods.dare import dropped
-    from tada.methods.dense import dense_pair
+    from tada.methods.dense import dense_inputs
     from tada.methods.sparsify import CHUNK, dare_chunk_drop
 
     g = torch.Generator().manual_seed(0)
@@ -86,7 +86,7 @@ def test_fused_dare_ties_equals_drop_then_merge():
     module = ModuleInput("model.layers.0.self_attn.q_proj", side(), side(), 4)
     params = make_params(get_method("dare_ties"), {"density": 0.3, "precision": "float32", "seed": 7})
     drops = [dare_chunk_drop(0.3, module.seed_for(7, f"dare:{s}"), True) for s in ("task", "domain")]
-    fused = ties_merge(dense_pair(module, params), [1.0, 1.0], drops)
+    fused = ties_merge(dense_inputs(module, params), [1.0, 1.0], drops)
     composed = ties_merge(dropped(module, params), [1.0, 1.0])
     assert fused.dtype == torch.float32 and torch.equal(fused, composed)
     kept = float((dropped(module, params)[0] != 0).float().mean())

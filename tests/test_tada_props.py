@@ -85,7 +85,7 @@ def test_identical_adapters_fall_back_to_no_filter():
 def test_fixed_half_without_filter_is_linear_half_truncated():
     m = module(4)
     res = run(m, fixed_alpha=0.5, no_filter=True)
-    lin = weighted_concat(m, 0.5, 0.5)
+    lin = weighted_concat(m, (0.5, 0.5))
     want = truncate_lowrank(LowRank(lin.B, lin.A.T), 5)
     assert torch.allclose(res.B @ res.A, want.B @ want.A, rtol=1e-9, atol=1e-9)
 

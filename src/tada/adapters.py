@@ -246,13 +246,13 @@ def lora_keys(module: str) -> tuple[str, str]:
     return f"{_PREFIX}{module}.lora_A.weight", f"{_PREFIX}{module}.lora_B.weight"
 
 
-def output_config(task: Adapter, domain: Adapter, ranks: dict[str, int], *,
+def output_config(task: Adapter, domain: Adapter | list[Adapter], ranks: dict[str, int], *,
                   base_model: str | None = None) -> dict:
     """The merged adapter's ``adapter_config.json`` (SPEC §6, §8).
 
     ``r`` = the most common module rank, ``rank_pattern`` for the others, ``lora_alpha`` = r and
     ``alpha_pattern`` = rank_pattern, so the scaling is exactly 1 everywhere; no rsLoRA, DoRA or
-    bias. ``target_modules``: the inputs' own value when both adapters declare the same one and
+    bias. ``target_modules``: the inputs' own value when all adapters declare the same one and
     hold the same modules (it described exactly these modules), otherwise the exact names of the
     modules written, so PEFT adapts nothing else.
     """
@@ -261,10 +261,11 @@ def output_config(task: Adapter, domain: Adapter, ranks: dict[str, int], *,
         counts[r] = counts.get(r, 0) + 1
     r_main = max(sorted(counts), key=lambda r: counts[r]) if counts else 8
     rank_pattern = {m: r for m, r in ranks.items() if r != r_main}
-    t, d = task.config, domain.config
-    same = (set(task.module_names) == set(domain.module_names) == set(ranks)
-            and all(_canonical(t.get(k)) == _canonical(d.get(k))
-                    for k in ("target_modules", "layers_to_transform", "layers_pattern")))
+    domains = domain if isinstance(domain, list) else [domain]
+    t = task.config
+    same = all(set(task.module_names) == set(d.module_names) == set(ranks)
+               and all(_canonical(t.get(k)) == _canonical(d.config.get(k))
+                       for k in ("target_modules", "layers_to_transform", "layers_pattern")) for d in domains)
     target = _canonical(t.get("target_modules")) if same else sorted(ranks, key=natural_key)
     config = {
         "peft_type": "LORA",

@@ -20,6 +20,7 @@ from .engine import MergeResult, merge_adapters
 from .errors import TadaError
 from .fileio import parse_json_object
 from .methods import get_method
+from .methods.base import side_names
 from .options import MergeOptions, build, options_of
 from .models import BaseSpec, load_model, load_tokenizer, resolve_base
 from .probes import ProbeStats, extract_stats, find_modules, read_probe, stats_for_probe
@@ -44,11 +45,17 @@ def _base_loader(spec: BaseSpec, device: str, dtype: str | None):
     return load
 
 
-def merge(task: str | os.PathLike | Adapter, domain: str | os.PathLike | Adapter, *,
+AdapterSource = str | os.PathLike | Adapter
+
+
+def merge(task: AdapterSource, domain: AdapterSource | list[AdapterSource], *,
           method: str = "tada", params: dict | Any | None = None, **options: Any) -> MergeResult:
-    """Merge a task and a domain LoRA adapter into one PEFT LoRA adapter.
+    """Merge a task and a domain LoRA adapter (or a list of K domain adapters, SPEC §6b) into one
+    PEFT LoRA adapter.
 
     ``params``: the method's parameters (a dict, or its parameter dataclass; ``tada methods``).
+    With K domain adapters, ``domain_probe``/``domain_stats``/``domain_revision`` are lists in
+    the same order, and ``weights`` (where a method takes them) has K + 1 numbers.
     ``options``: the fields of :class:`tada.options.MergeOptions` (base, probes, out, rank…).
     Probes for ``method="tada"``: either probe files (``domain_probe``/``general_probe``, with
     ``base``) or statistics files written by ``tada probe`` (``domain_stats``/``general_stats``).
@@ -59,7 +66,10 @@ def merge(task: str | os.PathLike | Adapter, domain: str | os.PathLike | Adapter
     timings: dict[str, float] = {}
     t = time.perf_counter()
     task_a = _open(task, o.task_revision, o.allow_pickle)
-    domain_a = _open(domain, o.domain_revision, o.allow_pickle)
+    domain_list = list(domain) if isinstance(domain, (list, tuple)) else [domain]
+    k = len(domain_list)
+    revisions = _per_domain(o.domain_revision, k, "domain_revision")
+    domain_as = [_open(d, rev, o.allow_pickle) for d, rev in zip(domain_list, revisions)]
     timings["load_adapters"] = time.perf_counter() - t
     if o.out is not None and Path(o.out).exists() and not o.force:
         raise TadaError(f"output folder {o.out} exists; pass `force` to replace it")
@@ -69,15 +79,21 @@ def merge(task: str | os.PathLike | Adapter, domain: str | os.PathLike | Adapter
     probe_info: dict = {}
     if spec.needs_probes:
         t = time.perf_counter()
-        modules = sorted(set(task_a.module_names) | set(domain_a.module_names))
+        modules = sorted(set(task_a.module_names).union(*(d.module_names for d in domain_as)))
         base_spec = resolve_base(o.base, o.gguf_file, o.revision) if o.base else None
         loader = _base_loader(base_spec, o.device, o.model_dtype) if base_spec else None
-        stats_d, probe_info["domain"] = _probe_stats("domain", o.domain_probe, o.domain_stats, modules, base_spec,
-                                                     loader, o)
+        probes, stats = _per_domain(o.domain_probe, k, "domain_probe"), _per_domain(o.domain_stats, k, "domain_stats")
+        found = [_probe_stats("domain", p, st, modules, base_spec, loader, o) for p, st in zip(probes, stats)]
+        stats_d = [f[0] for f in found] if k > 1 else found[0][0]
+        if k == 1:
+            probe_info["domain"] = found[0][1]
+        else:
+            probe_info["domains"] = {side: f[1] for side, f in zip(side_names(k)[1:], found)}
         stats_g, probe_info["general"] = _probe_stats("general", o.general_probe, o.general_stats, modules,
                                                       base_spec, loader, o)
         timings["probes"] = time.perf_counter() - t
-    result = merge_adapters(task_a, domain_a, method, params, stats_domain=stats_d, stats_general=stats_g,
+    result = merge_adapters(task_a, domain_as if k > 1 else domain_as[0], method, params,
+                            stats_domain=stats_d, stats_general=stats_g,
                             rank=o.rank, dtype=o.dtype, allow_partial=o.allow_partial, progress=o.progress,
                             probe_info=probe_info)
     result.timings = {**timings, **result.timings}
@@ -95,6 +111,19 @@ merge.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
     *list(inspect.signature(merge).parameters.values())[:4],
     *(inspect.Parameter(opt.name, inspect.Parameter.KEYWORD_ONLY, default=opt.default)
       for opt in options_of(MergeOptions))], return_annotation=MergeResult)
+
+
+def _per_domain(value: Any, k: int, name: str) -> list:
+    """One value per domain adapter: a list of k, or one value (or None) for every domain when
+    k = 1 (a single value with several domains is refused for probes and statistics)."""
+    if isinstance(value, (list, tuple)):
+        if len(value) != k:
+            raise TadaError(f"{k} domain adapter(s) but {len(value)} `{name}` values: give one per domain "
+                            "adapter, in the same order")
+        return list(value)
+    if value is not None and k > 1 and name != "domain_revision":
+        raise TadaError(f"{k} domain adapters but one `{name}`: give one per domain adapter, in the same order")
+    return [value] * k
 
 
 #: JSON files beside a task adapter that describe its ``modules_to_save`` and travel with them

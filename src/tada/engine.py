@@ -17,6 +17,7 @@ import torch
 from .adapters import Adapter, lora_keys, natural_key, output_config
 from .errors import TadaError
 from .methods import ModuleInput, get_method, make_params
+from .methods.base import side_names
 from .models import parse_dtype
 from .probes import ProbeStats
 from .report import REPORT_VERSION, file_sha256, jsonable, summarize, versions
@@ -36,16 +37,22 @@ class MergeResult:
     out: str | None = None
 
 
-def plan_modules(task: Adapter, domain: Adapter, allow_partial: bool) -> list[str]:
-    """The modules to merge: both adapters' modules must agree unless ``allow_partial``."""
-    t, d = set(task.module_names), set(domain.module_names)
-    if t != d and not allow_partial:
-        only_t, only_d = sorted(t - d, key=natural_key), sorted(d - t, key=natural_key)
-        parts = [f"{len(x)} only in the {side} adapter (e.g. {x[0]})" for side, x in
-                 (("task", only_t), ("domain", only_d)) if x]
+def plan_modules(task: Adapter, domain: Adapter | list[Adapter], allow_partial: bool) -> list[str]:
+    """The modules to merge: every adapter's modules must agree unless ``allow_partial``."""
+    domains = domain if isinstance(domain, list) else [domain]
+    sides = side_names(len(domains))
+    sets = [set(a.module_names) for a in (task, *domains)]
+    union = set().union(*sets)
+    if any(x != union for x in sets) and not allow_partial:
+        if len(sets) == 2:
+            only = [sorted(sets[0] - sets[1], key=natural_key), sorted(sets[1] - sets[0], key=natural_key)]
+        else:
+            only = [sorted(union - x, key=natural_key) for x in sets]
+        what = "only in the {} adapter" if len(sets) == 2 else "missing from the {} adapter"
+        parts = [f"{len(x)} {what.format(side)} (e.g. {x[0]})" for side, x in zip(sides, only) if x]
         raise TadaError("the adapters target different modules: " + "; ".join(parts)
-                        + ". Pass --allow-partial to treat a missing delta as zero")
-    return sorted(t | d, key=natural_key)
+                        + ". Pass `allow_partial` to treat a missing delta as zero")
+    return sorted(union, key=natural_key)
 
 
 def input_summary(adapter: Adapter) -> dict:
@@ -57,38 +64,54 @@ def input_summary(adapter: Adapter) -> dict:
             "weights_sha256": file_sha256(adapter._weights) if adapter._weights.exists() else None}
 
 
-def merge_adapters(task: Adapter, domain: Adapter, method: str = "tada", params: Any = None, *,
-                   stats_domain: ProbeStats | None = None, stats_general: ProbeStats | None = None,
+def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str = "tada", params: Any = None, *,
+                   stats_domain: ProbeStats | list[ProbeStats] | None = None,
+                   stats_general: ProbeStats | None = None,
                    rank: int | None = None, dtype: str | None = None, allow_partial: bool = False,
                    progress: bool = True, base_model: str | None = None,
                    probe_info: dict | None = None) -> MergeResult:
-    """Merge two opened adapters with a registered method (the engine behind ``tada.merge``)."""
+    """Merge opened adapters with a registered method (the engine behind ``tada.merge``): one task
+    adapter and one domain adapter, or a list of K domain adapters (SPEC §6b) with one domain
+    probe statistics each (``stats_domain`` a list in the same order)."""
+    domains = domain if isinstance(domain, list) else [domain]
+    if not domains:
+        raise TadaError("give at least one domain adapter")
+    stats_domains = stats_domain if isinstance(stats_domain, list) else [stats_domain]
     spec = get_method(method)
-    params = params if isinstance(params, spec.params) else make_params(spec, params)
-    if spec.needs_probes and (stats_domain is None or stats_general is None):
-        raise TadaError(f"method {method} needs probes: give --domain-probe/--general-probe "
-                        "(with --base) or --domain-stats/--general-stats")
+    params = params if isinstance(params, spec.params) else make_params(spec, params, n_inputs=1 + len(domains))
+    if spec.needs_probes and len(stats_domains) != len(domains):
+        raise TadaError(f"{len(domains)} domain adapters need as many domain probes, got {len(stats_domains)} "
+                        "(give `domain_probe` or `domain_stats` once per domain adapter, in the same order)")
+    if spec.needs_probes and (any(x is None for x in stats_domains) or stats_general is None):
+        raise TadaError(f"method {method} needs probes: give `domain_probe`/`general_probe` "
+                        "(with `base`) or `domain_stats`/`general_stats`")
     if rank is not None and rank < 1:
-        raise TadaError(f"--rank must be ≥ 1, got {rank}")
+        raise TadaError(f"`rank` must be ≥ 1, got {rank}")
     warn: list[str] = []
-    if task.base_model and domain.base_model and task.base_model != domain.base_model:
-        warn.append(f"the adapters name different base models ({task.base_model!r} vs "
-                    f"{domain.base_model!r}); shapes are checked module by module")
-    names = plan_modules(task, domain, allow_partial)
-    out_dtype = parse_dtype(dtype) or _common_dtype(task, domain, warn)
+    sides = side_names(len(domains))
+    for d in domains:
+        if task.base_model and d.base_model and task.base_model != d.base_model:
+            warn.append(f"the adapters name different base models ({task.base_model!r} vs "
+                        f"{d.base_model!r}); shapes are checked module by module")
+    names = plan_modules(task, domains, allow_partial)
+    out_dtype = parse_dtype(dtype) or _common_dtype([task, *domains], warn)
 
     def module_inputs():
         """One ``ModuleInput`` at a time, in natural order (tensors memory-mapped until used)."""
         for name in names:
-            t_mod = task.module(name) if name in task._keys else None
-            d_mod = domain.module(name) if name in domain._keys else None
-            if t_mod is not None and d_mod is not None and t_mod.shape != d_mod.shape:
-                raise TadaError(f"module {name}: task ΔW is {t_mod.shape[0]}×{t_mod.shape[1]} but domain ΔW is "
-                                f"{d_mod.shape[0]}×{d_mod.shape[1]}: the adapters are for different base models")
-            configured = [a.configured_rank(name) for a in (task, domain) if name in a._keys]
-            yield ModuleInput(name, t_mod, d_mod, rank or max(configured),
-                              *_probe_vectors(name, (t_mod or d_mod).shape[1], stats_domain, stats_general,
-                                              spec.needs_probes))
+            mods = [a.module(name) if name in a._keys else None for a in (task, *domains)]
+            present = [(side, m) for side, m in zip(sides, mods) if m is not None]
+            first_side, first = present[0]
+            for side, m in present[1:]:
+                if m.shape != first.shape:
+                    raise TadaError(f"module {name}: {first_side} ΔW is {first.shape[0]}×{first.shape[1]} but "
+                                    f"{side} ΔW is {m.shape[0]}×{m.shape[1]}: the adapters are for different "
+                                    "base models")
+            configured = [a.configured_rank(name) for a in (task, *domains) if name in a._keys]
+            h_domains, h_general = _probe_vectors(name, first.shape[1], stats_domains, stats_general,
+                                                  spec.needs_probes)
+            yield ModuleInput(name, mods[0], mods[1], rank or max(configured), h_domains[0], h_general,
+                              tuple(mods[2:]), tuple(h_domains[1:]))
 
     from tqdm.auto import tqdm
 
@@ -112,8 +135,8 @@ def merge_adapters(task: Adapter, domain: Adapter, method: str = "tada", params:
         tensors[kb] = result.B.to(out_dtype).contiguous()
         ranks[name] = int(result.A.shape[0])
         entry = {"role": role_of(name), "shape": list(module.shape), "rank": ranks[name], **result.info}
-        notes = ([f"missing from the {'task' if module.task is None else 'domain'} adapter: treated as zero"]
-                 if module.task is None or module.domain is None else []) + result.info.get("notes", [])
+        notes = [f"missing from the {side} adapter: treated as zero"
+                 for side, m in zip(module.sides, module.inputs) if m is None] + result.info.get("notes", [])
         if notes:
             entry["notes"] = notes
         modules_report[name] = entry
@@ -121,10 +144,11 @@ def merge_adapters(task: Adapter, domain: Adapter, method: str = "tada", params:
 
     extras = task.extra_tensors()
     tensors.update(extras)
-    if domain.extra_tensors():
-        warn.append(f"{len(domain._extra_keys)} non-LoRA tensors of the domain adapter "
-                    "(modules_to_save) are not carried; the task adapter's are")
-    config = output_config(task, domain, ranks, base_model=base_model)
+    for side, d in zip(sides[1:], domains):
+        if d.extra_tensors():
+            warn.append(f"{len(d._extra_keys)} non-LoRA tensors of the {side} adapter "
+                        "(modules_to_save) are not carried; the task adapter's are")
+    config = output_config(task, domains, ranks, base_model=base_model)
     noted = [n for n, m in modules_report.items() if m.get("notes")]
     if noted:
         warn.append(f"{len(noted)} module(s) have notes in the report (e.g. {noted[0]}: "
@@ -138,7 +162,9 @@ def merge_adapters(task: Adapter, domain: Adapter, method: str = "tada", params:
         "rank": rank,
         "dtype": str(out_dtype).replace("torch.", ""),
         "allow_partial": allow_partial,
-        "inputs": {"task": input_summary(task), "domain": input_summary(domain)},
+        "inputs": ({"task": input_summary(task), "domain": input_summary(domains[0])} if len(domains) == 1 else
+                   {"task": input_summary(task), "domains": {side: input_summary(d) for side, d in
+                                                             zip(sides[1:], domains)}}),
         "probes": probe_info or {},
         "modules_to_save": sorted(extras),
         **({"calibration": calibration} if calibration is not None else {}),
@@ -150,20 +176,23 @@ def merge_adapters(task: Adapter, domain: Adapter, method: str = "tada", params:
     return MergeResult(tensors, config, report, {"merge": merge_seconds})
 
 
-def _common_dtype(task: Adapter, domain: Adapter, warn: list[str]) -> torch.dtype:
-    dt, dd = task.dtype, domain.dtype
-    if dt != dd:
-        warn.append(f"the adapters have different dtypes ({dt} vs {dd}): computed in float64, written in float32")
+def _common_dtype(adapters: list[Adapter], warn: list[str]) -> torch.dtype:
+    dtypes = [a.dtype for a in adapters]
+    if len(set(dtypes)) > 1:
+        shown = " vs ".join(str(d) for d in dtypes)
+        warn.append(f"the adapters have different dtypes ({shown}): computed in float64, written in float32")
         return torch.float32
-    return dt
+    return dtypes[0]
 
 
-def _probe_vectors(name: str, d_in: int, sd: ProbeStats | None, sg: ProbeStats | None,
-                   needed: bool) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+def _probe_vectors(name: str, d_in: int, sds: list[ProbeStats | None], sg: ProbeStats | None,
+                   needed: bool) -> tuple[list[torch.Tensor | None], torch.Tensor | None]:
+    """Each domain probe's mean and the general probe's for one module (float64), checked."""
     if not needed:
-        return None, None
+        return [None] * len(sds), None
+    names = ["domain"] if len(sds) == 1 else [f"domain {i + 1}" for i in range(len(sds))]
     out = []
-    for which, stats in (("domain", sd), ("general", sg)):
+    for which, stats in (*zip(names, sds), ("general", sg)):
         h = stats.means.get(name)  # type: ignore[union-attr]
         if h is None:
             raise TadaError(f"the {which} probe statistics have no entry for module {name}")
@@ -171,4 +200,4 @@ def _probe_vectors(name: str, d_in: int, sd: ProbeStats | None, sg: ProbeStats |
             raise TadaError(f"module {name}: the {which} probe mean has length {h.numel()} but the "
                             f"adapter's d_in is {d_in}: probes and adapters are for different base models")
         out.append(h.to(torch.float64))
-    return out[0], out[1]
+    return out[:-1], out[-1]

@@ -39,7 +39,8 @@ def opt(default: Any = MISSING, help: str = "", *, factory: Any = None, flag: st
 @dataclass(frozen=True)
 class Option:
     """One option as every front end sees it. ``kind``: bool, int, float, str, number_or_auto
-    (a number or the word ``auto``), pair (two numbers), mapping (KEY=VALUE entries)."""
+    (a number or the word ``auto``), pair (numbers), mapping (KEY=VALUE entries), many (one value
+    per domain adapter: a repeatable flag)."""
 
     name: str
     kind: str
@@ -69,6 +70,8 @@ def _kind(hint: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         if {*args} == {float, str}:
             return "number_or_auto"
+        if {*args} == {str, list[str]}:
+            return "many"
         if len(args) == 1:
             return _kind(args[0])
         raise TypeError(f"unsupported option type {hint}")
@@ -129,10 +132,12 @@ class MergeOptions:
     gguf_file: str | None = opt(None, "GGUF file name inside `base`.")
     revision: str | None = opt(None, "Hub revision of `base`.")
     task_revision: str | None = opt(None, "Hub revision of the task adapter.")
-    domain_revision: str | None = opt(None, "Hub revision of the domain adapter.")
-    domain_probe: str | None = opt(None, "Domain probe: .txt (one input per line) or .jsonl (text field).")
+    domain_revision: str | list[str] | None = opt(None, "Hub revision of the domain adapter (one per --domain).")
+    domain_probe: str | list[str] | None = opt(None, "Domain probe: .txt (one input per line) or .jsonl (text "
+                                                     "field); one per --domain, in the same order.")
     general_probe: str | None = opt(None, "General probe file.")
-    domain_stats: str | None = opt(None, "Domain probe statistics written by `tada probe` (instead of a probe).")
+    domain_stats: str | list[str] | None = opt(None, "Domain probe statistics written by `tada probe` (instead of a "
+                                                     "probe); one per --domain, in the same order.")
     general_stats: str | None = opt(None, "General probe statistics written by `tada probe`.")
     out: str | None = opt(None, "Output folder (a PEFT LoRA adapter + tada_report.json).")
     rank: int | None = opt(None, "Output rank of truncating methods (default max(r_T, r_D)).")

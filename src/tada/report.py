@@ -60,15 +60,24 @@ def summarize(modules: dict[str, dict]) -> dict:
         out["rel_error_max"] = max(errors)
         out["rel_error_mean"] = sum(errors) / len(errors)
     if any("kept_task" in m for m in modules.values()):
+        domains = domain_sides(modules)
         out["kept_task"] = sum(len(m.get("kept_task", [])) for m in modules.values())
-        out["kept_domain"] = sum(len(m.get("kept_domain", [])) for m in modules.values())
+        out["kept_domain"] = sum(len(m.get(f"kept_{d}", [])) for m in modules.values() for d in domains)
         out["components_task"] = sum(len(m.get("sigma_task", [])) for m in modules.values())
-        out["components_domain"] = sum(len(m.get("sigma_domain", [])) for m in modules.values())
+        out["components_domain"] = sum(len(m.get(f"sigma_{d}", [])) for m in modules.values() for d in domains)
         out["filter"] = filter_summary(modules)
     notes = sum(len(m.get("notes", [])) for m in modules.values())
     if notes:
         out["modules_with_notes"] = sum(bool(m.get("notes")) for m in modules.values())
     return out
+
+
+def domain_sides(modules: dict[str, dict]) -> list[str]:
+    """The domain adapters' names in a TaDA report: ``domain`` (two adapters), or ``domain``,
+    ``domain2``… (K domain adapters, SPEC §6b)."""
+    first = next((m for m in modules.values() if "kept_task" in m), {})
+    found = [k[len("kept_"):] for k in first if k.startswith("kept_domain")]
+    return sorted(found, key=lambda side: int(side[len("domain"):] or 1))
 
 
 def filter_summary(modules: dict[str, dict]) -> dict:
@@ -77,8 +86,9 @@ def filter_summary(modules: dict[str, dict]) -> dict:
     compared component (p50/p95/p99/max). Modules that took one delta unchanged (the other
     zero) are left out: nothing was filtered there."""
     filtered = {n: m for n, m in modules.items() if "kept_task" in m}
+    sides = ["task", *domain_sides(modules)]
     out: dict = {}
-    for side in ("task", "domain"):
+    for side in sides:
         per_role: dict[str, list[float]] = {}
         for m in filtered.values():
             sigma, kept = m[f"sigma_{side}"], m[f"kept_{side}"]
@@ -93,7 +103,7 @@ def filter_summary(modules: dict[str, dict]) -> dict:
                      "by_role": {role: {"kept": a[0], "components": a[1],
                                         "energy_kept": a[2] / a[3] if a[3] else 1.0}
                                  for role, a in sorted(per_role.items())}}
-    pooled = [o for m in filtered.values() for o in m["overlap_task"] + m["overlap_domain"]]
+    pooled = [o for m in filtered.values() for side in sides for o in m[f"overlap_{side}"]]
     if pooled:  # a filtered module has ≥ 1 component per side: at least 2 values
         cuts = statistics.quantiles(pooled, n=100, method="inclusive")  # linear, as numpy's default
         out["overlaps"] = {"n": len(pooled), "p50": cuts[49], "p95": cuts[94], "p99": cuts[98], "max": max(pooled)}

@@ -51,7 +51,7 @@ def filter_line(report: dict) -> str:
     if ov:
         head += f"; overlaps p50 {ov['p50']:.3f} p95 {ov['p95']:.3f} p99 {ov['p99']:.3f} max {ov['max']:.3f}"
     parts = []
-    for side in ("task", "domain"):
+    for side in [k for k in filt if k != "overlaps"]:
         if side in filt:
             roles = ", ".join(f"{r} {100 * v['energy_kept']:.0f}%" for r, v in filt[side]["by_role"].items())
             parts.append(f"{side} {100 * filt[side]['energy_kept']:.1f}% ({roles})")

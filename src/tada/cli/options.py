@@ -64,6 +64,8 @@ def click_option(o: Option, help_text: str | None = None) -> Callable:
         return click.option(o.flag, o.name, multiple=True, metavar="KEY=VALUE", help=text)
     if o.kind == "pair":
         return click.option(o.flag, o.name, metavar="A,B", help=text)
+    if o.kind == "many":
+        return click.option(o.flag, o.name, multiple=True, help=text)
     if o.kind == "number_or_auto":
         return click.option(o.flag, o.name, type=NumberOrAuto(), help=text)
     kind: Any = click.Choice(list(o.choices)) if o.choices else {"int": int, "float": float, "str": str}[o.kind]
@@ -92,6 +94,8 @@ def given(values: dict[str, Any], options: list[Option]) -> dict[str, Any]:
             value = numbers(value, o.flag)
         elif o.kind == "mapping":
             value = pairs(value, o.flag)
+        elif o.kind == "many":
+            value = value[0] if len(value) == 1 else list(value)
         out[o.name] = value
     return out
 

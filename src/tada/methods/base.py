@@ -19,13 +19,22 @@ from ..errors import TadaError
 from ..lowrank import F64, LoraModule, LowRank, from_lora
 
 
+def side_names(k: int) -> tuple[str, ...]:
+    """The names of the inputs of a merge with ``k`` domain adapters: ``task``, ``domain``, then
+    ``domain2`` … ``domainK`` (the first domain keeps its two-adapter name, so its report keys and
+    seeded draws are those of a two-adapter merge)."""
+    return ("task", "domain", *(f"domain{i}" for i in range(2, k + 1)))
+
+
 @dataclass(frozen=True)
 class ModuleInput:
     """Everything a method may use for one module.
 
     ``task``/``domain`` are None when the module is missing from that adapter (``--allow-partial``:
-    the missing delta is zero). ``rank`` is the output rank for truncating methods. ``h_domain`` /
-    ``h_general`` are the probe means (d_in, float64) when the method needs probes.
+    the missing delta is zero); ``more_domains`` are the 2nd…Kth domain adapters of a K-way merge
+    (SPEC §6b). ``rank`` is the output rank for truncating methods. ``h_domain`` /
+    ``h_general`` (and ``h_more_domains``) are the probe means (d_in, float64) when the method
+    needs probes.
     """
 
     name: str
@@ -34,14 +43,39 @@ class ModuleInput:
     rank: int
     h_domain: torch.Tensor | None = None
     h_general: torch.Tensor | None = None
+    more_domains: tuple[LoraModule | None, ...] = ()
+    h_more_domains: tuple[torch.Tensor | None, ...] = ()
+
+    @property
+    def domains(self) -> tuple[LoraModule | None, ...]:
+        """Every domain adapter's module (K of them)."""
+        return (self.domain, *self.more_domains)
+
+    @property
+    def h_domains(self) -> tuple[torch.Tensor | None, ...]:
+        """Every domain probe's mean, aligned with :attr:`domains`."""
+        return (self.h_domain, *self.h_more_domains)
+
+    @property
+    def sides(self) -> tuple[str, ...]:
+        """The input names, task first: ``task``, ``domain``, ``domain2``…"""
+        return side_names(len(self.domains))
+
+    @property
+    def inputs(self) -> tuple[LoraModule | None, ...]:
+        """Every input's module, aligned with :attr:`sides`."""
+        return (self.task, *self.domains)
 
     @cached_property
     def shape(self) -> tuple[int, int]:
-        return (self.task or self.domain).shape  # type: ignore[union-attr]
+        return next(m for m in self.inputs if m is not None).shape
+
+    def _module(self, side: str) -> LoraModule | None:
+        return self.inputs[self.sides.index(side)]
 
     def lowrank(self, side: str) -> LowRank:
         """ΔW of one side as float64 factors (zero-width factors when the side is missing)."""
-        m = self.task if side == "task" else self.domain
+        m = self._module(side)
         if m is None:
             d_out, d_in = self.shape
             return LowRank(torch.zeros(d_out, 0, dtype=F64), torch.zeros(d_in, 0, dtype=F64))
@@ -52,7 +86,7 @@ class ModuleInput:
         a time; float32 halves the memory traffic of the large modules)."""
         if dtype == F64:
             return self.lowrank(side).dense()
-        m = self.task if side == "task" else self.domain
+        m = self._module(side)
         if m is None:
             return torch.zeros(self.shape, dtype=dtype)
         return (m.B.to(dtype) * float(m.scaling)) @ m.A.to(dtype)
@@ -118,14 +152,24 @@ def register(name: str, params: type, *, label: str, reference: str, row: int | 
     return wrap
 
 
-def make_params(spec: MethodSpec, values: dict | None) -> Any:
-    """Build the method's parameter dataclass from a dict, refusing unknown names in one line."""
+def make_params(spec: MethodSpec, values: dict | None, n_inputs: int = 2) -> Any:
+    """Build the method's parameter dataclass from a dict, refusing unknown names in one line.
+
+    ``n_inputs``: task + domain adapters. ``weights`` must then hold one number per input; when it
+    is not given, the method's default is widened to ``n_inputs`` the way it is meant: a default
+    that sums to 1 (an average, e.g. linear's 0.5, 0.5) becomes 1/n each, any other (TIES's and
+    cat's 1, 1) repeats its value."""
     values = dict(values or {})
     known = {f.name: f for f in dataclasses.fields(spec.params)}
     unknown = sorted(set(values) - set(known))
     if unknown:
         raise TadaError(f"method {spec.name} has no parameter {', '.join(unknown)}; "
                         f"its parameters: {', '.join(known) or '(none)'}")
+    if "weights" in known and "weights" not in values and n_inputs != 2:
+        default = dataclasses.MISSING if known["weights"].default is dataclasses.MISSING else known["weights"].default
+        if isinstance(default, tuple) and len(set(default)) == 1:
+            values["weights"] = ((1.0 / n_inputs,) * n_inputs if abs(sum(default) - 1.0) < 1e-12
+                                 else (default[0],) * n_inputs)
     try:
         params = spec.params(**values)
     except (TypeError, ValueError) as exc:
@@ -133,9 +177,13 @@ def make_params(spec: MethodSpec, values: dict | None) -> Any:
     check = getattr(params, "validate", None)
     if check is not None:
         check()
+    weights = getattr(params, "weights", None)
+    if weights is not None and len(weights) != n_inputs:
+        raise TadaError(f"method {spec.name}: `weights` must be {n_inputs} numbers (task, then each domain "
+                        f"adapter), got {len(weights)}")
     return params
 
 
-def check_weights(weights: tuple[float, float], what: str = "weights") -> None:
-    if len(weights) != 2:
-        raise TadaError(f"{what} must be two numbers (task, domain), got {weights}")
+def check_weights(weights: tuple[float, ...], what: str = "weights") -> None:
+    if len(weights) < 2 or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in weights):
+        raise TadaError(f"{what} must be numbers (task, then each domain adapter), got {weights}")

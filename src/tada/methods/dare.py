@@ -11,7 +11,7 @@ import torch
 
 from ..options import opt
 from .base import ModuleInput, ModuleResult, register
-from .dense import DenseParams, dense_dtype, dense_pair, finish
+from .dense import DenseParams, dense_dtype, dense_inputs, finish
 from .sparsify import dare_chunk_drop, dare_drop, ties_merge, weighted_sum
 from ..errors import TadaError
 
@@ -31,12 +31,12 @@ class DareParams(DenseParams):
 
 @dataclass(frozen=True)
 class DareLinearParams(DareParams):
-    weights: tuple[float, float] = opt((0.5, 0.5))
+    weights: tuple[float, ...] = opt((0.5, 0.5))
 
 
 def dropped(module: ModuleInput, params: DareParams) -> list:
     return [dare_drop(d, params.density, module.seed_for(params.seed, f"dare:{s}"), params.rescale)
-            for s, d in zip(("task", "domain"), dense_pair(module, params))]
+            for s, d in zip(module.sides, dense_inputs(module, params))]
 
 
 @register("dare_linear", DareLinearParams, label="DARE-Lin", row=4, sweeps=("density", "seed"),
@@ -53,6 +53,6 @@ def dare_ties(module: ModuleInput, params: DareParams) -> ModuleResult:
     if dense_dtype(module, params) == torch.float32 and params.rescale != "l1" and params.density < 1.0:
         # fused: each chunk is dropped and merged while in cache (same draws as ``dropped``)
         drops = [dare_chunk_drop(params.density, module.seed_for(params.seed, f"dare:{s}"), params.rescale == "density")
-                 for s in ("task", "domain")]
-        return finish(module, ties_merge(dense_pair(module, params), list(params.weights), drops), params)
+                 for s in module.sides]
+        return finish(module, ties_merge(dense_inputs(module, params), list(params.weights), drops), params)
     return finish(module, ties_merge(dropped(module, params), list(params.weights)), params)

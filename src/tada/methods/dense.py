@@ -27,7 +27,7 @@ class DenseParams:
     ~1e-6 relative against the exact truncation, is far above float32 rounding)."""
 
     density: float = opt(0.5, "Fraction of each ΔW's entries kept.")
-    weights: tuple[float, float] = opt((1.0, 1.0), "task,domain weights, e.g. 0.5,0.5.")
+    weights: tuple[float, ...] = opt((1.0, 1.0), "One weight per input (task, then each domain adapter), e.g. 0.5,0.5.")
     svd_solver: str = opt("auto", "How the dense result returns to rank r.", choices=SOLVER_CHOICES)
     seed: int = opt(0, "Seed of DARE drops, TaDA's random filter and the randomized SVD.")
     precision: str = opt("auto", "dtype of the dense ΔW work.", choices=("auto", "float64", "float32"))
@@ -54,10 +54,10 @@ def dense_dtype(module: ModuleInput, params: DenseParams) -> torch.dtype:
     return torch.float32 if solver_for(module, params) == "randomized" else torch.float64
 
 
-def dense_pair(module: ModuleInput, params: DenseParams) -> list[torch.Tensor]:
-    """[ΔW_task, ΔW_domain], d_out×d_in each, in ``dense_dtype``."""
+def dense_inputs(module: ModuleInput, params: DenseParams) -> list[torch.Tensor]:
+    """[ΔW_task, ΔW_domain, ΔW_domain2…], d_out×d_in each, in ``dense_dtype``."""
     dtype = dense_dtype(module, params)
-    return [module.dense(side, dtype) for side in ("task", "domain")]
+    return [module.dense(side, dtype) for side in module.sides]
 
 
 def finish(module: ModuleInput, merged: torch.Tensor, params: DenseParams) -> ModuleResult:

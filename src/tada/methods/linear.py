@@ -17,7 +17,7 @@ from ..lowrank import F64
 
 @dataclass(frozen=True)
 class WeightParams:
-    weights: tuple[float, float] = opt((0.5, 0.5), "task,domain weights, e.g. 0.5,0.5.")
+    weights: tuple[float, ...] = opt((0.5, 0.5), "One weight per input (task, then each domain adapter), e.g. 0.5,0.5.")
 
     def validate(self) -> None:
         check_weights(self.weights)
@@ -25,7 +25,7 @@ class WeightParams:
 
 @dataclass(frozen=True)
 class CatParams(WeightParams):
-    weights: tuple[float, float] = opt((1.0, 1.0))
+    weights: tuple[float, ...] = opt((1.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -33,10 +33,11 @@ class TaskArithmeticParams:
     scale: float = opt(1.0, "Factor on the sum of the task vectors.")
 
 
-def weighted_concat(module: ModuleInput, w_task: float, w_domain: float) -> ModuleResult:
-    """B = [B_T, B_D], A = [w_T c_T A_T; w_D c_D A_D] (float64). A missing side adds nothing."""
+def weighted_concat(module: ModuleInput, weights: tuple[float, ...]) -> ModuleResult:
+    """B = [B_T, B_D, …], A = [w_T c_T A_T; w_D c_D A_D; …] (float64), one block per input. A
+    missing side adds nothing."""
     Bs, As = [], []
-    for m, w in ((module.task, w_task), (module.domain, w_domain)):
+    for m, w in zip(module.inputs, weights, strict=True):
         if m is not None:
             Bs.append(m.B.to(F64))
             As.append(m.A.to(F64) * (float(w) * m.scaling))
@@ -46,18 +47,18 @@ def weighted_concat(module: ModuleInput, w_task: float, w_domain: float) -> Modu
 @register("linear", WeightParams, exact=True, label="Linear", row=1,
           reference="weighted sum of the deltas; PEFT linear (exact, as cat)")
 def linear(module: ModuleInput, params: WeightParams) -> ModuleResult:
-    """w_T ΔW^T + w_D ΔW^D, exact (rank r_T+r_D)."""
-    return weighted_concat(module, *params.weights)
+    """w_T ΔW^T + Σ_k w_k ΔW^Dk, exact (rank r_T + Σ r_Dk)."""
+    return weighted_concat(module, params.weights)
 
 
 @register("task_arithmetic", TaskArithmeticParams, exact=True, label="Task Arith.", row=2,
           reference="Ilharco et al. 2023; mergekit task_arithmetic")
 def task_arithmetic(module: ModuleInput, params: TaskArithmeticParams) -> ModuleResult:
-    """scale·(ΔW^T + ΔW^D), exact (rank r_T+r_D); task vectors added in full by default."""
-    return weighted_concat(module, params.scale, params.scale)
+    """scale·(ΔW^T + Σ_k ΔW^Dk), exact (rank r_T + Σ r_Dk); task vectors added in full by default."""
+    return weighted_concat(module, (params.scale,) * len(module.inputs))
 
 
 @register("cat", CatParams, exact=True, label="Concat (exact)", reference="PEFT add_weighted_adapter cat")
 def cat(module: ModuleInput, params: CatParams) -> ModuleResult:
     """Concatenation: the exact weighted sum as a rank r_T+r_D adapter (PEFT's ``cat``)."""
-    return weighted_concat(module, *params.weights)
+    return weighted_concat(module, params.weights)

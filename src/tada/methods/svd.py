@@ -8,9 +8,7 @@ from ..lowrank import concat, truncate_lowrank
 
 @register("svd", WeightParams, label="SVD Merge", row=7, reference="PEFT add_weighted_adapter svd")
 def svd(module: ModuleInput, params: WeightParams) -> ModuleResult:
-    """w_T ΔW^T + w_D ΔW^D, truncated to rank r without forming ΔW (Eq. 8's split)."""
-    w_t, w_d = params.weights
-    t, d = module.lowrank("task"), module.lowrank("domain")
-    summed = concat([t.scaled(w_t), d.scaled(w_d)])
+    """w_T ΔW^T + Σ_k w_k ΔW^Dk, truncated to rank r without forming ΔW (Eq. 8's split)."""
+    summed = concat([module.lowrank(side).scaled(w) for side, w in zip(module.sides, params.weights, strict=True)])
     tr = truncate_lowrank(summed, module.rank)
     return ModuleResult(tr.B, tr.A, {"rel_error": tr.rel_error})

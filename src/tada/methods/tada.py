@@ -27,6 +27,9 @@ EPS_REL = 1e-12
 #: Which adapters' components the overlap filter may drop (``filter_side``).
 FILTER_SIDES = ("both", "task")
 
+#: How K domain adapters' per-component weights combine (SPEC §6b).
+DOMAIN_COMBINE = ("sum", "mean")
+
 
 @dataclass(frozen=True)
 class TadaParams:
@@ -57,6 +60,8 @@ class TadaParams:
     random_filter: bool = opt(False, "Ablation: drop as many, at random.")
     layer_alpha: bool = opt(False, "Ablation: module α for every component.")
     seed: int = opt(0, "Seed of DARE drops, TaDA's random filter and the randomized SVD.")
+    domain_combine: str = opt("sum", "K domain adapters: domain k's components weigh (1 − α^(k)) (sum) or that "
+                                     "divided by K (mean); no effect with one domain.", choices=DOMAIN_COMBINE)
 
     def validate(self) -> None:
         if sum([self.no_filter, self.keep_high_overlap, self.random_filter]) > 1:
@@ -73,6 +78,8 @@ class TadaParams:
             raise TadaError(f"delta must be a positive number or 'auto', got {self.delta!r}")
         if isinstance(self.delta_drop, bool) or not 0.0 <= self.delta_drop < 1.0:
             raise TadaError(f"delta_drop must be in [0, 1), got {self.delta_drop!r}")
+        if self.domain_combine not in DOMAIN_COMBINE:
+            raise TadaError(f"domain_combine must be one of {', '.join(DOMAIN_COMBINE)}, got {self.domain_combine!r}")
         if self.filter_side not in FILTER_SIDES:
             raise TadaError(f"filter_side must be one of {', '.join(FILTER_SIDES)}, got {self.filter_side!r}")
 
@@ -131,13 +138,44 @@ def overlaps(T: Components, D: Components, lam: float) -> tuple[torch.Tensor, to
     return O.max(dim=1).values, O.max(dim=0).values
 
 
-def module_overlaps(module: ModuleInput, lam: float) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """Eq. 5's overlaps of one module's non-zero components (task, domain), or None when either
-    delta is zero (nothing to compare: such a module takes the other delta unchanged)."""
-    T, D = thin_svd(module.lowrank("task")), thin_svd(module.lowrank("domain"))
-    if T.k == 0 or D.k == 0:
+def all_overlaps(comps: list[Components], lam: float) -> list[torch.Tensor]:
+    """Eq. 5 over several adapters (SPEC §6b): each component's overlap is its maximum over the
+    components of every *other* adapter. With two adapters this is :func:`overlaps`."""
+    found: list[list[torch.Tensor]] = [[] for _ in comps]
+    for a in range(len(comps)):
+        for b in range(a + 1, len(comps)):
+            o_a, o_b = overlaps(comps[a], comps[b], lam)
+            found[a].append(o_a)
+            found[b].append(o_b)
+    return [_elementwise_max(f) if f else torch.zeros(c.k, dtype=torch.float64) for f, c in zip(found, comps)]
+
+
+def _elementwise_max(tensors: list[torch.Tensor]) -> torch.Tensor:
+    out = tensors[0]
+    for t in tensors[1:]:
+        out = torch.maximum(out, t)
+    return out
+
+
+def module_components(module: ModuleInput) -> list[Components]:
+    """Eq. 4: the thin SVD of every input's ΔW (task first)."""
+    return [thin_svd(module.lowrank(side)) for side in module.sides]
+
+
+def active_domains(comps: list[Components]) -> list[int]:
+    """The positions (in ``comps``) of the non-zero domain deltas."""
+    return [i for i in range(1, len(comps)) if comps[i].k > 0]
+
+
+def module_overlaps(module: ModuleInput, lam: float) -> list[torch.Tensor] | None:
+    """Eq. 5's overlaps of one module's non-zero components (task, then each non-zero domain), or
+    None when the task delta or every domain delta is zero (nothing to compare: such a module takes
+    the other deltas unchanged)."""
+    comps = module_components(module)
+    active = active_domains(comps)
+    if comps[0].k == 0 or not active:
         return None
-    return overlaps(T, D, lam)
+    return all_overlaps([comps[0], *(comps[i] for i in active)], lam)
 
 
 def auto_delta(pooled: torch.Tensor, q: float) -> float:
@@ -168,7 +206,7 @@ def calibrate_delta(modules: Iterable[ModuleInput], p: TadaParams) -> tuple[Tada
     pooled: list[torch.Tensor] = []
     for module in modules:
         with step("components"):
-            found = module_overlaps(module, p.overlap_lambda)
+            found = module_overlaps(module, p.overlap_lambda)  # every adapter's components, pooled
         if found is not None:
             pooled.extend(found)
     values = torch.cat(pooled) if pooled else torch.zeros(0, dtype=torch.float64)
@@ -198,26 +236,27 @@ def component_ratios(T: Components, D: Components, h: torch.Tensor) -> tuple[tor
 
 # ---- filter ---------------------------------------------------------------------------------
 
-def choose_kept(o_t: torch.Tensor, o_d: torch.Tensor, p: TadaParams, module: ModuleInput
-                ) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-    """Which components survive (Eq. 5's filter and its ablations). Returns masks and notes."""
+def choose_kept(overlap: list[torch.Tensor], p: TadaParams, module: ModuleInput, sides: list[str]
+                ) -> tuple[list[torch.Tensor], list[str]]:
+    """Which components survive (Eq. 5's filter and its ablations): one mask per adapter (task
+    first, then the domains named ``sides[1:]``), and notes."""
     notes: list[str] = []
     delta = p.delta
     assert not isinstance(delta, str), "delta 'auto' is resolved by calibrate_delta first"
-    keep_t, keep_d = o_t < delta, o_d < delta
+    keep = [o < delta for o in overlap]
     if not p.filters:
-        return torch.ones_like(keep_t), torch.ones_like(keep_d), notes
+        return [torch.ones_like(k) for k in keep], notes
     if p.filter_side == "task":
-        keep_d = torch.ones_like(keep_d)
-    if not keep_t.any() and not keep_d.any():
+        keep[1:] = [torch.ones_like(k) for k in keep[1:]]
+    if not any(k.any() for k in keep):
         notes.append("filter would drop every component: fell back to no_filter")
-        keep_t, keep_d = torch.ones_like(keep_t), torch.ones_like(keep_d)
+        keep = [torch.ones_like(k) for k in keep]
     if p.keep_high_overlap:
-        return o_t >= delta, (o_d >= delta) if p.filter_side == "both" else keep_d, notes
+        return [overlap[0] >= delta, *((o >= delta) if p.filter_side == "both" else k
+                                       for o, k in zip(overlap[1:], keep[1:]))], notes
     if p.random_filter:
-        keep_t = _random_keep(len(keep_t), int((~keep_t).sum()), p.seed, module.name, "task")
-        keep_d = _random_keep(len(keep_d), int((~keep_d).sum()), p.seed, module.name, "domain")
-    return keep_t, keep_d, notes
+        keep = [_random_keep(len(k), int((~k).sum()), p.seed, module.name, side) for k, side in zip(keep, sides)]
+    return keep, notes
 
 
 def _random_keep(k: int, n_drop: int, seed: int, name: str, side: str) -> torch.Tensor:
@@ -227,6 +266,26 @@ def _random_keep(k: int, n_drop: int, seed: int, name: str, side: str) -> torch.
 
 
 # ---- the method -----------------------------------------------------------------------------
+
+def _unchanged(module: ModuleInput, comps: list[Components], active: list[int], info: dict) -> ModuleResult:
+    """A module where the task delta or every domain delta is zero: nothing to gate or filter, the
+    non-zero deltas are taken unchanged (summed when several domains remain)."""
+    sides = module.sides
+    if comps[0].k == 0:
+        kept = active or [1]
+        info["notes"] = [f"task delta is zero: the domain delta{'s are' if len(kept) > 1 else ' is'} taken unchanged"]
+        if len(kept) == 1:
+            tr = truncate(comps[kept[0]], module.rank)
+        else:
+            tr = truncate(svd_of_weighted_components([(comps[i], torch.ones(comps[i].k, dtype=torch.float64))
+                                                      for i in kept]), module.rank)
+    else:
+        info["notes"] = ["domain delta is zero: the task delta is taken unchanged" if len(sides) == 2
+                         else "every domain delta is zero: the task delta is taken unchanged"]
+        tr = truncate(comps[0], module.rank)
+    info["rel_error"] = tr.rel_error
+    return ModuleResult(tr.B, tr.A, info)
+
 
 @register("tada", TadaParams, needs_probes=True, calibrate=calibrate_delta, label="TaDA (ours)", row=8,
           reference="the TaDA paper, Algorithm 1 (SPEC §5-6)")
@@ -239,46 +298,71 @@ def tada(module: ModuleInput, p: TadaParams) -> ModuleResult:
     if p.delta == "auto":
         p, _ = calibrate_delta([module], p)
     tau = p.tau_table.tau(module.name)
+    sides = module.sides
     with step("components"):
-        T, D = thin_svd(module.lowrank("task")), thin_svd(module.lowrank("domain"))  # Eq. 4
-    info: dict = {"tau": tau, "sigma_task": T.S.tolist(), "sigma_domain": D.S.tolist()}
-    if T.k == 0 or D.k == 0:
-        side = "domain" if T.k == 0 else "task"
-        info["notes"] = [f"{'task' if side == 'domain' else 'domain'} delta is zero: "
-                         f"the {side} delta is taken unchanged"]
-        tr = truncate(D if T.k == 0 else T, module.rank)
-        info["rel_error"] = tr.rel_error
-        return ModuleResult(tr.B, tr.A, info)
-    hd, hg = module.h_domain, module.h_general
-    assert hd is not None and hg is not None, "the engine gives a method that needs probes both means"
-    notes = [f"probe mean is zero ({n} probe)" for n, h in (("domain", hd), ("general", hg)) if float(h.norm()) == 0]
+        comps = module_components(module)  # Eq. 4
+    T = comps[0]
+    info: dict = {"tau": tau, **{f"sigma_{side}": c.S.tolist() for side, c in zip(sides, comps)}}
+    active = active_domains(comps)
+    if T.k == 0 or not active:
+        return _unchanged(module, comps, active, info)
+    hg = module.h_general
+    h_domains = [h for h in module.h_domains if h is not None]
+    assert hg is not None and len(h_domains) == len(module.domains), \
+        "the engine gives a method that needs probes every mean"
+    probes = [(sides[i], h_domains[i - 1]) for i in active] + [("general", hg)]
+    notes = [f"probe mean is zero ({n} probe)" for n, h in probes if float(h.norm()) == 0]
 
     with step("gating"):
-        s = calibrate(module_ratio(T, D, hd), module_ratio(T, D, hg))  # Eqs. 1–2
-        alpha = gate(s, tau, p.beta)  # Eq. 3
-        o_t, o_d = overlaps(T, D, p.overlap_lambda)  # Eq. 5
-        keep_t, keep_d, filter_notes = choose_kept(o_t, o_d, p, module)
-        (rt_d, rd_d), (rt_g, rd_g) = component_ratios(T, D, hd), component_ratios(T, D, hg)
-        s_t, s_d = calibrate(rt_d, rt_g), calibrate(rd_d, rd_g)  # Eq. 6's s_i
-        a_t, a_d = gate(s_t, tau, p.beta), gate(s_d, tau, p.beta)  # Eq. 6
-        if p.fixed_alpha is not None:
-            a_t, a_d = torch.full_like(a_t, p.fixed_alpha), torch.full_like(a_d, p.fixed_alpha)
-        elif p.layer_alpha:
-            a_t, a_d = torch.full_like(a_t, float(alpha)), torch.full_like(a_d, float(alpha))
+        per_domain = []
+        for i in active:  # Eqs. 1–3 and 6 for (T, D_k): Proposition 1 holds for each adapter separately
+            D, hd = comps[i], h_domains[i - 1]
+            s = calibrate(module_ratio(T, D, hd), module_ratio(T, D, hg))  # Eqs. 1–2
+            alpha = gate(s, tau, p.beta)  # Eq. 3
+            (rt_d, rd_d), (rt_g, rd_g) = component_ratios(T, D, hd), component_ratios(T, D, hg)
+            s_t, s_d = calibrate(rt_d, rt_g), calibrate(rd_d, rd_g)  # Eq. 6's s_i
+            a_t, a_d = gate(s_t, tau, p.beta), gate(s_d, tau, p.beta)  # Eq. 6
+            if p.fixed_alpha is not None:
+                a_t, a_d = torch.full_like(a_t, p.fixed_alpha), torch.full_like(a_d, p.fixed_alpha)
+            elif p.layer_alpha:
+                a_t, a_d = torch.full_like(a_t, float(alpha)), torch.full_like(a_d, float(alpha))
+            per_domain.append((s, alpha, s_t, a_t, s_d, a_d))
+        overlap = all_overlaps([T, *(comps[i] for i in active)], p.overlap_lambda)  # Eq. 5
+        keep, filter_notes = choose_kept(overlap, p, module, ["task", *(sides[i] for i in active)])
+        # the task's components: the mean over domains of their α^(k); domain k's: 1 − α^(k) (/K: mean)
+        a_task = per_domain[0][3] if len(active) == 1 else torch.stack([d[3] for d in per_domain]).mean(dim=0)
+        share = len(active) if p.domain_combine == "mean" and len(active) > 1 else 1
 
     with step("merge"):
-        merged = svd_of_weighted_components([(T.select(keep_t), a_t[keep_t]),  # Eq. 7
-                                             (D.select(keep_d), 1 - a_d[keep_d])])
+        parts = [(T.select(keep[0]), a_task[keep[0]])]
+        parts += [(comps[i].select(k), (1 - d[5][k]) / share if share > 1 else 1 - d[5][k])
+                  for i, k, d in zip(active, keep[1:], per_domain)]
+        merged = svd_of_weighted_components(parts)  # Eq. 7
     with step("truncation"):
         tr = truncate(merged, module.rank)  # Eq. 8
-    info.update({
-        "s": float(s), "alpha": float(alpha),
-        "s_task": s_t.tolist(), "alpha_task": a_t.tolist(), "overlap_task": o_t.tolist(),
-        "kept_task": keep_t.nonzero().flatten().tolist(),
-        "s_domain": s_d.tolist(), "alpha_domain": a_d.tolist(), "overlap_domain": o_d.tolist(),
-        "kept_domain": keep_d.nonzero().flatten().tolist(),
-        "rel_error": tr.rel_error,
-    })
+    if len(sides) == 2:  # two adapters: the report's keys of the paper's setting
+        s, alpha, s_t, a_t, s_d, a_d = per_domain[0]
+        info.update({
+            "s": float(s), "alpha": float(alpha),
+            "s_task": s_t.tolist(), "alpha_task": a_t.tolist(), "overlap_task": overlap[0].tolist(),
+            "kept_task": keep[0].nonzero().flatten().tolist(),
+            "s_domain": s_d.tolist(), "alpha_domain": a_d.tolist(), "overlap_domain": overlap[1].tolist(),
+            "kept_domain": keep[1].nonzero().flatten().tolist(),
+        })
+    else:
+        info.update({
+            "alpha": float(torch.stack([d[1] for d in per_domain]).mean()),
+            "s_by_domain": {sides[i]: float(d[0]) for i, d in zip(active, per_domain)},
+            "alpha_by_domain": {sides[i]: float(d[1]) for i, d in zip(active, per_domain)},
+            "alpha_task": a_task.tolist(), "overlap_task": overlap[0].tolist(),
+            "kept_task": keep[0].nonzero().flatten().tolist(),
+        })
+        for side in sides[1:]:
+            info.update({f"s_{side}": [], f"alpha_{side}": [], f"overlap_{side}": [], f"kept_{side}": []})
+        for i, k, o, d in zip(active, keep[1:], overlap[1:], per_domain):
+            info.update({f"s_{sides[i]}": d[4].tolist(), f"alpha_{sides[i]}": d[5].tolist(),
+                         f"overlap_{sides[i]}": o.tolist(), f"kept_{sides[i]}": k.nonzero().flatten().tolist()})
+    info["rel_error"] = tr.rel_error
     if notes + filter_notes:
         info["notes"] = notes + filter_notes
     return ModuleResult(tr.B, tr.A, info)

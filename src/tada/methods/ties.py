@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .base import ModuleInput, ModuleResult, register
-from .dense import DenseParams, dense_pair, finish
+from .dense import DenseParams, dense_inputs, finish
 from .sparsify import magnitude_trim, ties_merge
 
 
@@ -15,7 +15,7 @@ class TiesParams(DenseParams):
 
 def ties_dense(module: ModuleInput, params: DenseParams):
     """The TIES-merged dense ΔW of one module, before truncation (equals mergekit's ``ties``)."""
-    trimmed = [magnitude_trim(d, params.density) for d in dense_pair(module, params)]
+    trimmed = [magnitude_trim(d, params.density) for d in dense_inputs(module, params)]
     return ties_merge(trimmed, list(params.weights))
 
 
