@@ -259,3 +259,22 @@ def test_yaml_domains_list_with_weights(tmp_path, capsys):
     name = "model.layers.0.self_attn.q_proj"
     want = sum(w * dense_delta(a, name) for w, a in zip((0.5, 0.3, 0.2), [task, *doms]))
     assert float((merged_delta(tensors, name) - want).norm() / want.norm()) <= 1e-6
+
+
+def test_kway_report_shows_one_alpha_row_per_domain(three, tmp_path, capsys):
+    from tada.analysis.plots import plot_alpha
+    from tada.describe import describe
+    from tada.summary import print_summary
+
+    task, doms, stats, g = three
+    res = tada.merge(task, doms, domain_stats=stats, general_stats=g, progress=False, out=tmp_path / "m")
+    fig = plot_alpha([res.report], tmp_path / "a.png")
+    titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
+    assert [t.split(", vs ")[1].split(" ")[0] for t in titles] == ["domain", "domain2", "domain3"]
+    info = describe(tmp_path / "m")
+    assert list(info["merge"]["alpha"]) == ["domain", "domain2", "domain3"]
+    assert info["merge"]["alpha"]["domain2"][0] == pytest.approx(
+        sum(res.report["modules"][n]["alpha_by_domain"]["domain2"] for n in WIDE if ".0." in n) / 3)
+    print_summary(res)
+    err = capsys.readouterr().err
+    assert all(f"against {d}" in err for d in ("domain", "domain2", "domain3"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from .analysis import alpha_grid
+from .analysis import alpha_grid, alpha_rows
 
 
 def print_summary(result) -> None:
@@ -13,19 +13,9 @@ def print_summary(result) -> None:
     console = Console(stderr=True)
     rep = result.report
     summ = rep["summary"]
-    grid = alpha_grid(rep)
-    if grid["layers"]:
-        table = Table(title="TaDA task weight α per layer and role (α ≥ 0.5: task-dominant)")
-        table.add_column("layer", justify="right")
-        for role in grid["roles"]:
-            table.add_column(role, justify="right")
-        for i, layer in enumerate(grid["layers"]):
-            cells = []
-            for role in grid["roles"]:
-                a = grid["alpha"][role][i]
-                cells.append("" if a is None else f"[{'blue' if a >= 0.5 else 'green'}]{a:.2f}[/]")
-            table.add_row(str(layer), *cells)
-        console.print(table)
+    for domain in alpha_rows(rep):
+        _alpha_table(console, alpha_grid(rep, domain), domain)
+    if alpha_grid(rep)["layers"]:
         console.print(f"mean α {summ['alpha_mean']:.3f} ± {summ['alpha_std']:.3f}; task-dominant "
                       f"{100 * summ['task_dominant_fraction']:.1f}% of {summ['modules']} modules; kept "
                       f"{summ['kept_task']}/{summ['components_task']} task and {summ['kept_domain']}/"
@@ -35,6 +25,24 @@ def print_summary(result) -> None:
         console.print(f"truncation to rank: relative error mean {summ['rel_error_mean']:.3g}, max {summ['rel_error_max']:.3g}")
     else:
         console.print(f"{summ['modules']} modules merged exactly (rank r_T + r_D)")
+
+
+def _alpha_table(console: Console, grid: dict, domain: str | None) -> None:
+    """The per-layer α table (rows: layers; columns: roles); in a K-way merge one per domain."""
+    if not grid["layers"]:
+        return
+    against = f" against {domain}" if domain else ""
+    table = Table(title=f"TaDA task weight α{against} per layer and role (α ≥ 0.5: task-dominant)")
+    table.add_column("layer", justify="right")
+    for role in grid["roles"]:
+        table.add_column(role, justify="right")
+    for i, layer in enumerate(grid["layers"]):
+        cells = []
+        for role in grid["roles"]:
+            a = grid["alpha"][role][i]
+            cells.append("" if a is None else f"[{'blue' if a >= 0.5 else 'green'}]{a:.2f}[/]")
+        table.add_row(str(layer), *cells)
+    console.print(table)
 
 
 def filter_line(report: dict) -> str:

@@ -6,14 +6,31 @@ from ..roles import layer_of
 ROLE_ORDER = ("query", "key", "value", "attn_out", "qkv", "mlp", "other")
 
 
-def alpha_grid(report: dict) -> dict:
+def report_domains(report: dict) -> list[str]:
+    """The domain adapters of a K-way TaDA report (``domain``, ``domain2``…), or ``[]`` for a
+    two-adapter report (one α per module)."""
+    for entry in report.get("modules", {}).values():
+        if "alpha_by_domain" in entry:
+            return list(report.get("inputs", {}).get("domains", entry["alpha_by_domain"]))
+    return []
+
+
+def alpha_rows(report: dict) -> list[str | None]:
+    """What to draw one α grid for: each domain of a K-way report, else the one module α (None)."""
+    return [*report_domains(report)] or [None]
+
+
+def alpha_grid(report: dict, domain: str | None = None) -> dict:
     """Per-layer module α from a TaDA report: ``{"layers": [...], "roles": [...], "alpha": {role: [α or None]}}``.
 
-    A role with several modules in one layer (e.g. MLP projections) shows their mean.
+    A role with several modules in one layer (e.g. MLP projections) shows their mean. ``domain``:
+    in a K-way report, the α of the task against that domain adapter (Eq. 3 for (T, D_k));
+    without it, the module's α (the mean over domains in a K-way report).
     """
     cells: dict[tuple[int, str], list[float]] = {}
     for name, entry in report.get("modules", {}).items():
-        layer, alpha = layer_of(name), entry.get("alpha")
+        layer = layer_of(name)
+        alpha = entry.get("alpha_by_domain", {}).get(domain) if domain else entry.get("alpha")
         if layer is None or not isinstance(alpha, float):
             continue
         cells.setdefault((layer, entry.get("role", "other")), []).append(alpha)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ..errors import TadaError
 from ..report import REPORT_NAME, REPORT_VERSION
-from . import alpha_grid
+from . import alpha_grid, alpha_rows
 
 ROLE_LABELS = {"query": "q", "key": "k", "value": "v", "attn_out": "o", "qkv": "qkv", "mlp": "mlp", "other": "other"}
 
@@ -54,10 +54,12 @@ def plot_alpha(reports: list[dict], out: str | Path, titles: list[str] | None = 
 
     cmap = LinearSegmentedColormap.from_list("tada", ["#1b7837", "#ffffff", "#2166ac"])
     cmap.set_bad("#d9d9d9")
-    fig, axes = plt.subplots(1, len(reports), figsize=(6.5 * len(reports), 3.2), squeeze=False)
+    # a K-way report gives one panel per domain adapter (α of the task against that domain)
+    panels = [(i, report, domain) for i, report in enumerate(reports) for domain in alpha_rows(report)]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 3.2), squeeze=False)
     image = None
-    for i, (ax, report) in enumerate(zip(axes[0], reports)):
-        grid = alpha_grid(report)
+    for ax, (i, report, domain) in zip(axes[0], panels):
+        grid = alpha_grid(report, domain)
         layers, roles = grid["layers"], grid["roles"]
         data = [[float("nan") if a is None else a for a in grid["alpha"][r]] for r in roles]
         L = max(layers) + 1
@@ -67,7 +69,7 @@ def plot_alpha(reports: list[dict], out: str | Path, titles: list[str] | None = 
         ax.set_yticklabels([ROLE_LABELS.get(r, r) for r in roles])
         ax.set_xlabel("normalised depth ℓ / L")
         name = titles[i] if titles else _title(report, f"report {i + 1}")
-        ax.set_title(f"{name} (L = {L})", fontsize=10)
+        ax.set_title(f"{name}{f', vs {domain}' if domain else ''} (L = {L})", fontsize=10)
     assert image is not None, "at least one report"
     cbar = fig.colorbar(image, ax=list(axes[0]), fraction=0.03, pad=0.02)
     cbar.set_label("task weight α (blue: task, green: domain)")

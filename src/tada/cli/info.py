@@ -32,6 +32,13 @@ def inspect(adapter, revision, as_json) -> None:
     for m in info["per_module"]:
         table.add_row(m["name"], str(m["rank"]), f"{m['scaling']:.4g}", f"{m['d_out']}×{m['d_in']}", f"{m['norm']:.4g}")
     console.print(table)
+    merge = info.get("merge")
+    if merge and merge.get("alpha"):
+        alpha = Table("α (task weight) against", *(str(layer) for layer in next(iter(merge["alpha"].values()))),
+                      title=f"merged by tada ({merge['method']}): mean α per layer")
+        for domain, row in merge["alpha"].items():
+            alpha.add_row(domain, *(f"{a:.2f}" for a in row.values()))
+        console.print(alpha)
 
 
 @cli.command()
