@@ -179,3 +179,38 @@ def test_a_single_density_is_not_called_best_on_test():
                 "accuracy": 0.5, "n": 10, "metrics": {}}]
     head, full = build_rows(records, ["d"], ["ties"], "letter")
     assert head[0].note == "density 0.5: the only density run (fixed in advance)" and len(full) == 1
+
+
+def test_kway_bench_rows_merges_and_table(tmp_path, tiny_base, monkeypatch):
+    """K domain adapters in a bench (SPEC §6b): each domain alone, a reference 2-way merge, every
+    method merging all K; rows named in the table; the merges keyed by every input."""
+    from tada.models import load_model, resolve_base
+
+    monkeypatch.setenv("TADA_CACHE", str(tmp_path / "cache"))
+    shapes = llama_shapes(load_model(resolve_base(str(tiny_base))))
+    task = write_adapter(tmp_path / "task", shapes, r=4, alpha=8, seed=0)
+    doms = [write_adapter(tmp_path / n, shapes, r=4, alpha=8, seed=s) for n, s in (("hpo", 1), ("go", 2), ("joint", 3))]
+    probes = [str(write_probe(tmp_path / f"p{i}.txt", seed=i)) for i in range(3)]
+    cfg = BenchConfig.from_dict({
+        "name": "kway", "base": str(tiny_base), "task": str(task), "datasets": [toy_jsonl(tmp_path / "a.jsonl")],
+        "domains": [{"name": "hpo", "adapter": str(doms[0]), "probe": probes[0]},
+                    {"name": "go", "adapter": str(doms[1]), "probe": probes[1]}],
+        "extra_rows": [{"key": "joint-tada", "label": "joint domain adapter, TaDA 2-way", "method": "tada",
+                        "domain": str(doms[2]), "domain_probe": probes[0]}],
+        "general_probe": str(write_probe(tmp_path / "g.txt", seed=9)), "methods": ["linear", "tada"],
+        "shots": 1, "limit": None, "out": str(tmp_path / "run")})
+    assert [r.key for r in grid(cfg)] == ["base", "task", "domain-hpo", "domain-go", "joint-tada", "linear", "tada"]
+    bench = Bench(cfg, progress=False)
+    records = bench.run()
+    report = json.loads((tmp_path / "run" / "adapters" / "tada" / "tada_report.json").read_text())
+    assert set(report["inputs"]["domains"]) == {"domain", "domain2"} and set(report["probes"]["domains"]) == {
+        "domain", "domain2"}
+    joint = json.loads((tmp_path / "run" / "adapters" / "joint-tada" / "tada_report.json").read_text())
+    assert "domain" in joint["inputs"] and "domains" not in joint["inputs"]
+    head, _ = build_rows(records, cfg.datasets, cfg.methods, "letter")
+    assert [r.label for r in head] == ["Base model", "Task only", "Domain only (hpo)", "Domain only (go)",
+                                       "joint domain adapter, TaDA 2-way", "Linear", "TaDA (ours)"]
+    assert dry_run(cfg) == []
+    with pytest.raises(Exception, match="either domain"):
+        BenchConfig.from_dict({"name": "x", "base": "b", "task": "t", "domain": "d", "datasets": ["a"],
+                               "domains": [{"name": "a", "adapter": "a"}]})

@@ -48,7 +48,7 @@ def _base_loader(spec: BaseSpec, device: str, dtype: str | None):
 AdapterSource = str | os.PathLike | Adapter
 
 
-def merge(task: AdapterSource, domain: AdapterSource | list[AdapterSource], *,
+def merge(task: AdapterSource, domain: AdapterSource | list[str] | list[AdapterSource], *,
           method: str = "tada", params: dict | Any | None = None, **options: Any) -> MergeResult:
     """Merge a task and a domain LoRA adapter (or a list of K domain adapters, SPEC §6b) into one
     PEFT LoRA adapter.

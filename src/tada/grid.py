@@ -29,11 +29,13 @@ __all__ = ["Grid", "adapter_sha256", "cell_record", "input_identity", "merge_key
            "merge_stamp", "write_predictions"]
 
 
-def input_identity(source: str | None) -> str | None:
+def input_identity(source: str | list | None) -> str | None:
     """What a merge input is: the sha256 of a local file (of a folder's adapter weights), else the
     name itself (a hub id, a named image set)."""
     if source is None:
         return None
+    if isinstance(source, (list, tuple)):  # K domain adapters / their probes
+        return [input_identity(s) for s in source]  # type: ignore[return-value]
     path = Path(source)
     weights = path / "adapter_model.safetensors"
     if weights.is_file():
@@ -43,13 +45,15 @@ def input_identity(source: str | None) -> str | None:
     return str(source)
 
 
-def merge_key(task: str, domain: str, method: str, params: dict | None, *, base: str,
-              probes: list[str | None]) -> dict:
+def merge_key(task: str, domain: str | list[str], method: str, params: dict | None, *, base: str,
+              probes: list) -> dict:
     """Everything a cached merged adapter depends on: its inputs' contents, the method and all its
     parameters (defaults included, so a changed default — TaDA's ``delta: auto`` — is a new key),
     the base and the probes."""
     return {"task": input_identity(task), "domain": input_identity(domain), "method": method,
-            "params": jsonable(make_params(get_method(method), params)), "base": base,
+            "params": jsonable(make_params(get_method(method), params,
+                                           n_inputs=1 + (len(domain) if isinstance(domain, list) else 1))),
+            "base": base,
             "probes": [input_identity(p) for p in probes]}
 
 
@@ -75,8 +79,8 @@ class Grid:
     def __init__(self, out: str | Path, *, progress: bool = True):
         self.out, self.progress = Path(out), progress
 
-    def merged(self, row: str, task: str, domain: str, method: str, params: dict | None, *, base_name: str,
-               probes: dict[str, str | None], **merge_options: Any) -> str:
+    def merged(self, row: str, task: str, domain: str | list[str], method: str, params: dict | None, *,
+               base_name: str, probes: dict[str, Any], **merge_options: Any) -> str:
         """The folder of row ``row``'s merged adapter, merging it first unless a finished merge of
         exactly these inputs is there. ``probes``: the probe/stats options of :func:`tada.merge`
         (their files are part of the key); ``base_name`` names the base in the key;

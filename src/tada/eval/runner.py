@@ -11,12 +11,13 @@ import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import TadaError
 from ..fileio import load_yaml_mapping
 from ..grid import Grid
 from ..records import cell_record, text_cell_key, write_predictions
-from ..methods import REGISTRY, bench_methods, get_method
+from ..methods import REGISTRY, bench_methods, get_method, register_row_label
 from ..options import closest
 
 
@@ -27,8 +28,14 @@ class BenchConfig:
     name: str
     base: str
     task: str
-    domain: str
     datasets: list[str]
+    domain: str | None = None
+    # K domain adapters (SPEC §6b) instead of ``domain``: ``{name, adapter, probe}`` each; rows
+    # ``domain-<name>`` evaluate each alone, every method merges all K with the task adapter.
+    domains: list[dict] = field(default_factory=list)
+    # Extra rows: ``{key, label, adapter}`` (an adapter as it is) or ``{key, label, method, domain,
+    # domain_probe, params}`` (a two-adapter merge of the task adapter with ``domain``).
+    extra_rows: list[dict] = field(default_factory=list)
     gguf_file: str | None = None
     revision: str | None = None
     domain_probe: str | None = None
@@ -67,11 +74,40 @@ class BenchConfig:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "config") -> BenchConfig:
-        cfg = build_config(cls, data, where, ("name", "base", "task", "domain", "datasets"),
+        cfg = build_config(cls, data, where, ("name", "base", "task", "datasets"),
                            hint=" (give `task`/`domain` for a preset)")
         if isinstance(cfg.scoring, str):
             cfg.scoring = [cfg.scoring]
+        if not cfg.domain and not cfg.domains:
+            raise TadaError(f"{where}: missing domain (give `task`/`domain` for a preset)")
+        if cfg.domain and cfg.domains:
+            raise TadaError(f"{where}: give either domain (one domain adapter) or domains (a list), not both")
+        for entry in cfg.domains:
+            if set(entry) - {"name", "adapter", "probe"} or not {"name", "adapter"} <= set(entry):
+                raise TadaError(f"{where}: each domains entry is {{name, adapter, probe}}, got {entry}")
+        for row in cfg.extra_rows:
+            if "key" not in row or "label" not in row or not ("adapter" in row or "method" in row):
+                raise TadaError(f"{where}: each extra_rows entry needs key, label and adapter or method")
+        for key, text in cfg.row_labels().items():
+            register_row_label(key, text)
         return cfg
+
+    def row_labels(self) -> dict[str, str]:
+        """Table names of the rows this configuration adds (each domain alone, extra rows)."""
+        return {**{f"domain-{d['name']}": f"Domain only ({d['name']})" for d in self.domains},
+                **{r["key"]: r["label"] for r in self.extra_rows}}
+
+    def domain_inputs(self) -> tuple[str | list[str], dict[str, Any]]:
+        """What every method row merges with the task adapter: the domain adapter (or the list of
+        K), and the probe options of :func:`tada.merge`."""
+        if not self.domains:
+            assert self.domain is not None
+            return self.domain, {k: getattr(self, k) for k in ("domain_probe", "general_probe", "domain_stats",
+                                                               "general_stats")}
+        probes = [d.get("probe") for d in self.domains]
+        return [d["adapter"] for d in self.domains], {
+            "domain_probe": probes if any(probes) else None, "general_probe": self.general_probe,
+            "domain_stats": None, "general_stats": self.general_stats}
 
 
 def build_config(cls, data: dict, where: str, required: tuple[str, ...], hint: str = ""):
@@ -115,7 +151,9 @@ class Run:
 
 def grid(cfg: BenchConfig, picked: dict[str, float] | None = None, *, first_seed_only: bool = False) -> list[Run]:
     """Every run of the benchmark; ``picked`` (method → density) replaces the density grid."""
-    runs = [Run("base", "base"), Run("task", "task"), Run("domain", "domain")]
+    runs = [Run("base", "base"), Run("task", "task")]
+    runs += [Run(f"domain-{d['name']}", f"domain-{d['name']}") for d in cfg.domains] or [Run("domain", "domain")]
+    runs += [Run(r["key"], r["key"]) for r in cfg.extra_rows]
     for m in cfg.methods:
         extra = cfg.method_params.get(m, {})
         sweeps = get_method(m).sweeps
@@ -195,10 +233,23 @@ class Bench:
             return None
         if run.key in ("task", "domain"):
             return getattr(self.cfg, run.key)
+        alone = {f"domain-{d['name']}": d["adapter"] for d in self.cfg.domains}
+        if run.key in alone:
+            return alone[run.key]
         spec = self.base_spec()
+        extra = next((r for r in self.cfg.extra_rows if r["key"] == run.key), None)
+        if extra is not None:
+            if "adapter" in extra:
+                return extra["adapter"]
+            return self.grid.merged(run.key, self.cfg.task, extra["domain"], extra["method"], extra.get("params"),
+                                    base_name=spec.name,
+                                    probes={"domain_probe": extra.get("domain_probe"),
+                                            "general_probe": self.cfg.general_probe},
+                                    base=spec.path, gguf_file=spec.gguf_file, revision=spec.revision,
+                                    device=self.cfg.device)
         assert run.method is not None, "a merge row names its method"
-        probes = {k: getattr(self.cfg, k) for k in ("domain_probe", "general_probe", "domain_stats", "general_stats")}
-        return self.grid.merged(run.key, self.cfg.task, self.cfg.domain, run.method, run.params_dict, base_name=spec.name,
+        domain, probes = self.cfg.domain_inputs()
+        return self.grid.merged(run.key, self.cfg.task, domain, run.method, run.params_dict, base_name=spec.name,
                                 probes=probes, base=spec.path, gguf_file=spec.gguf_file, revision=spec.revision,
                                 device=self.cfg.device)
 
@@ -287,8 +338,10 @@ class Bench:
 def dry_run(cfg: BenchConfig) -> list[str]:
     """Check what a run needs without running anything; return the problems found (empty = ok)."""
     problems = []
-    for role in ("task", "domain"):
-        src = getattr(cfg, role)
+    sources = [("task", cfg.task), *((("domain", cfg.domain),) if cfg.domain else ()),
+               *((f"domain {d['name']}", d["adapter"]) for d in cfg.domains),
+               *((r["key"], r["adapter"] if "adapter" in r else r["domain"]) for r in cfg.extra_rows)]
+    for role, src in sources:
         if not Path(src).is_dir():
             if src.count("/") == 1 and not src.startswith((".", "/")):
                 if not _hub_reachable(src):
@@ -297,10 +350,12 @@ def dry_run(cfg: BenchConfig) -> list[str]:
                 problems.append(f"{role} adapter {src}: not found")
     if not Path(cfg.base).exists() and not _hub_reachable(cfg.base):
         problems.append(f"base model {cfg.base}: not local and the hub cannot be reached")
-    for probe in (cfg.domain_probe, cfg.general_probe, cfg.domain_stats, cfg.general_stats):
+    for probe in (cfg.domain_probe, cfg.general_probe, cfg.domain_stats, cfg.general_stats,
+                  *(d.get("probe") for d in cfg.domains), *(r.get("domain_probe") for r in cfg.extra_rows)):
         if probe and not Path(probe).is_file():
             problems.append(f"probe file {probe}: not found")
-    if "tada" in cfg.methods and not ((cfg.domain_probe or cfg.domain_stats) and (cfg.general_probe or cfg.general_stats)):
+    has_domain_probes = all(d.get("probe") for d in cfg.domains) if cfg.domains else (cfg.domain_probe or cfg.domain_stats)
+    if "tada" in cfg.methods and not (has_domain_probes and (cfg.general_probe or cfg.general_stats)):
         problems.append("method tada needs domain and general probes (or stats)")
     from .datasets import DATASETS
 

@@ -84,7 +84,10 @@ def build_rows(records: list[dict], datasets: list[str], methods: list[str], sco
 
     headline: list[Row] = []
     full: list[Row] = []
-    for group in ["base", "task", "domain", *methods]:
+    # rows in the grid's order: base, task, the domain adapter(s) alone, extra rows, the methods
+    known = ["base", "task", "domain", *methods]
+    order = list(dict.fromkeys([*(g for g in groups.values() if g not in methods), *known]))
+    for group in order:
         runs = [k for k, g in groups.items() if g == group]
         if not runs:
             continue

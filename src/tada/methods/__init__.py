@@ -9,7 +9,8 @@ from .base import (REGISTRY, Calibrate, MethodSpec, ModuleInput, ModuleResult, c
                    register)
 
 __all__ = ["REGISTRY", "Calibrate", "MethodSpec", "ModuleInput", "ModuleResult", "check_weights", "get_method",
-           "make_params", "method_names", "register", "bench_methods", "row_label", "INPUT_LABELS"]
+           "make_params", "method_names", "register", "bench_methods", "row_label", "INPUT_LABELS",
+           "register_row_label"]
 
 
 def get_method(name: str) -> MethodSpec:
@@ -28,8 +29,14 @@ def bench_methods() -> tuple[str, ...]:
     return tuple(sorted((n for n, s in REGISTRY.items() if s.row is not None), key=lambda n: REGISTRY[n].row or 0))
 
 
-#: Table row names of the rows that are not merges.
+#: Table row names of the rows that are not merges (a bench configuration adds its own rows'
+#: names: each domain adapter alone, reference rows).
 INPUT_LABELS = {"base": "Base model", "task": "Task only", "domain": "Domain only"}
+
+
+def register_row_label(row: str, label: str) -> None:
+    """Name a benchmark row that is not a registered method (``row_label`` returns it)."""
+    INPUT_LABELS[row] = label
 
 
 def row_label(row: str) -> str:
