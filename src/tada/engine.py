@@ -94,6 +94,9 @@ def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str =
             warn.append(f"the adapters name different base models ({task.base_model!r} vs "
                         f"{d.base_model!r}); shapes are checked module by module")
     names = plan_modules(task, domains, allow_partial)
+    check_modules = getattr(params, "check_modules", None)
+    if check_modules is not None:  # e.g. TaDA's τ overrides: each must match a module
+        check_modules(names)
     out_dtype = parse_dtype(dtype) or _common_dtype([task, *domains], warn)
 
     def module_inputs():

@@ -12,6 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .errors import TadaError
+from .options import closest
+
 #: Default τ per role (paper §3.1: q,k 1.0; v 1.2; o 1.5).
 DEFAULT_TAU = {"query": 1.0, "key": 1.0, "value": 1.2, "attn_out": 1.5, "qkv": 1.0, "mlp": 1.0, "other": 1.0}
 
@@ -53,6 +56,7 @@ class TauTable:
     by_role: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_TAU))
     by_pattern: dict[str, float] = field(default_factory=dict)
     global_tau: float | None = None
+    given_roles: tuple[str, ...] = ()  # the roles the user overrode (checked against the modules)
 
     def tau(self, module: str) -> float:
         if self.global_tau is not None:
@@ -62,6 +66,23 @@ class TauTable:
                 return float(value)
         return float(self.by_role.get(role_of(module), 1.0))
 
+    def check(self, modules: list[str]) -> None:
+        """Refuse an override that changes nothing: a role no module has, or a pattern (a regex)
+        that matches no module name — a typo such as ``atn_out`` would otherwise be ignored."""
+        roles = sorted({role_of(m) for m in modules})
+        for key in self.by_pattern:
+            try:
+                matched = any(re.search(key, m) for m in modules)
+            except re.error as exc:
+                raise TadaError(f"`tau` {key!r}: not a role and not a valid regular expression ({exc})") from None
+            if not matched:
+                hint = closest(key, [*DEFAULT_TAU, *sorted({m.rsplit('.', 1)[-1] for m in modules})])
+                raise TadaError(f"`tau` {key!r} matches no module: not a role ({', '.join(DEFAULT_TAU)}) and no "
+                                f"module name contains it{hint}")
+        for key in self.given_roles:
+            if key not in roles:
+                raise TadaError(f"`tau` {key!r}: no module here has that role (roles here: {', '.join(roles)})")
+
     @classmethod
     def from_overrides(cls, overrides: dict[str, float] | None, global_tau: float | None = None) -> TauTable:
         """Overrides keyed by a role name (``value``, ``attn_out``…) or a module-name pattern."""
@@ -69,4 +90,4 @@ class TauTable:
         by_pattern: dict[str, float] = {}
         for key, value in (overrides or {}).items():
             (by_role if key in DEFAULT_TAU else by_pattern)[key] = float(value)
-        return cls(by_role, by_pattern, global_tau)
+        return cls(by_role, by_pattern, global_tau, tuple(k for k in overrides or {} if k in DEFAULT_TAU))

@@ -83,6 +83,10 @@ class TadaParams:
         if self.filter_side not in FILTER_SIDES:
             raise TadaError(f"filter_side must be one of {', '.join(FILTER_SIDES)}, got {self.filter_side!r}")
 
+    def check_modules(self, modules: list[str]) -> None:
+        """What can only be checked against the merged modules: every τ override must apply."""
+        self.tau_table.check(modules)
+
     @property
     def tau_table(self) -> TauTable:
         return TauTable.from_overrides(self.tau, self.global_tau)
