@@ -50,3 +50,62 @@ def test_cli_tau_typo_exits_2_with_one_line(adapters, tmp_path, capsys):
     lines = [line for line in err.splitlines() if line.strip()]
     assert code == 2 and len(lines) == 1 and "--tau" in lines[0] and "did you mean attn_out" in lines[0], err
     assert not (tmp_path / "m").exists()
+
+
+def test_export_base_writes_a_plain_transformers_folder(tmp_path, tiny_base, capsys):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tada.models import load_model, resolve_base
+
+    code, out, err = run_cli(capsys, "export-base", tmp_path / "exp", "--base", tiny_base)
+    assert code == 0, err
+    exported = AutoModelForCausalLM.from_pretrained(tmp_path / "exp")
+    original = load_model(resolve_base(str(tiny_base)))
+    x = torch.randint(0, 60, (1, 6))
+    with torch.no_grad():
+        assert torch.equal(exported(x).logits, original(x).logits)
+    assert all(p.stat().st_mode & 0o777 in (0o644, 0o755) for p in [tmp_path / "exp", *(tmp_path / "exp").iterdir()])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]  # nothing left beside it
+    code, _, err = run_cli(capsys, "export-base", tmp_path / "exp", "--base", tiny_base)
+    assert code == 2 and "--force" in err
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "todo.txt").write_text("mine")
+    code, _, err = run_cli(capsys, "export-base", notes, "--base", tiny_base, "--force")
+    assert code == 2 and "not a model folder" in err and (notes / "todo.txt").read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_export_of_the_embedded_gguf_gives_the_same_logits(tmp_path):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from tada.api import export_base
+    from tada.models import load_model, smollm2_gguf
+
+    export_base(tmp_path / "smollm2")
+    x = torch.tensor([[1, 504, 3546, 29, 1311]])
+    with torch.no_grad():
+        a = load_model(smollm2_gguf())(x).logits
+        b = AutoModelForCausalLM.from_pretrained(tmp_path / "smollm2")(x).logits
+    assert torch.equal(a, b)
+
+
+def test_embedded_base_is_the_default_for_probes(adapters, monkeypatch):
+    """No `base` with probe files: the embedded SmolLM2 when the adapters name it (silently) or name
+    nothing (with a note); an adapter naming another model needs `base` (one line)."""
+    import warnings
+
+    from tada import api
+    from tada.models import default_base, smollm2_gguf
+
+    embedded = smollm2_gguf()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert default_base([embedded.name]) == embedded
+    with pytest.warns(UserWarning, match="no --base given|no `base` given"):
+        assert default_base([None]) == embedded
+    with pytest.raises(TadaError, match="`base` is needed.*meta-llama"):
+        default_base(["meta-llama/Llama-2-7b-hf"])
+    assert api.resolve_base("smollm2") == embedded

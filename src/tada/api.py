@@ -22,7 +22,7 @@ from .fileio import parse_json_object
 from .methods import get_method
 from .methods.base import side_names
 from .options import MergeOptions, build, options_of
-from .models import BaseSpec, load_model, load_tokenizer, resolve_base
+from .models import BaseSpec, default_base, load_model, load_tokenizer, resolve_base
 from .probes import ProbeStats, extract_stats, find_modules, read_probe, stats_for_probe
 from .report import REPORT_NAME, TIMINGS_NAME, jsonable
 from .stopwatch import step
@@ -80,7 +80,9 @@ def merge(task: AdapterSource, domain: AdapterSource | list[str] | list[AdapterS
     if spec.needs_probes:
         t = time.perf_counter()
         modules = sorted(set(task_a.module_names).union(*(d.module_names for d in domain_as)))
-        base_spec = resolve_base(o.base, o.gguf_file, o.revision) if o.base else None
+        needs_base = any(p is not None for p in (*_listed(o.domain_probe), o.general_probe))
+        base_spec = (resolve_base(o.base, o.gguf_file, o.revision) if o.base else
+                     default_base([a.base_model for a in (task_a, *domain_as)]) if needs_base else None)
         loader = _base_loader(base_spec, o.device, o.model_dtype) if base_spec else None
         probes, stats = _per_domain(o.domain_probe, k, "domain_probe"), _per_domain(o.domain_stats, k, "domain_stats")
         found = [_probe_stats("domain", p, st, modules, base_spec, loader, o) for p, st in zip(probes, stats)]
@@ -111,6 +113,10 @@ merge.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
     *list(inspect.signature(merge).parameters.values())[:4],
     *(inspect.Parameter(opt.name, inspect.Parameter.KEYWORD_ONLY, default=opt.default)
       for opt in options_of(MergeOptions))], return_annotation=MergeResult)
+
+
+def _listed(value: Any) -> list:
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _per_domain(value: Any, k: int, name: str) -> list:
@@ -164,7 +170,7 @@ def _probe_stats(which: str, probe, stats, modules: list[str], base_spec: BaseSp
     return computed, info
 
 
-def extract_probes(base: str, probe: str | os.PathLike, *, gguf_file: str | None = None,
+def extract_probes(base: str | None, probe: str | os.PathLike, *, gguf_file: str | None = None,
                    revision: str | None = None, modules: list[str] | None = None,
                    adapter: str | os.PathLike | None = None, target_modules: str = "all-linear",
                    n: int = 32, seed: int = 42, max_length: int = 256, site: str = "module-input",
@@ -172,12 +178,14 @@ def extract_probes(base: str, probe: str | os.PathLike, *, gguf_file: str | None
                    max_tokens: int | None = None, out: str | os.PathLike | None = None,
                    progress: bool = True) -> ProbeStats:
     """Probe statistics on the base model (``tada probe``), optionally saved to a safetensors file.
+    ``base`` None: the embedded SmolLM2 (a note unless ``adapter`` names it).
 
     Modules: ``modules`` (exact names), else those of ``adapter``, else every module whose leaf
     name is in ``target_modules`` (comma-separated), where ``all-linear`` means every
     ``nn.Linear`` except the output head.
     """
-    spec = resolve_base(base, gguf_file, revision)
+    recorded = [load_adapter(adapter).base_model] if adapter is not None else []
+    spec = resolve_base(base, gguf_file, revision) if base else default_base(recorded)
     model, tok = load_model(spec, device=device, dtype=model_dtype), load_tokenizer(spec)
     if modules is None and adapter is not None:
         modules = load_adapter(adapter).module_names
@@ -269,3 +277,45 @@ def evaluate_images(dataset: str, *, base: str | None = None, adapter: str | os.
                          predictions=res.predictions)
     write_json_atomic(path, record, sort_keys=False)
     return res, record, path
+
+
+def export_base(out: str | os.PathLike, *, base: str | None = None, gguf_file: str | None = None,
+                revision: str | None = None, dtype: str | None = None, force: bool = False) -> Path:
+    """Write a base model (default: the embedded SmolLM2 GGUF) as a plain transformers folder —
+    ``config.json``, ``model.safetensors``, tokenizer files — that lm-evaluation-harness, vLLM and
+    PEFT load with no GGUF support (``tada export-base``). transformers refuses to save a model it
+    de-quantised from GGUF, so the weights are copied into a fresh model built from the config.
+    Written into a temporary folder beside ``out`` and renamed; ``force`` replaces an existing
+    export (a folder holding a ``config.json``), nothing else."""
+    import shutil
+    import tempfile
+
+    from .models import parse_dtype, smollm2_gguf
+
+    out = Path(out)
+    if out.exists():
+        if not force:
+            raise TadaError(f"output folder {out} exists; pass `force` to replace it")
+        if not (out / "config.json").is_file():
+            raise TadaError(f"{out} is not a model folder (no config.json): not replaced")
+    spec = resolve_base(base, gguf_file, revision) if base else smollm2_gguf()
+    with step("load_base"):
+        model, tok = load_model(spec, device="cpu", dtype=dtype), load_tokenizer(spec)
+    fresh = type(model)(model.config)
+    fresh.load_state_dict(model.state_dict())
+    fresh = fresh.to(parse_dtype(dtype) or torch.float32)
+    fresh.config.name_or_path = spec.name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
+    try:
+        fresh.save_pretrained(tmp, safe_serialization=True)
+        tok.save_pretrained(tmp)
+        for path in [tmp, *tmp.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() else 0o644)
+        if out.exists():
+            shutil.rmtree(out)
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out

