@@ -128,7 +128,7 @@ def test_every_command_in_a_subprocess(tmp_path, pair, tiny_base, monkeypatch):
                  '{"question": "the river", "options": ["city", "king", "war"], "answer": 0}\n')
     out = tada_cmd("eval", "--base", tiny_base, "--adapter", tmp_path / "m", "--dataset", q, "--shots", 1).stdout
     assert "accuracy" in out and "n=2" in out
-    assert (tmp_path / "tada-eval" / "q.letter.jsonl").is_file()
+    assert (tmp_path / "tada-eval" / "q.letter.m.jsonl").is_file()  # named after the adapter folder
     bad = tada_cmd("bench", "--preset", "llama2-7b-medical", "--task", tmp_path / "nope", "--domain", domain,
                    "--dry-run", code=2)
     assert "task adapter" in bad.stdout

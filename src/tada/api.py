@@ -218,18 +218,23 @@ def evaluate(dataset: str, *, base: str | None = None, gguf_file: str | None = N
              adapter: str | os.PathLike | None = None, scoring: str = "letter", shots: int | None = None,
              seed: int = 0, limit: int | None = None, batch_size: int = 8, chat_template: bool = False,
              prefix_cache: bool = True, device: str = "cpu", model_dtype: str | None = None,
-             out: str | os.PathLike | None = None) -> tuple[Any, dict, Path]:
+             out: str | os.PathLike | None = None, first: int | None = None) -> tuple[Any, dict, Path]:
     """Score ``adapter`` on base (default: the embedded SmolLM2) on a multiple-choice ``dataset``
     (``tada eval``). Writes the per-example predictions to ``out`` (JSONL; default
-    ``tada-eval/<dataset>.<scoring>.jsonl``) and the cell's record (:mod:`tada.records`, as
-    ``tada bench`` caches it) beside it as ``.json``. Returns (result, record, predictions path).
-    ``shots``: default 3, or 0 with ``format`` scoring (whose compliance the shots would teach)."""
+    :func:`default_eval_path`: ``tada-eval/<dataset>.<scoring>.<adapter folder name or base>.jsonl``)
+    and the cell's record (:mod:`tada.records`, as ``tada bench`` caches it) beside it as ``.json``.
+    Returns (result, record, predictions path). ``shots``: default 3, or 0 with ``format`` scoring
+    (whose compliance the shots would teach). ``limit``: a seeded sample of that many questions, kept
+    in dataset order; ``first``: the first that many (lm-evaluation-harness's ``--limit``); not both."""
     from .eval.datasets import load_dataset_by_name
     from .eval.mcq import evaluate as score
     from .models import smollm2_gguf
     from .records import cell_record, text_cell_key, write_predictions
 
+    from .eval.mcq import select
+
     shots = (0 if scoring == "format" else 3) if shots is None else shots
+    select([], limit, seed, first)  # `limit` and `first` checked before any model is loaded
     spec = resolve_base(base, gguf_file, revision) if base else smollm2_gguf()
     ds = load_dataset_by_name(dataset, split_seed=seed)
     model, tok = load_model(spec, device=device, dtype=model_dtype), load_tokenizer(spec)
@@ -240,16 +245,33 @@ def evaluate(dataset: str, *, base: str | None = None, gguf_file: str | None = N
         model = PeftModel.from_pretrained(model, adapter_path)
     started = time.perf_counter()
     res = score(model, tok, ds, scoring=scoring, shots=shots, seed=seed, limit=limit, batch_size=batch_size,
-                chat_template=chat_template, prefix_cache=prefix_cache)
-    path = Path(out or f"tada-eval/{Path(dataset).stem if dataset.endswith('.jsonl') else dataset.replace(':', '_')}"
-                       f".{scoring}.jsonl")
+                chat_template=chat_template, prefix_cache=prefix_cache, first=first)
+    path = Path(out) if out else default_eval_path(dataset, scoring, adapter)
     write_predictions(path, res.predictions)
     key = text_cell_key(base=spec.name, adapter=adapter_path, dataset=dataset, scoring=scoring, shots=shots,
-                        seed=seed, limit=limit, chat_template=chat_template, model_dtype=model_dtype)
+                        seed=seed, limit=limit, chat_template=chat_template, model_dtype=model_dtype, first=first)
     record = cell_record(key, res, seconds=time.perf_counter() - started, adapter=adapter, dataset=dataset,
                          dataset_meta=ds.meta, scoring=scoring)
     write_json_atomic(path.with_suffix(".json"), record)
     return res, record, path
+
+
+def default_eval_path(dataset: str, scoring: str, adapter: str | os.PathLike | None) -> Path:
+    """``tada eval``'s default predictions file: ``tada-eval/<dataset>.<scoring>.<model>.jsonl``.
+    ``<dataset>``: a .jsonl file's stem, else the registry name (``:`` → ``_``); ``<model>``: the
+    adapter folder's own name (a hub id: ``owner_name``), or ``base`` without an adapter; so the
+    base and each adapter evaluated from one folder get their own files."""
+    name = Path(dataset).stem if dataset.endswith(".jsonl") else dataset.replace(":", "_")
+    return Path("tada-eval") / f"{name}.{scoring}.{_model_label(adapter)}.jsonl"
+
+
+def _model_label(adapter: str | os.PathLike | None) -> str:
+    """``base`` without an adapter, else the adapter folder's own name (a hub id: ``owner_name``)."""
+    if adapter is None:
+        return "base"
+    p = Path(adapter)
+    label = p.resolve().name if p.exists() else str(adapter).replace("/", "_").replace(":", "_")
+    return label or "adapter"
 
 
 def evaluate_images(dataset: str, *, base: str | None = None, adapter: str | os.PathLike | None = None,
@@ -258,7 +280,7 @@ def evaluate_images(dataset: str, *, base: str | None = None, adapter: str | os.
                     out: str | os.PathLike | None = None) -> tuple[Any, dict, Path]:
     """Top-1 of base (default: the embedded DINOv2-S/14) + ``adapter`` on an image set
     (``tada eval --images``); writes the record with its predictions to ``out`` (default
-    ``tada-eval/<set>.top1.json``). Returns (result, record, path)."""
+    ``tada-eval/<set>.top1.<adapter folder name or base>.json``). Returns (result, record, path)."""
     from .records import adapter_sha256, cell_record
     from .vision.dinov2_onnx import EMBEDDED_VIT, resolve_vision_base
     from .vision.evaluate import evaluate_images as top1
@@ -268,7 +290,7 @@ def evaluate_images(dataset: str, *, base: str | None = None, adapter: str | os.
     res = top1(base_path, dataset, adapter=adapter, head_from=head_from, head=head, train_source=train_set,
                n=limit or 500, seed=seed, device=device, model_dtype=model_dtype)
     safe = Path(dataset).name if Path(dataset).exists() else dataset.replace(":", "_").replace("/", "_")
-    path = Path(out or f"tada-eval/{safe}.top1.json")
+    path = Path(out or f"tada-eval/{safe}.top1.{_model_label(adapter)}.json")
     head_source = res.meta.get("head_from") if res.head == "modules_to_save" else None
     key = {"base": base_path, "adapter_sha256": adapter_sha256(str(adapter) if adapter else None),
            "head_sha256": adapter_sha256(head_source), "dataset": dataset, "train_set": train_set,

@@ -20,11 +20,16 @@ def adapter_sha256(adapter: str | None) -> str | None:
 
 
 def text_cell_key(*, base: str, adapter: str | None, dataset: str, scoring: str, shots: int, seed: int,
-                  limit: int | None, chat_template: bool, model_dtype: str | None) -> dict:
-    """The key of a language cell (a multiple-choice set scored one way on base + adapter)."""
-    return {"base": base, "adapter_sha256": adapter_sha256(adapter), "dataset": dataset, "scoring": scoring,
-            "shots": shots, "seed": seed, "limit": limit, "chat_template": chat_template,
-            "model_dtype": model_dtype or "float32"}
+                  limit: int | None, chat_template: bool, model_dtype: str | None, first: int | None = None) -> dict:
+    """The key of a language cell (a multiple-choice set scored one way on base + adapter).
+    ``first`` (the first N questions instead of a seeded sample) is in the key only when given, so
+    the keys of cells cached before it existed do not change."""
+    key = {"base": base, "adapter_sha256": adapter_sha256(adapter), "dataset": dataset, "scoring": scoring,
+           "shots": shots, "seed": seed, "limit": limit, "chat_template": chat_template,
+           "model_dtype": model_dtype or "float32"}
+    if first is not None:
+        key["first"] = first
+    return key
 
 
 def write_predictions(path: Path, predictions: list) -> None:

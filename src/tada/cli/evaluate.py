@@ -6,6 +6,7 @@ from pathlib import Path
 import click
 
 from .. import api
+from ..errors import TadaError
 from .app import cli
 
 
@@ -16,7 +17,10 @@ from .app import cli
 @click.option("--adapter", help="A PEFT LoRA adapter to evaluate on top of the base.")
 @click.option("--dataset", required=True, help="A registered dataset name (tada datasets) or a .jsonl file; with "
                                                "--images: a named image set (cifar100, fashion-mnist:test…) or a folder.")
-@click.option("--limit", type=int, help="Evaluate this many questions (seeded sample) [--images: 500].")
+@click.option("--limit", type=int, help="Evaluate a sample of this many questions, drawn with --seed and kept in "
+                                        "dataset order [--images: 500].")
+@click.option("--first", type=int, help="Evaluate the first N questions in dataset order (lm-evaluation-harness's "
+                                        "--limit); excludes --limit.")
 @click.option("--shots", type=int, help="Few-shot examples [default: 3; 0 with --scoring format, whose "
                                         "compliance the shots would teach].")
 @click.option("--seed", type=int, help="Sampling seed [default: 0 text, 42 images].")
@@ -36,11 +40,15 @@ from .app import cli
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--model-dtype")
 @click.option("--out", help="Per-example predictions (JSONL; the record goes beside it as .json); default "
-                            "tada-eval/<dataset>.<scoring>.jsonl.")
-def eval_cmd(base, gguf_file, revision, adapter, dataset, limit, shots, seed, images, head, head_from, train_set, scoring,
-             chat_template, batch_size, no_prefix_cache, device, model_dtype, out) -> None:
+                            "tada-eval/<dataset>.<scoring>.<adapter folder name, or base>.jsonl.")
+def eval_cmd(base, gguf_file, revision, adapter, dataset, limit, first, shots, seed, images, head, head_from, train_set,
+             scoring, chat_template, batch_size, no_prefix_cache, device, model_dtype, out) -> None:
     """Multiple-choice accuracy (or --images: top-1) with n and a 95% Wilson interval; writes per-example predictions."""
+    if limit is not None and first is not None:
+        raise TadaError("--limit (a seeded sample) and --first (the first N questions) exclude each other; give one")
     if images:
+        if first is not None:
+            raise TadaError("--first applies to multiple-choice sets; with --images use --limit")
         res, _, path = api.evaluate_images(dataset, base=base, adapter=adapter, head=head, head_from=head_from,
                                            train_set=train_set, limit=limit, seed=42 if seed is None else seed,
                                            device=device, model_dtype=model_dtype, out=out)
@@ -52,7 +60,7 @@ def eval_cmd(base, gguf_file, revision, adapter, dataset, limit, shots, seed, im
         return
     res, record, path = api.evaluate(dataset, base=base, gguf_file=gguf_file, revision=revision, adapter=adapter,
                                      scoring=scoring, shots=shots, seed=0 if seed is None else seed, limit=limit,
-                                     batch_size=batch_size, chat_template=chat_template,
+                                     first=first, batch_size=batch_size, chat_template=chat_template,
                                      prefix_cache=not no_prefix_cache, device=device, model_dtype=model_dtype, out=out)
     lo, hi = res.ci
     name = Path(dataset).stem if dataset.endswith(".jsonl") else dataset

@@ -54,8 +54,24 @@ def methods() -> None:
 
 
 @cli.command()
-def datasets() -> None:
+@click.option("--export-lm-eval", "export", nargs=2, metavar="DIR NAME",
+              help="Write dataset NAME (a registered name or a .jsonl file) into DIR as an lm-evaluation-harness "
+                   "task (YAML + JSONL): `lm_eval --include_path DIR --tasks <task>` scores it as tada's zero-shot "
+                   "cloze scoring does (acc, acc_norm).")
+@click.option("--seed", type=int, default=0, show_default=True,
+              help="--export-lm-eval: the split seed (held-out few-shot questions, SciQ's option order), as "
+                   "tada eval --seed.")
+def datasets(export, seed) -> None:
     """List the registered evaluation datasets (a .jsonl path works too; see docs/datasets.md)."""
+    if export:
+        from ..eval.lm_eval_export import export_lm_eval
+
+        out_dir, name = export
+        task, config, data = export_lm_eval(out_dir, name, split_seed=seed)
+        n = sum(1 for _ in data.open(encoding="utf-8"))
+        click.echo(f"lm-eval task {task}: {n} questions\n  {config}\n  {data}\n"
+                   f"run: lm_eval --model hf --model_args pretrained=... --include_path {out_dir} --tasks {task}")
+        return
     from ..eval.datasets import DATASETS
     from ..vision.hub import HUB_IMAGE_SETS
 

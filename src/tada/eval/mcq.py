@@ -9,15 +9,20 @@ are read at each row's last real token).
 
 *cloze* (lm-evaluation-harness's ARC/SciQ style): the log-likelihood of each option's text as the
 continuation of ``Question: …\\nAnswer:``; ``acc`` takes the raw sum, ``acc_norm`` divides it by
-the option's length in bytes. The few-shot prefix is cached once per dataset and each
-question's context once per question; the options run as one batch on top of it.
+the option's length in characters without the leading space (lm-evaluation-harness 0.4's
+``acc_norm``: ``len(choice)`` of the choice string, its ``target_delimiter`` " " not counted), and
+``acc_norm_bytes`` by the UTF-8 length of the scored continuation, leading space included (what
+``acc_norm`` meant before; not lm-evaluation-harness's ``acc_bytes``, which leaves the space out).
+The few-shot prefix is cached once per dataset and each question's context once per question; the
+options run as one batch on top of it.
 
 *format* (for a dataset that declares an answer format, see :mod:`tada.eval.datasets`): two
 measures after each question's own ``prompt``. Format compliance: a greedy generation of at most
 ``FORMAT_MAX_NEW_TOKENS`` tokens complies when the dataset's regex matches in it (rate with a 95%
 Wilson interval). Content accuracy inside the format: the cloze log-likelihood of each option
-written in the dataset's template (``acc`` = raw sum; ``acc_norm`` = sum / the continuation's
-length in characters, lm-evaluation-harness's normalisation), with the cloze machinery above.
+written in the dataset's template (``acc`` = raw sum; ``acc_norm`` = sum / the filled template's
+length in characters, lm-evaluation-harness's normalisation of a choice written with an empty
+``target_delimiter``; ``acc_norm_bytes`` = sum / its UTF-8 length), with the cloze machinery above.
 
 The model input is always ``prefix_ids + question_ids`` (the two parts tokenized separately),
 with or without cache reuse, so reuse changes the cost and not the prompt.
@@ -123,10 +128,22 @@ def continuations(q: MCQ, scoring: str) -> list[str]:
     return [" " + o for o in q.options]
 
 
-def norm_length(continuation: str, scoring: str) -> int:
-    """``acc_norm``'s divisor: bytes for cloze (as before), characters for format
-    (lm-evaluation-harness's ``acc_norm``)."""
-    return max(1, len(continuation) if scoring == "format" else len(continuation.encode()))
+def lm_eval_choices(q: MCQ, scoring: str) -> list[str]:
+    """The choice strings lm-evaluation-harness's ``multiple_choice`` would see for ``q`` (its
+    ``doc_to_choice``): the options (cloze: the leading space of each continuation is the task's
+    ``target_delimiter``) or the options written in the declared format (format: empty delimiter)."""
+    return continuations(q, scoring) if scoring == "format" else list(q.options)
+
+
+def norm_length(choice: str) -> int:
+    """``acc_norm``'s divisor: the choice's length in characters (lm-evaluation-harness 0.4,
+    ``process_results`` of ``multiple_choice``: ``len(choice)``; at least 1)."""
+    return max(1, len(choice))
+
+
+def byte_length(continuation: str) -> int:
+    """``acc_norm_bytes``'s divisor: the scored continuation's UTF-8 length (at least 1)."""
+    return max(1, len(continuation.encode()))
 
 
 @dataclass(frozen=True)
@@ -327,11 +344,12 @@ class Scorer:
 
     @staticmethod
     def _cloze_prediction(q: MCQ, ll: list[float], scoring: str = "cloze") -> dict:
-        norm = [v / norm_length(c, scoring) for v, c in zip(ll, continuations(q, scoring))]
-        pred = max(range(len(ll)), key=ll.__getitem__)
-        pred_n = max(range(len(norm)), key=norm.__getitem__)
+        norm = [v / norm_length(c) for v, c in zip(ll, lm_eval_choices(q, scoring))]
+        by_bytes = [v / byte_length(c) for v, c in zip(ll, continuations(q, scoring))]
+        pred, pred_n, pred_b = (max(range(len(xs)), key=xs.__getitem__) for xs in (ll, norm, by_bytes))  # first on a tie
         return {"id": q.id, "gold": q.answer, "predicted": pred, "correct": pred == q.answer,
-                "predicted_norm": pred_n, "correct_norm": pred_n == q.answer, "loglik": ll}
+                "predicted_norm": pred_n, "correct_norm": pred_n == q.answer,
+                "predicted_norm_bytes": pred_b, "correct_norm_bytes": pred_b == q.answer, "loglik": ll}
 
     def _rows_cheaper(self, prefix_ids: list[int], q: MCQ, scoring: str = "cloze") -> bool:
         """Full rows repeat the context once per option but run at full batch (about twice the
@@ -463,8 +481,16 @@ def left_padded(seqs: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Te
     return ids, mask, (mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def select(questions: list[MCQ], limit: int | None, seed: int) -> list[MCQ]:
-    """``limit`` questions drawn with ``random.Random(seed)``, kept in dataset order."""
+def select(questions: list[MCQ], limit: int | None, seed: int, first: int | None = None) -> list[MCQ]:
+    """``limit`` questions drawn with ``random.Random(seed)``, kept in dataset order; or the
+    ``first`` questions (lm-evaluation-harness's ``--limit``). At most one of the two."""
+    for name, value in (("limit", limit), ("first", first)):
+        if value is not None and value < 1:
+            raise TadaError(f"`{name}` must be at least 1, got {value}")
+    if limit is not None and first is not None:
+        raise TadaError("`limit` (a seeded sample) and `first` (the first N questions) exclude each other; give one")
+    if first is not None:
+        return list(questions[:first])
     if limit is None or limit >= len(questions):
         return list(questions)
     keep = set(random.Random(seed).sample(range(len(questions)), limit))
@@ -487,14 +513,16 @@ def lm_eval_style_tokens(tok, template: Template, dataset: MCQDataset, questions
 
 def evaluate(model, tokenizer, dataset: MCQDataset, *, scoring: str = "letter", shots: int = 3, seed: int = 0,
              limit: int | None = None, batch_size: int = 8, chat_template: bool = False,
-             prefix_cache: bool = True, progress: bool = True) -> EvalResult:
-    """Score ``dataset`` (its test split) with ``model``; see the module docstring for the protocol."""
+             prefix_cache: bool = True, progress: bool = True, first: int | None = None) -> EvalResult:
+    """Score ``dataset`` (its test split) with ``model``; see the module docstring for the protocol.
+    ``limit``: a seeded sample of that many questions (kept in dataset order); ``first``: the first
+    that many (lm-evaluation-harness's ``--limit``); not both."""
     if scoring not in SCORINGS:
         raise TadaError(f"unknown scoring {scoring!r}; choose one of {SCORINGS}")
     if scoring == "format" and not declares_format(dataset):
         raise TadaError(f"dataset {dataset.name} declares no answer format (`scoring` format needs 'prompt' "
                         "and 'format' on every question); use `scoring` letter or cloze")
-    questions = select(dataset.test, limit, seed)
+    questions = select(dataset.test, limit, seed, first)
     if not questions:
         raise TadaError(f"dataset {dataset.name} has no questions")
     scorer = Scorer(model, tokenizer, batch_size=batch_size, chat_template=chat_template, prefix_cache=prefix_cache)
@@ -509,9 +537,10 @@ def evaluate(model, tokenizer, dataset: MCQDataset, *, scoring: str = "letter", 
     n = len(preds)
     metrics: dict = {}
     if scoring in ("cloze", "format"):
-        c_norm = sum(p["correct_norm"] for p in preds)
-        metrics["acc_norm"] = c_norm / n
-        metrics["acc_norm_ci"] = list(wilson_interval(c_norm, n))
+        for name in ("acc_norm", "acc_norm_bytes"):
+            c_norm = sum(p["correct" + name[3:]] for p in preds)
+            metrics[name] = c_norm / n
+            metrics[name + "_ci"] = list(wilson_interval(c_norm, n))
     if scoring == "format":
         ok = sum(p["format_ok"] for p in preds)
         metrics.update(format_rate=ok / n, format_ci=list(wilson_interval(ok, n)), format_n=n,

@@ -19,7 +19,7 @@ from ..methods import row_label
 from .runner import BenchConfig
 
 #: Metrics that are proportions of the n questions (their Wilson interval is computed from them).
-PROPORTIONS = ("accuracy", "acc_norm", "format_rate")
+PROPORTIONS = ("accuracy", "acc_norm", "acc_norm_bytes", "format_rate")
 #: ``format`` scoring's two columns per dataset: (metric, column suffix).
 FORMAT_COLUMNS = (("format_rate", "format"), ("accuracy", "acc"))
 
