@@ -6,7 +6,9 @@ One job: turn the user's ``--base`` / ``--gguf-file`` / ``--revision`` / ``--dev
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,6 +170,40 @@ def load_tokenizer(spec: BaseSpec):
     return tok
 
 
+def verbose() -> bool:
+    """``tada --verbose`` (or ``TADA_VERBOSE=1``): show the libraries' loading bars."""
+    return os.environ.get("TADA_VERBOSE", "") not in ("", "0")
+
+
+@contextlib.contextmanager
+def quiet_loading():
+    """No weight-loading or GGUF de-quantisation bars while a model loads (they say nothing a
+    user acts on; ``--verbose`` shows them)."""
+    if verbose():
+        yield
+        return
+    import functools
+
+    from transformers.utils import logging as hf_logging
+
+    try:
+        import transformers.modeling_gguf_pytorch_utils as gguf
+    except ImportError:  # no GGUF support installed: nothing of it to quiet
+        gguf = None
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    saved = getattr(gguf, "tqdm", None)
+    if saved is not None:  # the GGUF reader uses plain tqdm, not transformers' switchable one
+        gguf.tqdm = functools.partial(saved, disable=True)  # type: ignore[union-attr]
+    try:
+        yield
+    finally:
+        if saved is not None:
+            gguf.tqdm = saved  # type: ignore[union-attr]
+        if was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_model(spec: BaseSpec, *, device: str | None = "cpu", dtype: str | None = None,
                causal_lm: bool = True, device_map: str | None = None):
     """Load the base model in eval mode. ``device="auto"`` with a multi-GPU box uses
@@ -188,7 +224,8 @@ def load_model(spec: BaseSpec, *, device: str | None = "cpu", dtype: str | None 
     if device_map is not None:
         kwargs["device_map"] = device_map
     try:
-        model = cls.from_pretrained(spec.path, **kwargs)
+        with quiet_loading():
+            model = cls.from_pretrained(spec.path, **kwargs)
     except (OSError, ValueError) as exc:
         raise TadaError(f"cannot load base model {spec.name}: {first_line(exc)}") from None
     if device_map is None:
