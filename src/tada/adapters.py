@@ -12,10 +12,11 @@ import json
 import math
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Iterator
@@ -178,6 +179,36 @@ def check_config(config: dict, where: str | Path) -> None:
             raise TadaError(f"{where}: {key} must be a number")
 
 
+def _targeted(spec, name: str) -> bool:
+    """PEFT's rule: a string is a regex that must match the whole module name; a list names
+    modules exactly or by a dotted tail (``q_proj`` matches ``model.layers.0.self_attn.q_proj``)."""
+    if isinstance(spec, str):
+        return re.fullmatch(spec, name) is not None
+    return any(name == t or name.endswith("." + t) for t in spec)
+
+
+def check_targets(config: dict, modules: list[str], where: str | Path) -> None:
+    """Refuse weights of modules that ``target_modules`` (minus ``exclude_modules``) does not
+    cover: PEFT builds LoRA layers from the config, so it would not put those weights where they
+    were trained. ``all-linear`` and a missing value (PEFT's per-model default) are accepted."""
+    targets, excluded = config.get("target_modules"), config.get("exclude_modules")
+    if isinstance(targets, str) and targets.lower() == "all-linear":
+        targets = None
+    if not isinstance(targets, (str, list, tuple)):
+        targets = None
+    try:
+        outside = [m for m in modules if (targets is not None and not _targeted(targets, m))
+                   or (isinstance(excluded, (str, list, tuple)) and _targeted(excluded, m))]
+    except re.error as exc:
+        raise TadaError(f"{where}: target_modules/exclude_modules is not a valid regex ({exc})") from None
+    if outside:
+        more = f" and {len(outside) - 1} more" if len(outside) > 1 else ""
+        raise TadaError(f"{where}: {CONFIG_NAME} target_modules {targets!r}"
+                        f"{f' (exclude_modules {excluded!r})' if excluded else ''} does not cover module "
+                        f"{outside[0]}{more} present in the weights; PEFT would not load them where they "
+                        "were trained (fix target_modules)")
+
+
 def _within(folder: Path, file: Path) -> None:
     """Refuse symlinks pointing outside the adapter folder."""
     real, root = file.resolve(), folder.resolve()
@@ -230,6 +261,7 @@ def load_adapter(source: str | os.PathLike, *, revision: str | None = None,
     if not pairs:
         raise TadaError(f"{weights}: no LoRA tensors found")
     names = sorted(pairs, key=natural_key)
+    check_targets(config, names, folder)
     return Adapter(folder, config, names, {n: (pairs[n]["A"], pairs[n]["B"]) for n in names},
                    sorted(extra), weights, pickle_state, source=str(source), revision=revision)
 
@@ -290,6 +322,28 @@ def output_config(task: Adapter, domain: Adapter | list[Adapter], ranks: dict[st
     return config
 
 
+def output_base_model(inherited: str | None, base: str | None) -> tuple[str | None, str | None]:
+    """The merged adapter's ``base_model_name_or_path`` and a warning, if any.
+
+    The task adapter's value is kept when a loader can resolve it (a hub id, an existing local
+    path); otherwise the ``base`` the user gave (an existing local path made absolute) replaces it;
+    without one it is kept, with a warning.
+    """
+    from .card import resolvable_base
+    from .models import EMBEDDED_HUB_ID, is_embedded
+
+    if is_embedded(base) or (not base and is_embedded(inherited)):
+        # the embedded GGUF is a quantisation of this hub model: the id every loader resolves
+        # (`tada export-base` writes the GGUF's own weights as a folder, for exact numbers)
+        return EMBEDDED_HUB_ID, None
+    if resolvable_base(inherited):
+        return inherited, None
+    if base:
+        return (os.path.abspath(base) if os.path.exists(base) else base), None
+    return inherited, (f"the task adapter's base_model_name_or_path {inherited!r} is neither a hub id nor an "
+                       "existing path; written as it is (pass `base` to write a loadable one)")
+
+
 def _canonical(value):
     """A config list compared as a set (PEFT saves ``target_modules`` from a set, in any order)."""
     return sorted(value) if isinstance(value, list) else value
@@ -299,24 +353,49 @@ def _json_bytes(obj: dict) -> bytes:
     return (json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n").encode()
 
 
+def check_output(out: str | os.PathLike, force: bool) -> None:
+    """Refuse an output that exists unless ``force``, and with ``force`` anything but a PEFT
+    adapter folder (a file, a symbolic link, a folder without ``adapter_config.json``): one line
+    naming what is there, which is left untouched."""
+    out = Path(out)
+    if not os.path.lexists(out):
+        return
+    if not force:
+        raise TadaError(f"output folder {out} exists; pass `force` to replace it")
+    if out.is_symlink():
+        what = "a symbolic link"
+    elif not out.is_dir():
+        what = "a file"
+    elif not (out / CONFIG_NAME).is_file():
+        entries = sorted(p.name for p in out.iterdir())
+        what = (f"a folder without {CONFIG_NAME} ({len(entries)} entries"
+                f"{f', e.g. {entries[0]}' if entries else ''})")
+    else:
+        return
+    raise TadaError(f"`force` replaces only a PEFT adapter folder, but {out} is {what}; "
+                    "left untouched (remove it yourself or choose another `out`)")
+
+
 def write_adapter(out: str | os.PathLike, tensors: Mapping[str, torch.Tensor], config: dict,
-                  extra_files: dict[str, dict] | None = None, *, force: bool = False) -> Path:
+                  extra_files: Mapping[str, dict | str] | None = None, *, force: bool = False) -> Path:
     """Write a PEFT folder atomically: a temporary sibling folder, then one rename.
 
-    An existing ``out`` is never touched without ``force``; with ``force`` the old folder is
-    swapped for the new one in a single atomic exchange (Linux ``renameat2``; elsewhere two
-    renames), so a process killed at any moment leaves either the previous complete folder or
-    the new complete one. Writers of the same ``out`` are serialised by a lock file beside it;
-    temporary folders left by killed writers are removed under that lock. On any error the
-    temporary folder is removed. Same tensors and dicts ⇒ byte-identical files.
+    An existing ``out`` is never touched without ``force``, and ``force`` replaces only a PEFT
+    adapter folder (:func:`check_output`); the old folder is swapped for the new one in a single
+    atomic exchange (Linux ``renameat2``; elsewhere two renames), so a process killed at any
+    moment leaves either the previous complete folder or the new complete one. Writers of the
+    same ``out`` are serialised by a lock file beside it, removed when the writer is done;
+    temporary folders (and a lock file) left by killed writers are removed by the next writer.
+    On any error the temporary folder is removed. Folder and file modes follow the umask (0755 /
+    0644 with the usual 022). ``extra_files``: dicts are written as JSON, strings as UTF-8 text.
+    Same tensors and dicts ⇒ byte-identical files.
     """
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with _output_lock(out):
-        if out.exists() and not force:
-            raise TadaError(f"output folder {out} exists; pass `force` to replace it")
+        check_output(out, force)
         _remove_stale_temporaries(out)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
+        tmp = _make_temporary(out)
         try:
             if hasattr(tensors, "save"):  # a TensorSpool: streamed from disk, same bytes as save_file
                 tensors.save(tmp / WEIGHTS_NAME, metadata={"format": "pt"})
@@ -325,7 +404,7 @@ def write_adapter(out: str | os.PathLike, tensors: Mapping[str, torch.Tensor], c
                 save_file(ordered, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
             files = {CONFIG_NAME: config, **(extra_files or {})}
             for name, obj in files.items():
-                (tmp / name).write_bytes(_json_bytes(obj))
+                (tmp / name).write_bytes(obj.encode() if isinstance(obj, str) else _json_bytes(obj))
             for f in tmp.iterdir():
                 with open(f, "rb") as fh:
                     os.fsync(fh.fileno())
@@ -336,18 +415,48 @@ def write_adapter(out: str | os.PathLike, tensors: Mapping[str, torch.Tensor], c
     return out
 
 
+def _make_temporary(out: Path) -> Path:
+    """A new empty sibling folder ``.<name>.tmp-<random>``, its mode from the umask (unlike mkdtemp's 0700)."""
+    for _ in range(100):
+        tmp = out.parent / f".{out.name}.tmp-{secrets.token_hex(6)}"
+        try:
+            os.mkdir(tmp)
+            return tmp
+        except FileExistsError:
+            continue
+    raise TadaError(f"cannot create a temporary folder beside {out}")
+
+
 @contextmanager
 def _output_lock(out: Path):
-    """An exclusive ``flock`` on ``.<name>.lock`` beside ``out`` (released when the process dies)."""
+    """An exclusive ``flock`` on ``.<name>.lock`` beside ``out`` (released when the process dies).
+
+    The holder deletes the file before releasing it; a waiter that then gets the lock of a
+    deleted (or replaced) file tries again on the file now at that path, so two writers never
+    hold the lock of the same path at once.
+    """
     import fcntl
 
     lock = out.parent / f".{out.name}.lock"
-    with open(lock, "a") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
         try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            held, now = os.fstat(fd), os.stat(lock)
+            if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+                break
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        yield
+    finally:
+        with suppress(OSError):
+            os.unlink(lock)
+        os.close(fd)
 
 
 def _remove_stale_temporaries(out: Path) -> None:

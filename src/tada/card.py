@@ -1,0 +1,157 @@
+"""The ``README.md`` model card of a merged adapter, built from its report (pure: no I/O, no torch).
+
+YAML front matter (``base_model`` when it is a hub id, ``library_name: peft``, ``tags``), then the
+method and every parameter, the inputs (source, revision, sha256 of the weights), the probes and
+their hashes, TaDA's α summary, how to load the adapter with PEFT, and optionally a table of
+``tada eval`` records (:mod:`tada.records`). Same report ⇒ same bytes.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from typing import Any
+
+CARD_NAME = "README.md"
+TAGS = ("tada", "lora", "merge")
+
+_HUB_ID = re.compile(r"^(?:[\w.-]{1,96}/)?[\w.-]{1,96}$")
+_AUTO_CLASS = {"CAUSAL_LM": "AutoModelForCausalLM", "SEQ_CLS": "AutoModelForSequenceClassification",
+               "SEQ_2_SEQ_LM": "AutoModelForSeq2SeqLM", "TOKEN_CLS": "AutoModelForTokenClassification",
+               "QUESTION_ANS": "AutoModelForQuestionAnswering", "FEATURE_EXTRACTION": "AutoModel"}
+
+
+def is_hub_id(value: Any) -> bool:
+    """``name`` or ``owner/name`` as the hub spells repository ids (``huggingface_hub``'s
+    ``validate_repo_id`` rules: word characters, ``-`` and ``.``; no ``--``/``..``; no leading or
+    trailing ``-``/``.``)."""
+    if not isinstance(value, str) or not _HUB_ID.match(value) or "--" in value or ".." in value:
+        return False
+    return all(part and part[0] not in "-." and part[-1] not in "-." for part in value.split("/"))
+
+
+def resolvable_base(value: Any) -> bool:
+    """Whether a loader can resolve ``base_model_name_or_path``: an existing local path, or a hub id
+    that is not a relative path to something absent (``./x``, ``a/b/c`` are not ids)."""
+    if not isinstance(value, str) or not value:
+        return False
+    return os.path.exists(value) or is_hub_id(value)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
+def _cell(value: Any) -> str:
+    return _fmt(value).replace("|", "\\|").replace("\n", " ")
+
+
+def _front_matter(base: Any) -> str:
+    import yaml
+
+    meta: dict[str, Any] = {}
+    if is_hub_id(base) and not os.path.isabs(str(base)):
+        meta["base_model"] = base
+    meta["library_name"] = "peft"
+    meta["tags"] = list(TAGS)
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, default_flow_style=False) + "---\n"
+
+
+def _inputs(report: dict) -> list[tuple[str, dict]]:
+    """(role, summary) of every input adapter; a list under one role gives role 1, role 2…"""
+    out = []
+    for role, value in (report.get("inputs") or {}).items():
+        items = value if isinstance(value, list) else [value]
+        for i, item in enumerate(items, 1):
+            if isinstance(item, dict):
+                out.append((f"{role} {i}" if isinstance(value, list) else role, item))
+    return out
+
+
+def model_card(report: dict, config: dict, evals: list[dict] | None = None) -> str:
+    """The card's Markdown text for a merge ``report`` (``tada_report.json``) and the written
+    ``config`` (``adapter_config.json``); ``evals``: ``tada eval`` records for a results table."""
+    method = report.get("method", "?")
+    base = config.get("base_model_name_or_path")
+    lines = [_front_matter(base), f"# LoRA adapter merged with tada ({method})", ""]
+    inputs = _inputs(report)
+    lines += [f"A PEFT LoRA adapter (rank {config.get('r')}, scaling 1) merged by tada with the `{method}` "
+              f"method from {len(inputs)} adapters. Base model: `{base}`.", ""]
+
+    lines += ["## Method and parameters", "", "| parameter | value |", "|---|---|", f"| method | {method} |"]
+    for key, value in sorted((report.get("params") or {}).items()):
+        lines.append(f"| {_cell(key)} | {_cell(value)} |")
+    for key in ("rank", "dtype", "allow_partial"):
+        if key in report:
+            lines.append(f"| {key} | {_cell(report[key])} |")
+    lines.append("")
+
+    lines += ["## Inputs", "", "| role | adapter | revision | base model | r | modules | weights sha256 |",
+              "|---|---|---|---|---|---|---|"]
+    for role, s in inputs:
+        lines.append(f"| {role} | `{_cell(s.get('source'))}` | {_cell(s.get('revision') or '-')} | "
+                     f"{_cell(s.get('base_model'))} | {_cell(s.get('r'))} | {_cell(s.get('modules'))} | "
+                     f"`{_cell(s.get('weights_sha256'))}` |")
+    lines.append("")
+
+    probes = report.get("probes") or {}
+    if probes:
+        lines += ["## Probes", "", "| probe | file | sha256 | n | seed |", "|---|---|---|---|---|"]
+        for which, p in sorted(probes.items()):
+            file = p.get("file") or p.get("probe_file") or "-"
+            stats = f" (statistics {p['stats_file']})" if p.get("stats_file") else \
+                (" (statistics given in memory)" if "stats_file" in p else "")
+            sha = p.get("sha256") or p.get("probe_sha256") or "-"
+            lines.append(f"| {which} | `{_cell(file)}`{_cell(stats)} | `{_cell(sha)}` | {_cell(p.get('n', '-'))} | "
+                         f"{_cell(p.get('seed', '-'))} |")
+        lines.append("")
+
+    summary = report.get("summary") or {}
+    if "alpha_mean" in summary:
+        calib = report.get("calibration") or {}
+        delta = calib.get("delta", (report.get("params") or {}).get("delta"))
+        source = f" ({calib['delta_source']})" if calib.get("delta_source") else ""
+        lines += ["## Task weight α (TaDA)", "",
+                  f"- α over {summary.get('modules')} modules: {summary['alpha_mean']:.3f} ± "
+                  f"{summary['alpha_std']:.3f} (mean ± std)",
+                  f"- task-dominant modules (α ≥ 0.5): {summary['task_dominant_fraction']:.1%}",
+                  f"- overlap threshold δ: {_fmt(delta)}{source}", ""]
+    warnings = report.get("warnings") or []
+    if warnings:
+        lines += ["## Warnings at merge time", "", *(f"- {w}" for w in warnings), ""]
+
+    auto = _AUTO_CLASS.get(str(config.get("task_type")), "AutoModel")
+    lines += ["## Use with PEFT", "", "```python",
+              f"from transformers import {auto}",
+              "from peft import PeftModel", "",
+              f"base = {auto}.from_pretrained({json.dumps(base)})",
+              'model = PeftModel.from_pretrained(base, "PATH_OR_REPO_OF_THIS_ADAPTER")',
+              "model = model.merge_and_unload()  # optional: fold the LoRA delta into the weights",
+              "```", ""]
+    if evals:
+        lines += evaluation_table(evals)
+    versions = report.get("versions") or {}
+    if versions:
+        lines += ["## Versions", "", ", ".join(f"{k} {v}" for k, v in sorted(versions.items())), ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def evaluation_table(records: list[dict]) -> list[str]:
+    """Markdown lines of an evaluation table from ``tada eval`` records (one row per record)."""
+    lines = ["## Evaluation", "", "| dataset | scoring | shots | adapter weights sha256 | accuracy | 95% CI | n |",
+             "|---|---|---|---|---|---|---|"]
+    for rec in records:
+        key = rec.get("key") or {}
+        ci = rec.get("ci") or [None, None]
+        ci_text = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if all(isinstance(c, (int, float)) for c in ci[:2]) else "-"
+        acc = rec.get("accuracy")
+        sha = key.get("adapter_sha256")
+        lines.append(f"| {_cell(rec.get('dataset') or key.get('dataset'))} | "
+                     f"{_cell(rec.get('scoring') or key.get('scoring') or key.get('recipe') or 'top1')} | "
+                     f"{_cell(key.get('shots', '-'))} | {f'`{sha[:16]}…`' if sha else 'base model'} | "
+                     f"{f'{acc:.3f}' if isinstance(acc, (int, float)) else '-'} | {ci_text} | {_cell(rec.get('n'))} |")
+    return [*lines, ""]
