@@ -8,12 +8,13 @@ from rich.table import Table
 from .analysis import alpha_grid, alpha_rows
 
 
-def print_summary(result) -> None:
-    """A per-layer α table for TaDA (rows: layers; columns: roles), truncation error otherwise."""
+def print_summary(result, *, tables: bool = True) -> None:
+    """What a merge did, in a few lines (mean α, kept components, δ and kept energy, truncation
+    error); with ``tables`` also TaDA's per-layer α table (rows: layers; columns: roles)."""
     console = Console(stderr=True)
     rep = result.report
     summ = rep["summary"]
-    for domain in alpha_rows(rep):
+    for domain in alpha_rows(rep) if tables else []:
         _alpha_table(console, alpha_grid(rep, domain), domain)
     if alpha_grid(rep)["layers"]:
         console.print(f"mean α {summ['alpha_mean']:.3f} ± {summ['alpha_std']:.3f}; task-dominant "

@@ -1,6 +1,7 @@
 """``tada eval``: one adapter (or the base) on one dataset; prints the score, writes the record."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -39,19 +40,23 @@ from .app import cli
 @click.option("--no-prefix-cache", is_flag=True, help="Re-encode the few-shot prefix for every question.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--model-dtype")
+@click.option("--json", "as_json", is_flag=True, help="Print the record (one JSON object) and nothing else.")
 @click.option("--out", help="Per-example predictions (JSONL; the record goes beside it as .json); default "
                             "tada-eval/<dataset>.<scoring>.<adapter folder name, or base>.jsonl.")
 def eval_cmd(base, gguf_file, revision, adapter, dataset, limit, first, shots, seed, images, head, head_from, train_set,
-             scoring, chat_template, batch_size, no_prefix_cache, device, model_dtype, out) -> None:
+             scoring, chat_template, batch_size, no_prefix_cache, device, model_dtype, out, as_json) -> None:
     """Multiple-choice accuracy (or --images: top-1) with n and a 95% Wilson interval; writes per-example predictions."""
     if limit is not None and first is not None:
         raise TadaError("--limit (a seeded sample) and --first (the first N questions) exclude each other; give one")
     if images:
         if first is not None:
             raise TadaError("--first applies to multiple-choice sets; with --images use --limit")
-        res, _, path = api.evaluate_images(dataset, base=base, adapter=adapter, head=head, head_from=head_from,
-                                           train_set=train_set, limit=limit, seed=42 if seed is None else seed,
-                                           device=device, model_dtype=model_dtype, out=out)
+        res, record, path = api.evaluate_images(dataset, base=base, adapter=adapter, head=head, head_from=head_from,
+                                                train_set=train_set, limit=limit, seed=42 if seed is None else seed,
+                                                device=device, model_dtype=model_dtype, out=out)
+        if as_json:
+            click.echo(json.dumps({**{k: v for k, v in record.items() if k != "predictions"}, "path": str(path)}))
+            return
         lo, hi = res.ci
         how = f"head from {res.meta['head_from']}" if res.head == "modules_to_save" else \
             f"linear probe fitted on {res.meta['probe_train_images']} images of {res.meta['train_set']}"
@@ -62,6 +67,9 @@ def eval_cmd(base, gguf_file, revision, adapter, dataset, limit, first, shots, s
                                      scoring=scoring, shots=shots, seed=0 if seed is None else seed, limit=limit,
                                      first=first, batch_size=batch_size, chat_template=chat_template,
                                      prefix_cache=not no_prefix_cache, device=device, model_dtype=model_dtype, out=out)
+    if as_json:
+        click.echo(json.dumps({**record, "predictions_path": str(path)}))
+        return
     lo, hi = res.ci
     name = Path(dataset).stem if dataset.endswith(".jsonl") else dataset
     shots = record["key"]["shots"]

@@ -42,11 +42,22 @@ def inspect(adapter, revision, as_json) -> None:
 
 
 @cli.command()
-def methods() -> None:
+@click.option("--json", "as_json", is_flag=True, help="One JSON object: every method's metadata and parameters.")
+def methods(as_json) -> None:
     """List the merge methods and their parameters with defaults."""
     from ..methods import get_method, method_names
     from ..options import options_of
 
+    if as_json:
+        out = {}
+        for name in method_names():
+            spec = get_method(name)
+            out[name] = {"summary": spec.summary, "label": spec.label, "reference": spec.reference,
+                         "exact": spec.exact, "needs_probes": spec.needs_probes, "sweeps": list(spec.sweeps),
+                         "params": {o.name: {"default": o.default, "help": o.help, "flag": o.flag}
+                                    for o in options_of(spec.params)}}
+        click.echo(json.dumps(out, default=list))
+        return
     for name in method_names():
         spec = get_method(name)
         fields = ", ".join(f"{o.name}={o.default!r}" for o in options_of(spec.params))

@@ -1,6 +1,7 @@
 """``tada merge``: flags generated from :class:`tada.options.MergeOptions` and every method's parameters."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import click
@@ -72,8 +73,11 @@ def _domains(entries, task_weight, folder: Path, where: str) -> dict:
 @click.option("--no-cache", is_flag=True, help="Recompute probe statistics.")
 @add_options(METHOD_OPTIONS, METHOD_HELP)
 @click.option("--param", "params", multiple=True, help="Any method parameter KEY=VALUE (repeatable).")
+@click.option("--summary", "show_tables", is_flag=True, help="Also print TaDA's per-layer α table(s).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object (output, method, parameters, "
+                                                      "calibration, summary) and nothing else on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars or summary.")
-def merge(config_file, task, domain, method, no_cache, params, quiet, **opts) -> None:
+def merge(config_file, task, domain, method, no_cache, params, show_tables, as_json, quiet, **opts) -> None:
     """Merge TASK and DOMAIN adapters (see `tada methods` for every method's parameters)."""
     cfg = load_yaml_config(config_file) if config_file else {}
     method_params = dict(cfg.pop("parameters", None) or {})
@@ -89,9 +93,15 @@ def merge(config_file, task, domain, method, no_cache, params, quiet, **opts) ->
         if not merged.get(required):
             raise TadaError(f"`{required}` is required (on the command line or in --config)")
     result = api.merge(merged.pop("task"), merged.pop("domain"), params=method_params, use_cache=not no_cache,
-                       progress=not quiet, **merged)
+                       progress=not (quiet or as_json), **merged)
+    if as_json:
+        rep = result.report
+        click.echo(json.dumps({"out": result.out, "method": rep["method"], "params": rep["params"],
+                               "calibration": rep.get("calibration"), "summary": rep["summary"],
+                               "warnings": rep["warnings"]}))
+        return
     if not quiet:
-        print_summary(result)
+        print_summary(result, tables=show_tables)
     click.echo(f"wrote {result.out}")
     if merged.get("push_to_hub"):
         click.echo(f"pushed to {merged['push_to_hub']}")
