@@ -41,6 +41,9 @@ DOMAIN_EVAL = 100           # per ontology: trained terms asked in eval/domain_t
 DOMAIN_VAL = 50             # per ontology: other trained terms, in val/domain_trained_val.jsonl
 DOMAIN_CONTROL = 100        # per ontology: terms never trained on, eval/domain_control.jsonl
 PROBES = 64
+# Issue #19, per ontology (HPO, GO): answer-format sets for one domain adapter per ontology.
+ONTOLOGY_EVAL = 200         # eval/<onto>_trained_format.jsonl and eval/<onto>_control_format.jsonl
+ONTOLOGY_VAL = 50           # val/<onto>_trained_format_val.jsonl (= DOMAIN_VAL: the same validation terms)
 WIKI_TEST = 200
 MMLU_GENERAL = 150
 # MMLU subjects for the general set: no medicine, biology or computer science (the paper's
@@ -50,6 +53,7 @@ MMLU_GENERAL_SUBJECTS = (
     "high_school_government_and_politics", "high_school_macroeconomics", "management", "marketing",
     "miscellaneous", "prehistory", "public_relations", "sociology", "us_foreign_policy",
     "world_religions")
+ONTOLOGY_PREFIXES = {"HPO": "HP:", "GO": "GO:"}   # term id prefix of each ontology
 DEFINITION_QUESTION = "Which is the definition of {term}?"
 GO_PACKAGE = "r-bioc-go.db"
 GO_SQLITE = "usr/lib/R/site-library/GO.db/extdata/GO.sqlite"
@@ -616,6 +620,7 @@ def build(seed: int, go_sqlite: str | None = None, wordnet: str | None = None) -
     trained_corpus = Corpus(training_texts(HERE / "data" / "task_train.jsonl")
                             + [term_text(t) for train, _ in splits.values() for t in train])
     trained, asked, val, control, probes, asked_texts, control_texts = [], [], [], [], [], [], []
+    parts = {}  # per ontology, for build_ontology_sets
     for name, (train, rest) in splits.items():
         trained += train
         asked_texts += [term_text(t) for t in train[:DOMAIN_EVAL]]
@@ -626,8 +631,14 @@ def build(seed: int, go_sqlite: str | None = None, wordnet: str | None = None) -
         control += definition_items(held, held, rng, name)
         held_corpus = Corpus([t["definition"] for t in held])
         probes += clean_terms([t for t in rest if t not in held], held_corpus, PROBES // 2)
+        parts[name] = {"train": train, "rest": rest, "held": held, "probes": probes[-(PROBES // 2):]}
     rng.shuffle(trained)
     write_jsonl(HERE / "data" / "domain_train.jsonl", [{"text": term_text(t)} for t in trained])
+    # Issue #19: the same 800 trained terms split by ontology (same order, same format), to train
+    # one domain adapter per ontology with the joint recipe.
+    for name, prefix in ONTOLOGY_PREFIXES.items():
+        write_jsonl(HERE / "data" / f"domain_{name.lower()}_train.jsonl",
+                    [{"text": term_text(t)} for t in trained if t["id"].startswith(prefix)])
     write_lines(HERE / "probes" / "domain.txt", [term_text(t) for t in probes])
     write_jsonl(HERE / "data" / "eval" / "domain_trained.jsonl", eval_records(asked, "domain-trained", "ontology"))
     write_jsonl(HERE / "data" / "eval" / "domain_control.jsonl", eval_records(control, "domain-control", "ontology"))
@@ -645,8 +656,68 @@ def build(seed: int, go_sqlite: str | None = None, wordnet: str | None = None) -
     counts.update(build_format(seed, wordnet_dir(wordnet), {
         "eval/domain_trained_format.jsonl": asked, "eval/domain_control_format.jsonl": control,
         "val/domain_trained_format_val.jsonl": val}, go_sqlite_path(go_sqlite)))
+    counts.update(build_ontology_sets(seed, parts))
     write_sources(seed, counts, go_sqlite_path(go_sqlite), wordnet_dir(wordnet))
     return counts
+
+
+def build_ontology_sets(seed: int, parts: dict[str, dict]) -> dict[str, int]:
+    """Issue #19: per-ontology probes and answer-format sets, for one domain adapter per ontology
+    (trained on ``domain_<onto>_train.jsonl``). Returns the counts.
+
+    Its own ``random.Random(f"ontology-{seed}")``, so every file written before stays unchanged.
+    ``parts[name]`` holds that ontology's ``train`` (its 400 trained terms, split order), ``rest``
+    (never-trained terms, shuffled order), ``held`` (the control terms of ``eval/domain_control``)
+    and ``probes`` (its probe terms of ``probes/domain.txt``). Per ontology:
+
+    * validation: the ``DOMAIN_VAL`` trained terms of ``val/domain_trained_val.jsonl``;
+    * trained test: the first ``ONTOLOGY_EVAL`` other trained terms (the ``DOMAIN_EVAL`` asked in
+      ``eval/domain_trained.jsonl`` first), distractors from the ontology's trained terms;
+    * control test: ``ONTOLOGY_EVAL`` never-trained terms, none in ``eval/domain_control.jsonl`` or
+      ``probes/domain.txt``, whose text shares no 13-gram with (nor, when shorter, is contained in) any
+      training text (task, domain, format task) or probe; distractors from the same control terms;
+    * probes: the ontology's ``PROBES // 2`` terms of ``probes/domain.txt`` then, in order, the next
+      never-trained terms used nowhere else whose text shares none with a control definition (old or
+      new), up to ``PROBES``.
+
+    No word of a question or option of these sets is a word the format task trained on (a WordNet
+    training word), as for the existing sets (``build_format`` excluded their words)."""
+    rng = random.Random(f"ontology-{seed}")
+    format_words = {r["word"] for r in read_jsonl(HERE / "data" / "task_format_train.jsonl")}
+    training = [t for path in (HERE / "data" / "task_train.jsonl", HERE / "data" / "domain_train.jsonl",
+                               HERE / "data" / "task_format_train.jsonl", HERE / "probes" / "domain.txt",
+                               HERE / "probes" / "general.txt") for t in training_texts(path)]
+    training_corpus = Corpus(training)
+    counts = {}
+    for name, part in parts.items():
+        stem, train = name.lower(), part["train"]
+        no_format_word = [t for t in train if not text_words([t["name"], t["definition"]]) & format_words]
+        val_terms = train[DOMAIN_EVAL:DOMAIN_EVAL + DOMAIN_VAL][:ONTOLOGY_VAL]
+        test_terms = [t for t in no_format_word if t not in val_terms][:ONTOLOGY_EVAL]
+        used = {t["id"] for t in part["held"] + part["probes"]}
+        candidates = [t for t in part["rest"] if t["id"] not in used
+                      and not text_words([t["name"], t["definition"]]) & format_words]
+        control = clean_terms(candidates, training_corpus, ONTOLOGY_EVAL)
+        control_corpus = Corpus([t["definition"] for t in part["held"] + control])
+        extra = clean_terms([t for t in part["rest"] if t["id"] not in used and t not in control],
+                            control_corpus, PROBES - len(part["probes"]))
+        write_lines(HERE / "probes" / f"domain_{stem}.txt", [term_text(t) for t in part["probes"] + extra])
+        sets = {f"eval/{stem}_trained_format.jsonl": definition_items(test_terms, no_format_word, rng, name),
+                f"eval/{stem}_control_format.jsonl": definition_items(control, control, rng, name),
+                f"val/{stem}_trained_format_val.jsonl": definition_items(val_terms, no_format_word, rng, name)}
+        for path, items in sets.items():
+            records = [{"term": i["term"], "options": i["options"], "answer": i["answer"],
+                        "subject": i["ontology"]} for i in items]
+            prefix = Path(path).name.removesuffix(".jsonl").replace("_", "-")
+            write_jsonl(HERE / "data" / path, format_eval_records(records, prefix))
+            counts[Path(path).name.removesuffix(".jsonl")] = len(items)
+        counts[f"domain_{stem}_train"] = len(train)
+        counts[f"domain_{stem} probes"] = len(part["probes"]) + len(extra)
+    return counts
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def write_sources(seed: int, counts: dict[str, int], go_path: Path, wordnet: Path) -> None:
@@ -661,7 +732,11 @@ def write_sources(seed: int, counts: dict[str, int], go_path: Path, wordnet: Pat
                "data/eval/domain_control.txt", "data/task_format_train.jsonl", "data/task_format_val.jsonl",
                "data/eval/general_format.jsonl", "data/eval/domain_trained_format.jsonl",
                "data/eval/domain_control_format.jsonl", "data/val/general_format_val.jsonl",
-               "data/val/domain_trained_format_val.jsonl"]
+               "data/val/domain_trained_format_val.jsonl",
+               *[f"data/domain_{o}_train.jsonl" for o in ("hpo", "go")],
+               *[f"probes/domain_{o}.txt" for o in ("hpo", "go")],
+               *[f"data/eval/{o}_{kind}_format.jsonl" for o in ("hpo", "go") for kind in ("trained", "control")],
+               *[f"data/val/{o}_trained_format_val.jsonl" for o in ("hpo", "go")]]
     lines = [
         "# Sources of the example data",
         "",
@@ -770,6 +845,27 @@ def write_sources(seed: int, counts: dict[str, int], go_path: Path, wordnet: Pat
         "`val/domain_trained_format_val.jsonl`: the same terms, options and answers as "
         "`eval/domain_trained.jsonl`, `eval/domain_control.jsonl` and `val/domain_trained_val.jsonl`, "
         "asked in the format prompt.",
+        "",
+        "## Per-ontology files (issue #19: one domain adapter per ontology)",
+        "",
+        "- `domain_hpo_train.jsonl` / `domain_go_train.jsonl`: the texts of `domain_train.jsonl` whose term "
+        "is an HPO (`HP:` id) / GO (`GO:` id) term, in the same order and format (400 each; together "
+        "exactly `domain_train.jsonl`).",
+        f"- Own generator `random.Random(\"ontology-{seed}\")` (the files above are unchanged). Per "
+        "ontology: `val/<onto>_trained_format_val.jsonl` asks the "
+        f"{ONTOLOGY_VAL} validation terms of `val/domain_trained_val.jsonl`; "
+        f"`eval/<onto>_trained_format.jsonl` the first {ONTOLOGY_EVAL} other trained terms of the "
+        f"ontology (the {DOMAIN_EVAL} of `eval/domain_trained.jsonl` first), distractors = definitions "
+        "of other trained terms of the ontology; `eval/<onto>_control_format.jsonl`, in order of the "
+        f"shuffled never-trained terms, the first {ONTOLOGY_EVAL} that are neither control terms of "
+        "`eval/domain_control.jsonl` nor probe terms of `probes/domain.txt` and whose text shares no "
+        "13-gram with any training text (task, domain, format task) or probe, distractors from the "
+        "same control terms. Prompt, format, options and answer positions as the other format sets. "
+        "No question or option of these sets contains a format training word (as for the "
+        "sets above, whose words `build_format` excluded).",
+        f"- `probes/domain_hpo.txt` / `probes/domain_go.txt` ({PROBES} each): the ontology's "
+        f"{PROBES // 2} probe terms of `probes/domain.txt`, then the next never-trained terms, used in "
+        "no other set, whose text shares no 13-gram with a control definition (old or new).",
         "",
         "## Counts",
         "",

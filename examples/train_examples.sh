@@ -29,3 +29,17 @@ OMP_NUM_THREADS=2 python -m tada train --data examples/data/domain_train.jsonl -
 OMP_NUM_THREADS=1 python -m tada train --data examples/data/task_format_train.jsonl --out examples/adapters/task-format \
   --mode answer --r 16 --alpha 16 --target-modules q_proj,k_proj,v_proj,o_proj \
   --steps 230 --lr 1e-3 --batch-size 8 --max-length 128 --seed 0 --device cpu
+
+# Per-ontology domain adapters (issue #19, K-way merging: task-format + domain-hpo + domain-go):
+# exactly the joint domain recipe on each half of domain_train.jsonl (data/domain_hpo_train.jsonl,
+# data/domain_go_train.jsonl: the same 400 + 400 trained terms, same order and format), 250 steps
+# each = 5 epochs over 400 texts, as the joint adapter had over 800. Seeds 1 and 2: two adapters
+# trained from the same seed keep nearly the same lora_A (see the domain adapter above), so every
+# direction of the two domain adapters would overlap; seed 2 also differs from task-format's 0.
+# Trained concurrently, one thread each, on the shared 2-core machine.
+OMP_NUM_THREADS=1 python -m tada train --data examples/data/domain_hpo_train.jsonl --out examples/adapters/domain-hpo \
+  --mode lm --r 16 --alpha 16 --target-modules q_proj,k_proj,v_proj,o_proj \
+  --steps 250 --lr 1e-3 --batch-size 8 --max-length 128 --seed 1 --device cpu
+OMP_NUM_THREADS=1 python -m tada train --data examples/data/domain_go_train.jsonl --out examples/adapters/domain-go \
+  --mode lm --r 16 --alpha 16 --target-modules q_proj,k_proj,v_proj,o_proj \
+  --steps 250 --lr 1e-3 --batch-size 8 --max-length 128 --seed 2 --device cpu

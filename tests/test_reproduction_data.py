@@ -93,7 +93,7 @@ def test_files_match_their_recorded_hashes():
     """Every generated file is the one ``build_data.py`` wrote (hashes in SOURCES.md)."""
     sources = (EXAMPLES / "data" / "SOURCES.md").read_text()
     listed = re.findall(r"- `([^`]+)`: `([0-9a-f]{64})`", sources)
-    assert len(listed) == 20
+    assert len(listed) == 30
     for name, digest in listed:
         assert hashlib.sha256((EXAMPLES / name).read_bytes()).hexdigest() == digest, name
 
@@ -270,3 +270,130 @@ def test_wordnet_parsers_on_small_files(tmp_path):
     assert synsets["00001930"]["lexname"] == "noun.body"
     assert build.parse_wordnet_index(tmp_path / "index.noun") == [("gadget", ["00001740"]), ("elbow", ["00001930"])]
     assert build.gloss_definition(synsets["00001740"]["gloss"]) == "a small mechanical device"
+
+
+# ---- per-ontology files (issue #19: one domain adapter per ontology) ---------------------------
+
+ONTOLOGIES = ("hpo", "go")
+ONTOLOGY_SETS = [f"{split}/{o}_{kind}" for o in ONTOLOGIES
+                 for split, kind in (("eval", "trained_format.jsonl"), ("eval", "control_format.jsonl"),
+                                     ("val", "trained_format_val.jsonl"))]
+
+
+def _terms(path: Path) -> list[str]:
+    """The term names of a ``Name: definition`` training or probe file."""
+    return [t.split(": ", 1)[0] for t in training_texts(path)]
+
+
+def _ontology_files() -> dict[str, list[str]]:
+    """Every term list the per-ontology checks compare: training files, probes, old and new sets."""
+    data, probes = EXAMPLES / "data", EXAMPLES / "probes"
+    prefix = "Which is the definition of "
+    sets = {"domain_train": _terms(data / "domain_train.jsonl"), "probes/domain": _terms(probes / "domain.txt"),
+            **{f"old:{n}": [r["question"][len(prefix):-1] for r in _records(n)]
+               for n in ("eval/domain_trained.jsonl", "eval/domain_control.jsonl", "val/domain_trained_val.jsonl")}}
+    for o in ONTOLOGIES:
+        sets[f"{o}:train"] = _terms(data / f"domain_{o}_train.jsonl")
+        sets[f"{o}:probes"] = _terms(probes / f"domain_{o}.txt")
+        for kind in ("trained", "control", "val"):
+            name = f"val/{o}_trained_format_val.jsonl" if kind == "val" else f"eval/{o}_{kind}_format.jsonl"
+            sets[f"{o}:{kind}"] = [r["question"] for r in _records(name)]
+    return sets
+
+
+def _ontology_violations(sets: dict[str, list[str]]) -> list[str]:
+    """What breaks the per-ontology design: asked trained terms not trained (in that ontology),
+    control or probe terms trained or in another set, test terms in a validation set."""
+    bad = []
+    trained, old_control = set(sets["domain_train"]), set(sets["old:eval/domain_control.jsonl"])
+    old_val = set(sets["old:val/domain_trained_val.jsonl"])
+    for o in ONTOLOGIES:
+        mine = set(sets[f"{o}:train"])
+        for kind in ("trained", "val"):
+            if not set(sets[f"{o}:{kind}"]) <= mine:
+                bad.append(f"{o}:{kind} asks a term {o} did not train on")
+        if set(sets[f"{o}:trained"]) & (set(sets[f"{o}:val"]) | old_val):
+            bad.append(f"{o}:trained asks a validation term")
+        control, probes = set(sets[f"{o}:control"]), set(sets[f"{o}:probes"])
+        others = {t for k, v in sets.items() if k not in (f"{o}:control",) for t in v}
+        if control & others:
+            bad.append(f"{o}:control shares terms with another set or training file: {sorted(control & others)[:3]}")
+        asked = {t for k, v in sets.items() if k.endswith((":trained", ":control", ":val")) or k.startswith("old:")
+                 for t in v}
+        if probes & (trained | asked | old_control):
+            bad.append(f"{o}:probes shares terms with training or an evaluation set")
+    if set(sets["hpo:train"]) & set(sets["go:train"]):
+        bad.append("hpo and go training files share terms")
+    return bad
+
+
+def test_ontology_training_files_split_domain_train_in_order():
+    joint = training_texts(EXAMPLES / "data" / "domain_train.jsonl")
+    parts = {o: training_texts(EXAMPLES / "data" / f"domain_{o}_train.jsonl") for o in ONTOLOGIES}
+    assert [len(p) for p in parts.values()] == [400, 400]
+    assert sorted(parts["hpo"] + parts["go"]) == sorted(joint)
+    for part in parts.values():  # same order (and format) as domain_train.jsonl
+        assert part == [t for t in joint if t in set(part)]
+    subjects = {o: {r["subject"] for n in ONTOLOGY_SETS if f"/{o}_" in n for r in _records(n)} for o in ONTOLOGIES}
+    assert subjects == {"hpo": {"HPO"}, "go": {"GO"}}
+
+
+def test_ontology_sets_sizes_and_disjointness():
+    sets = _ontology_files()
+    for o in ONTOLOGIES:
+        assert (len(sets[f"{o}:trained"]), len(sets[f"{o}:control"]), len(sets[f"{o}:val"])) == (200, 200, 50)
+        assert len(set(sets[f"{o}:trained"])) == 200 and len(set(sets[f"{o}:control"])) == 200
+        assert len(sets[f"{o}:probes"]) == 64
+        # the ontology's probe terms of probes/domain.txt come first
+        assert set(sets[f"{o}:probes"][:32]) <= set(sets["probes/domain"])
+    assert _ontology_violations(sets) == []
+
+
+@pytest.mark.parametrize("mutation", ["control trained", "control in old control", "probe asked",
+                                      "test term in validation", "trained term of the other ontology"])
+def test_ontology_check_catches_a_violation(mutation):
+    sets = {k: list(v) for k, v in _ontology_files().items()}
+    if mutation == "control trained":
+        sets["domain_train"].append(sets["go:control"][0])
+    elif mutation == "control in old control":
+        sets["old:eval/domain_control.jsonl"].append(sets["hpo:control"][5])
+    elif mutation == "probe asked":
+        sets["go:trained"].append(sets["go:probes"][40])
+    elif mutation == "test term in validation":
+        sets["hpo:val"].append(sets["hpo:trained"][150])
+    else:
+        sets["hpo:trained"].append(sets["go:train"][0])
+    assert _ontology_violations(sets)
+
+
+@pytest.mark.parametrize("name", [n for n in ONTOLOGY_SETS])
+def test_ontology_sets_are_format_sets_free_of_leaks(corpus, name):
+    build = _builder()
+    records = _records(name)
+    for r in records:
+        assert r["format"] == {"regex": build.FORMAT_REGEX, "template": build.FORMAT_TEMPLATE}
+        assert r["prompt"] == build.FORMAT_PROMPT.format(term=r["question"])
+        assert len(set(r["options"])) == 4
+    answers = [r["answer"] for r in records]
+    assert all(answers.count(k) >= len(answers) // 8 for k in range(4))
+    questions = load_jsonl(EXAMPLES / "data" / name)
+    assert len(questions) == len(records)
+    # no asked term, option or prompt in the format training data; no format training word anywhere
+    assert find_leaks(name, questions, Corpus(training_texts(FORMAT_TRAIN)), min_option_words=1) == []
+    assert not {r["word"] for r in _records("task_format_train.jsonl")} & \
+        _words(t for r in records for t in [r["question"], *r["options"]])
+    everything = Corpus([*corpus.texts, *training_texts(FORMAT_TRAIN),
+                         *[t for o in ONTOLOGIES for t in training_texts(EXAMPLES / "probes" / f"domain_{o}.txt")]])
+    if "control" in name:  # never-trained definitions: in no training text or probe
+        assert all(leak.field == "question" for leak in find_leaks(name, questions, everything))
+    else:  # trained definitions and names on purpose; the question form never occurs in training
+        terms = {q.id: normalize(q.question) for q in questions}
+        assert all(leak.evidence in terms[leak.id]  # a long trained name shares a 13-gram with its text
+                   for leak in find_leaks(name, questions, corpus, check_options=False))
+
+
+def test_ontology_trained_options_are_trained_definitions_of_that_ontology():
+    for o in ONTOLOGIES:
+        trained = {t.split(": ", 1)[1] for t in training_texts(EXAMPLES / "data" / f"domain_{o}_train.jsonl")}
+        for name in (f"eval/{o}_trained_format.jsonl", f"val/{o}_trained_format_val.jsonl"):
+            assert all(set(r["options"]) <= trained for r in _records(name)), name
