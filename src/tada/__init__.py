@@ -2,12 +2,29 @@
 
 TaDA (calibrated probe gating + per-component subspace-aware merging, arXiv 2606.05016) and the
 classic baselines (linear, task arithmetic, TIES, DARE, magnitude pruning, SVD, concatenation).
+
+``tada.merge`` and friends import torch on first use (deferred on purpose: ``tada --help`` and
+``import tada.errors`` start without it).
 """
 from __future__ import annotations
 
-from ._version import __version__
-from .api import extract_probes, merge
-from .errors import TadaError
-from .methods import method_names
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["merge", "extract_probes", "method_names", "TadaError", "__version__"]
+from ._version import __version__
+from .errors import TadaError
+
+if TYPE_CHECKING:
+    from .api import evaluate, export_base, extract_probes, merge
+    from .methods import method_names
+
+__all__ = ["merge", "extract_probes", "evaluate", "export_base", "method_names", "TadaError", "__version__"]
+
+_LAZY = {"merge": "api", "extract_probes": "api", "evaluate": "api", "export_base": "api", "method_names": "methods"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

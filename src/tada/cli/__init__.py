@@ -3,7 +3,6 @@ library and printing the result (:mod:`tada.cli.app` holds the group and the err
 :mod:`tada.cli.options` the flags generated from the options model)."""
 from __future__ import annotations
 
-from . import analyze, bench, card, demo, evaluate, export, info, merge, plot, probe, push, train  # noqa: F401  (registration)
-from .app import cli, main
+from .app import cli, main  # the commands' modules load when a command is looked up (app.COMMANDS)
 
 __all__ = ["cli", "main"]

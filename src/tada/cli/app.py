@@ -45,7 +45,48 @@ class OnceGroup(click.Group):
     group_class = type  # sub-groups are OnceGroup too
 
 
-@click.group(cls=OnceGroup)
+#: Every command: its module under tada.cli (imported only when the command runs, so that
+#: ``tada --help`` starts without importing torch) and its one-line help for ``tada --help``
+#: (tests/test_cli_startup.py checks that each equals the command's own).
+COMMANDS: dict[str, tuple[str, str]] = {
+    'analyze': ('analyze', "The paper's analyses: probe size (Table 5), probe mismatch (6), ablations..."),
+    'bench': ('bench', 'Base, task only, domain only and every merge method on every dataset: the...'),
+    'card': ('card', 'Rewrite the README.md model card of merged adapter OUT (with an evaluation...'),
+    'datasets': ('info', 'List the registered evaluation datasets (a .jsonl path works too; see...'),
+    'demo': ('demo', 'The embedded default: merge the shipped example adapters on...'),
+    'eval': ('evaluate', 'Multiple-choice accuracy (or --images: top-1) with n and a 95% Wilson...'),
+    'export-base': ('export', 'Write the base model as a transformers folder (config + safetensors +...'),
+    'inspect': ('info', 'Rank, alpha, scaling, targets and per-module ‖ΔW‖ of an adapter.'),
+    'merge': ('merge', "Merge TASK and DOMAIN adapters (see `tada methods` for every method's..."),
+    'methods': ('info', 'List the merge methods and their parameters with defaults.'),
+    'plot-alpha': ('plot', 'Fig. 2: per-layer task weight α of one or two TaDA merges.'),
+    'probe': ('probe', 'Compute probe statistics once (e.g. on a GPU box) for later merges without...'),
+    'push': ('push', 'Upload adapter folder OUT to hub model repository REPO (owner/name), creating...'),
+    'train': ('train', 'Train a LoRA adapter (PEFT + transformers), seeded and deterministic on CPU;...'),
+}
+
+
+class LazyGroup(OnceGroup):
+    """The top-level group: a command's module is imported when the command is looked up."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            import importlib
+
+            importlib.import_module(f"tada.cli.{COMMANDS[cmd_name][0]}")  # registers it on `cli`
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][1] if name in COMMANDS else (self.commands[name].get_short_help_str(80)))
+                for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.version_option(package_name="tada")
 def cli(debug: bool) -> None:

@@ -14,7 +14,6 @@ import click
 import yaml
 
 from ..errors import TadaError
-from ..methods import REGISTRY, bench_methods
 from ..options import Option, options_of
 
 
@@ -104,6 +103,8 @@ def method_options() -> tuple[list[Option], dict[str, str]]:
     """One option per parameter name over every registered method (first declaration wins; the
     registry test checks that every method declares a shared name with the same kind and flag),
     and its help text naming the methods that take it and their defaults."""
+    from ..methods import REGISTRY, bench_methods  # imports torch: only for the commands that need it
+
     order = [*bench_methods(), *sorted(set(REGISTRY) - set(bench_methods()))]
     options: dict[str, Option] = {}
     defaults: dict[str, dict[str, list[str]]] = {}
@@ -129,12 +130,17 @@ def _shown(value: Any) -> str:
 _FIELD = re.compile(r"`([a-z][a-z0-9_]*)`")
 
 
-def flag_map(group: click.Group) -> dict[str, str]:
-    """Field name → flag over every command of ``group`` (sub-groups included)."""
+def flag_map(group: click.Group, ctx: click.Context | None = None) -> dict[str, str]:
+    """Field name → flag over every command of ``group`` (sub-groups included; lazily loaded
+    commands are loaded)."""
     out: dict[str, str] = {}
-    for command in group.commands.values():
+    ctx = ctx or click.Context(group)
+    for name in group.list_commands(ctx):
+        command = group.get_command(ctx, name)
+        if command is None:
+            continue
         if isinstance(command, click.Group):
-            out.update(flag_map(command))
+            out.update(flag_map(command, ctx))
             continue
         for param in command.params:
             if isinstance(param, click.Option) and param.name:

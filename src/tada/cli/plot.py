@@ -9,7 +9,7 @@ from ..errors import TadaError
 from .app import cli
 
 
-@cli.command("plot-alpha")
+@cli.command("plot-alpha", short_help="Fig. 2: per-layer task weight α of one or two TaDA merges.")
 @click.argument("reports", nargs=-1, required=True)
 @click.option("--out", default="alpha.png", show_default=True, help="PNG path (an .svg is written beside it).")
 @click.option("--title", "titles", multiple=True, help="Panel title (repeat per report; default: the base model).")
