@@ -6,6 +6,7 @@ live one per module beside this one and only parse and print.
 """
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -88,9 +89,29 @@ class LazyGroup(OnceGroup):
 
 @click.group(cls=LazyGroup)
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.option("--verbose", is_flag=True, help="Show the libraries' model-loading progress bars.")
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch [default: $OMP_NUM_THREADS, "
+                                                           "else the cores this process may use].")
 @click.version_option(package_name="tada")
-def cli(debug: bool) -> None:
+def cli(debug: bool, verbose: bool, threads: int | None) -> None:
     """Merge a task LoRA adapter and a domain LoRA adapter into one PEFT LoRA adapter."""
+    if verbose:
+        os.environ["TADA_VERBOSE"] = "1"
+    set_threads(threads)
+
+
+def set_threads(threads: int | None) -> int:
+    """Set torch's CPU threads once for the command: ``threads``, else ``$OMP_NUM_THREADS``, else
+    the cores this process may run on (never more: torch's own default counts every core of the
+    machine, which oversubscribes a container or a busy box). Torch is not imported for this; it
+    reads the variable when a command imports it."""
+    if threads is None:
+        env = os.environ.get("OMP_NUM_THREADS", "")
+        threads = int(env) if env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))
+    os.environ["OMP_NUM_THREADS"] = str(threads)
+    if "torch" in sys.modules:  # already imported (in-process use): set it directly
+        sys.modules["torch"].set_num_threads(threads)
+    return threads
 
 
 def main(argv: list[str] | None = None) -> None:
