@@ -134,3 +134,31 @@ def test_json_outputs_and_the_alpha_table_behind_summary(adapters, tmp_path, cap
                              "--out", tmp_path / "e.jsonl")
     record = json.loads(out)
     assert code == 0 and record["n"] == 1 and record["predictions_path"] == str(tmp_path / "e.jsonl"), err
+
+
+def test_max_rank_caps_exact_methods_and_tada_check_says_what_vllm_refuses(tmp_path, capsys):
+    import json
+
+    from conftest import dense_delta, merged_delta
+    import reference as ref
+
+    task, domain = write_adapter(tmp_path / "t", r=12, seed=1), write_adapter(tmp_path / "d", r=12, seed=2)
+    code, out, err = run_cli(capsys, "merge", "--task", task, "--domain", domain, "--method", "cat",
+                             "--out", tmp_path / "cat", "--quiet")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "check", tmp_path / "cat")  # rank 24 > vLLM's default 16
+    assert code == 2 and "rank 24" in out and "--max-rank 16" in out
+    code, out, err = run_cli(capsys, "check", tmp_path / "cat", "--max-lora-rank", "32")
+    assert code == 0 and "loads it as it is" in out
+    res = tada.merge(task, domain, method="cat", max_rank=16, out=tmp_path / "capped", progress=False)
+    name = "model.layers.0.self_attn.q_proj"
+    want = ref.truncate(dense_delta(task, name) + dense_delta(domain, name), 16)
+    assert float((merged_delta(res.tensors, name) - want).norm() / want.norm()) <= 1e-6
+    entry = res.report["modules"][name]
+    assert entry["rank"] == 16 and 0 < entry["max_rank_rel_error"] < 1
+    assert res.report["summary"]["max_rank_capped_modules"] == len(res.report["modules"])
+    assert json.loads((tmp_path / "capped" / "adapter_config.json").read_text())["r"] == 16
+    code, out, _ = run_cli(capsys, "check", tmp_path / "capped")
+    assert code == 0, out
+    with pytest.raises(TadaError, match="`rank` 20 is above `max_rank` 16"):
+        tada.merge(task, domain, method="svd", rank=20, max_rank=16, progress=False)

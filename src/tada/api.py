@@ -101,7 +101,8 @@ def merge(task: AdapterSource, domain: AdapterSource | list[str] | list[AdapterS
         timings["probes"] = time.perf_counter() - t
     result = merge_adapters(task_a, domain_as if k > 1 else domain_as[0], method, params,
                             stats_domain=stats_d, stats_general=stats_g,
-                            rank=o.rank, dtype=o.dtype, allow_partial=o.allow_partial, progress=o.progress,
+                            rank=o.rank, max_rank=o.max_rank, dtype=o.dtype, allow_partial=o.allow_partial,
+                            progress=o.progress,
                             probe_info=probe_info, base_model=base_model)
     if base_warning:
         warnings.warn(base_warning, stacklevel=2)

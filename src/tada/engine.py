@@ -16,7 +16,8 @@ import torch
 
 from .adapters import Adapter, lora_keys, natural_key, output_config
 from .errors import TadaError
-from .methods import ModuleInput, get_method, make_params
+from .lowrank import LowRank, truncate_lowrank
+from .methods import ModuleInput, ModuleResult, get_method, make_params
 from .methods.base import side_names
 from .models import parse_dtype
 from .probes import ProbeStats
@@ -67,8 +68,8 @@ def input_summary(adapter: Adapter) -> dict:
 def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str = "tada", params: Any = None, *,
                    stats_domain: ProbeStats | list[ProbeStats] | None = None,
                    stats_general: ProbeStats | None = None,
-                   rank: int | None = None, dtype: str | None = None, allow_partial: bool = False,
-                   progress: bool = True, base_model: str | None = None,
+                   rank: int | None = None, max_rank: int | None = None, dtype: str | None = None,
+                   allow_partial: bool = False, progress: bool = True, base_model: str | None = None,
                    probe_info: dict | None = None) -> MergeResult:
     """Merge opened adapters with a registered method (the engine behind ``tada.merge``): one task
     adapter and one domain adapter, or a list of K domain adapters (SPEC §6b) with one domain
@@ -87,6 +88,10 @@ def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str =
                         "(with `base`) or `domain_stats`/`general_stats`")
     if rank is not None and rank < 1:
         raise TadaError(f"`rank` must be ≥ 1, got {rank}")
+    if max_rank is not None and max_rank < 1:
+        raise TadaError(f"`max_rank` must be ≥ 1, got {max_rank}")
+    if rank is not None and max_rank is not None and rank > max_rank:
+        raise TadaError(f"`rank` {rank} is above `max_rank` {max_rank}")
     warn: list[str] = []
     sides = side_names(len(domains))
     for d in domains:
@@ -133,6 +138,8 @@ def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str =
                        disable=not progress, leave=False):
         name = module.name
         result = spec.fn(module, run_params)
+        if max_rank is not None and result.A.shape[0] > max_rank:
+            result = cap_rank(result, max_rank)
         ka, kb = lora_keys(name)
         tensors[ka] = result.A.to(out_dtype).contiguous()
         tensors[kb] = result.B.to(out_dtype).contiguous()
@@ -163,6 +170,7 @@ def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str =
         "method": method,
         "params": params,
         "rank": rank,
+        **({"max_rank": max_rank} if max_rank is not None else {}),
         "dtype": str(out_dtype).replace("torch.", ""),
         "allow_partial": allow_partial,
         "inputs": ({"task": input_summary(task), "domain": input_summary(domains[0])} if len(domains) == 1 else
@@ -177,6 +185,16 @@ def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str =
         "versions": versions(),
     })
     return MergeResult(tensors, config, report, {"merge": merge_seconds})
+
+
+def cap_rank(result: ModuleResult, max_rank: int) -> ModuleResult:
+    """A module result above ``max_rank`` truncated to it by the low-rank SVD (Eq. 8's route: ΔW
+    is never formed); the relative error ‖discarded σ‖/‖σ‖ goes to ``max_rank_rel_error``."""
+    tr = truncate_lowrank(LowRank(result.B.to(torch.float64), result.A.to(torch.float64).T), max_rank)
+    info = {**result.info, "max_rank_rel_error": tr.rel_error}
+    if "rank" in info:
+        info["rank_before_cap"] = info.pop("rank")
+    return ModuleResult(tr.B, tr.A, info)
 
 
 def _common_dtype(adapters: list[Adapter], warn: list[str]) -> torch.dtype:

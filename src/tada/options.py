@@ -142,6 +142,9 @@ class MergeOptions:
     general_stats: str | None = opt(None, "General probe statistics written by `tada probe`.")
     out: str | None = opt(None, "Output folder (a PEFT LoRA adapter + tada_report.json).")
     rank: int | None = opt(None, "Output rank of truncating methods (default max(r_T, r_D)).")
+    max_rank: int | None = opt(None, "Cap every module's rank at N for serving stacks (vLLM's default "
+                                     "--max-lora-rank is 16): exact methods are truncated by the low-rank SVD; "
+                                     "the relative error is in the report.")
     dtype: str | None = opt(None, "Output dtype (default: the adapters').")
     device: str = opt("cpu", "cpu, cuda or auto (probe extraction).")
     model_dtype: str | None = opt(None, "dtype the base model is loaded in for probes.")

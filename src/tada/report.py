@@ -55,6 +55,10 @@ def summarize(modules: dict[str, dict]) -> dict:
         out["alpha_mean"] = mean
         out["alpha_std"] = (sum((a - mean) ** 2 for a in alphas) / len(alphas)) ** 0.5
         out["task_dominant_fraction"] = sum(a >= 0.5 for a in alphas) / len(alphas)
+    capped = [m["max_rank_rel_error"] for m in modules.values() if "max_rank_rel_error" in m]
+    if capped:
+        out["max_rank_capped_modules"] = len(capped)
+        out["max_rank_rel_error_max"] = max(capped)
     errors = [m["rel_error"] for m in modules.values() if "rel_error" in m]
     if errors:
         out["rel_error_max"] = max(errors)

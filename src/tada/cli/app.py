@@ -52,6 +52,7 @@ class OnceGroup(click.Group):
 COMMANDS: dict[str, tuple[str, str]] = {
     'analyze': ('analyze', "The paper's analyses: probe size (Table 5), probe mismatch (6), ablations..."),
     'bench': ('bench', 'Base, task only, domain only and every merge method on every dataset: the...'),
+    'check': ('check', 'Print what TARGET would refuse in ADAPTER (exit 2 if anything); nothing loads...'),
     'card': ('card', 'Rewrite the README.md model card of merged adapter OUT (with an evaluation...'),
     'datasets': ('info', 'List the registered evaluation datasets (a .jsonl path works too; see...'),
     'demo': ('demo', 'The embedded default: merge the shipped example adapters on...'),
