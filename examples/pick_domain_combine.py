@@ -10,11 +10,13 @@ docs/methods.md. Run from the repository root: ``python examples/pick_domain_com
 from __future__ import annotations
 
 import dataclasses
+import json
 import statistics
 import sys
 from pathlib import Path
 
-from tada.analysis.variants import Variant, evaluate_variants
+from tada.analysis.variants import Variant, evaluate_variants, slug
+from tada.grid import Grid
 from tada.eval.reproduce import label
 from tada.eval.runner import BenchConfig
 from tada.eval.presets import preset
@@ -51,14 +53,10 @@ def main() -> int:
         print(f"| {v.name} | " + " | ".join(cells) + f" | {means[v.name][0]:.3f} | {means[v.name][1]:.3f} |")
     n = sum(by[("sum", d)]["n"] for d in cfg.datasets)
     print(f"\nn = {n} validation questions over {len(cfg.datasets)} sets")
-    runs = cfg.out + "/results"
+    grid = Grid(cfg.out)
     for field, what in (("correct", "content accuracy"), ("format_ok", "format compliance")):
-        import json
-
         def outcomes(variant: str, d: str, field: str = field) -> dict[str, bool]:
-            from tada.analysis.variants import slug
-
-            path = Path(runs) / f"variant-{slug(variant)}" / f"{Path(d).stem}.format.jsonl"
+            path = grid.result_path(f"variant-{slug(variant)}", d, "format.jsonl")
             return {f"{d}:{p['id']}": bool(p[field]) for p in map(json.loads, path.read_text().splitlines())}
 
         a = {k: v for d in cfg.datasets for k, v in outcomes("sum", d).items()}

@@ -142,7 +142,9 @@ def test_max_rank_caps_exact_methods_and_tada_check_says_what_vllm_refuses(tmp_p
     from conftest import dense_delta, merged_delta
     import reference as ref
 
-    task, domain = write_adapter(tmp_path / "t", r=12, seed=1), write_adapter(tmp_path / "d", r=12, seed=2)
+    shapes = {f"model.layers.{i}.self_attn.{m}": (64, 48) for i in range(2) for m in ("q_proj", "o_proj")}
+    task = write_adapter(tmp_path / "t", shapes, r=12, seed=1)
+    domain = write_adapter(tmp_path / "d", shapes, r=12, seed=2)
     code, out, err = run_cli(capsys, "merge", "--task", task, "--domain", domain, "--method", "cat",
                              "--out", tmp_path / "cat", "--quiet")
     assert code == 0, err
