@@ -10,6 +10,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+#: Progress bars appear only for work that takes longer than this (tqdm's ``delay``, seconds).
+PROGRESS_DELAY_S = 2.0
+
 #: The longest first line :func:`first_line` keeps (longer ones end in ``"..."``).
 FIRST_LINE_LIMIT = 300
 

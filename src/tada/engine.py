@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from ._util import PROGRESS_DELAY_S
 from .adapters import Adapter, lora_keys, natural_key, output_config
 from .errors import TadaError
 from .lowrank import LowRank, truncate_lowrank
@@ -128,14 +129,14 @@ def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str =
     if spec.calibrate is not None:  # first pass (TaDA's delta: auto): every module, before any merge
         run_params, calibration = spec.calibrate(
             tqdm(module_inputs(), total=len(names), desc=f"calibrate ({method})", unit="module",
-                 disable=not progress, leave=False), params)
+                 disable=not progress, delay=PROGRESS_DELAY_S, leave=False), params)
     else:
         run_params = params
     tensors = TensorSpool()
     modules_report: dict[str, dict] = {}
     ranks: dict[str, int] = {}
     for module in tqdm(module_inputs(), total=len(names), desc=f"merge ({method})", unit="module",
-                       disable=not progress, leave=False):
+                       disable=not progress, delay=PROGRESS_DELAY_S, leave=False):
         name = module.name
         result = spec.fn(module, run_params)
         if max_rank is not None and result.A.shape[0] > max_rank:

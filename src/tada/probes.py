@@ -23,7 +23,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from ._util import cache_root
+from ._util import PROGRESS_DELAY_S, cache_root
 from .errors import TadaError
 from .fileio import parse_json_object
 from .roles import layer_of
@@ -215,7 +215,7 @@ def extract_stats(model, tokenizer, texts: list[str], module_names: list[str], *
 
     with InputSums(model, module_names, content_sum) as sums:
         batches = range(0, len(texts), batch_size)
-        for start in tqdm(batches, desc="probe", unit="batch", disable=not progress, leave=False):
+        for start in tqdm(batches, desc="probe", unit="batch", disable=not progress, delay=PROGRESS_DELAY_S, leave=False):
             enc = tokenizer(texts[start:start + batch_size], truncation=True, max_length=max_length)
             for row_ids in enc["input_ids"]:
                 if budget <= 0:

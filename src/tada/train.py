@@ -31,7 +31,7 @@ from pathlib import Path
 
 import torch
 
-from ._util import file_sha256
+from ._util import PROGRESS_DELAY_S, file_sha256
 from .errors import TadaError
 from .fileio import parse_json_object
 from .models import BaseSpec, load_model, load_tokenizer
@@ -200,7 +200,7 @@ def train_lora(base: BaseSpec, data: str | Path, out: str | Path, *, mode: str =
     losses: list[float] = []
     tokens = 0
     rng = random.Random(seed)
-    bar = tqdm(total=steps, disable=not progress, desc=f"train {mode}", unit="step")
+    bar = tqdm(total=steps, disable=not progress, delay=PROGRESS_DELAY_S, desc=f"train {mode}", unit="step")
     started = time.perf_counter()
     while len(losses) < steps:
         for indices in bucketed_batches([len(e.input_ids) for e in examples], batch_size, rng):

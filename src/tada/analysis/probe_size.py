@@ -14,6 +14,7 @@ import statistics
 
 import torch
 
+from .._util import PROGRESS_DELAY_S
 from ..probes import ProbeStats, extract_stats
 
 
@@ -54,7 +55,7 @@ def probe_size_table(task, domain, domain_sums, general_sums, sizes: list[int], 
     from ..api import merge
 
     rows = []
-    for size in tqdm(sizes, desc="probe size", unit="N", disable=not progress):
+    for size in tqdm(sizes, desc="probe size", unit="N", disable=not progress, delay=PROGRESS_DELAY_S):
         usable = min(size, len(domain_sums), len(general_sums))
         alphas = []
         for k in range(subsets):

@@ -11,6 +11,8 @@ import re
 import statistics
 from dataclasses import dataclass, field
 
+from .._util import PROGRESS_DELAY_S
+
 ABLATIONS: dict[str, dict] = {
     "full TaDA": {},
     "layer-level α": {"layer_alpha": True},
@@ -46,7 +48,7 @@ def evaluate_variants(cfg, variants: list[Variant], *, progress: bool = True) ->
 
     records = []
     benches: dict[str | None, Bench] = {}
-    for v in tqdm(variants, desc="variants", unit="variant", disable=not progress):
+    for v in tqdm(variants, desc="variants", unit="variant", disable=not progress, delay=PROGRESS_DELAY_S):
         probe = v.domain_probe or cfg.domain_probe
         if probe not in benches:  # one Bench (one loaded model) per domain probe
             benches[probe] = Bench(dataclasses.replace(cfg, domain_probe=probe), progress=False)
@@ -70,7 +72,7 @@ def evaluate_vision_variants(cfg, variants: list[Variant], *, progress: bool = T
         raise TadaError("probe-mismatch variants are for language benchmarks; give vision probes in the config")
     bench = VisionBench(cfg, progress=False)
     records = []
-    for v in tqdm(variants, desc="variants", unit="variant", disable=not progress):
+    for v in tqdm(variants, desc="variants", unit="variant", disable=not progress, delay=PROGRESS_DELAY_S):
         for record in bench.row_records(f"variant-{slug(v.name)}", "tada", v.params):
             records.append({**record, "variant": v.name, "scoring": "top1"})
     return records

@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from .._util import PROGRESS_DELAY_S
 from ..errors import TadaError
 from ..prompts import LETTERS, answer_for, format_mcq
 from .datasets import MCQ, MCQDataset, declares_format, fewshot_for
@@ -255,7 +256,8 @@ class Scorer:
 
         groups = self._group_by_prefix(dataset, questions, shots, seed, "letter")
         preds: dict[str, dict] = {}
-        bar = tqdm(total=len(questions), desc=f"{dataset.name} (letter)", unit="q", disable=not progress, leave=False)
+        bar = tqdm(total=len(questions), desc=f"{dataset.name} (letter)", unit="q",
+                   disable=not progress, delay=PROGRESS_DELAY_S, leave=False)
         for prefix_text, qs in groups:
             prefix_ids = self.encode_prefix(prefix_text)
             cache = self.run_prefix(prefix_ids)[0] if self.prefix_cache and prefix_ids else None
@@ -314,7 +316,8 @@ class Scorer:
 
         groups = self._group_by_prefix(dataset, questions, shots, seed, scoring)
         preds: dict[str, dict] = {}
-        bar = tqdm(total=len(questions), desc=f"{dataset.name} ({scoring})", unit="q", disable=not progress, leave=False)
+        bar = tqdm(total=len(questions), desc=f"{dataset.name} ({scoring})", unit="q",
+                   disable=not progress, delay=PROGRESS_DELAY_S, leave=False)
         for prefix_text, qs in groups:
             prefix_ids = self.encode_prefix(prefix_text)
             if len(prefix_ids) <= SHORT_PREFIX:
@@ -439,7 +442,7 @@ class Scorer:
 
         preds = {p["id"]: p for p in self.score_cloze(dataset, questions, shots, seed, progress, "format")}
         bar = tqdm(total=len(questions), desc=f"{dataset.name} (format generation)", unit="q",
-                   disable=not progress, leave=False)
+                   disable=not progress, delay=PROGRESS_DELAY_S, leave=False)
         for prefix_text, qs in self._group_by_prefix(dataset, questions, shots, seed, "format"):
             prefix_ids = self.encode_prefix(prefix_text)
             encoded = sorted(((q, prefix_ids + self.encode(self.template.question(q, "format"))) for q in qs),

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .._util import PROGRESS_DELAY_S
 from ..errors import TadaError
 from ..fileio import load_yaml_mapping
 from ..grid import Grid
@@ -308,7 +309,7 @@ class Bench:
         cells = [(r, d) for r in runs for d in self.cfg.select_on]
         records = [self.evaluate(r, d, self.cfg.select_scoring)
                    for r, d in tqdm(cells, desc=f"{self.cfg.name}: density on validation", unit="cell",
-                                    disable=not self.progress)]
+                                    disable=not self.progress, delay=PROGRESS_DELAY_S)]
         picked = {}
         for m in methods:
             scores: dict[float, list[float]] = {}
@@ -328,7 +329,8 @@ class Bench:
                  for d in self.cfg.datasets + sorted(set(self.cfg.validation.values()))
                  for s in self.cfg.scoring if self.scores(d, s)]
         records = []
-        for run, dataset, scoring in tqdm(cells, desc=f"bench {self.cfg.name}", unit="cell", disable=not self.progress):
+        for run, dataset, scoring in tqdm(cells, desc=f"bench {self.cfg.name}", unit="cell",
+                                          disable=not self.progress, delay=PROGRESS_DELAY_S):
             records.append(self.evaluate(run, dataset, scoring))
         self.grid.finish(asdict(self.cfg), records, selection={"picked": picked, "records": selection},
                          seconds=round(time.perf_counter() - start, 1))

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._util import write_json_atomic
+from .._util import PROGRESS_DELAY_S, write_json_atomic
 from ..errors import TadaError
 from ..eval.runner import _hub_reachable, build_config
 from ..grid import Grid
@@ -190,7 +190,8 @@ class VisionBench:
 
         start = time.perf_counter()
         records = []
-        for row in tqdm(self.cfg.rows(), desc=f"bench {self.cfg.name}", unit="row", disable=not self.progress):
+        for row in tqdm(self.cfg.rows(), desc=f"bench {self.cfg.name}", unit="row",
+                        disable=not self.progress, delay=PROGRESS_DELAY_S):
             records += self.row_records(row)
         self.grid.finish(dataclasses.asdict(self.cfg), records,
                          recipes={d: self.recipe(d) for d in self.cfg.datasets},

@@ -13,6 +13,7 @@ import os
 
 import torch
 
+from .._util import PROGRESS_DELAY_S
 from ..errors import TadaError
 from ..probes import InputSums, ProbeStats
 
@@ -48,7 +49,8 @@ def extract_image_stats(model, pixel_values: torch.Tensor, module_names: list[st
     from tqdm.auto import tqdm
 
     with InputSums(model, module_names, patch_sum) as sums:
-        for image in tqdm(pixel_values, desc="image probe", unit="image", disable=not progress, leave=False):
+        for image in tqdm(pixel_values, desc="image probe", unit="image",
+                          disable=not progress, delay=PROGRESS_DELAY_S, leave=False):
             model(pixel_values=image.unsqueeze(0).to(device=device, dtype=dtype))
             sums.add()
     count = n_patch * pixel_values.shape[0]

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import torch
 
+from .._util import PROGRESS_DELAY_S
 from ..errors import TadaError
 from ..models import warn_if_slow_on_cpu
 from ..train import _check_numbers, lr_factor, name_base
@@ -128,7 +129,7 @@ def train_image_lora(base: str, data: str | ImageSet, out: str | Path, *, r: int
     rng = random.Random(seed)
     losses: list[float] = []
     hits: list[float] = []
-    bar = tqdm(total=steps, disable=not progress, desc="train images", unit="step")
+    bar = tqdm(total=steps, disable=not progress, delay=PROGRESS_DELAY_S, desc="train images", unit="step")
     started = time.perf_counter()
     order: list[int] = []
     while len(losses) < steps:
