@@ -164,3 +164,13 @@ def test_max_rank_caps_exact_methods_and_tada_check_says_what_vllm_refuses(tmp_p
     assert code == 0, out
     with pytest.raises(TadaError, match="`rank` 20 is above `max_rank` 16"):
         tada.merge(task, domain, method="svd", rank=20, max_rank=16, progress=False)
+
+
+def test_unknown_names_suggest_the_closest(adapters, capsys):
+    task, domain = adapters
+    with pytest.raises(TadaError, match="unknown method 'tiess' \\(did you mean ties\\?\\)"):
+        tada.merge(task, domain, method="tiess", progress=False)
+    code, _, err = run_cli(capsys, "merge", "--task", task, "--domain", domain, "--dlta", "0.1", "--out", "x")
+    assert code == 2 and "--dlta" in err and "'--delta'" in err
+    code, _, err = run_cli(capsys, "bench", "--preset", "smollm2-ofline")
+    assert code == 2 and "unknown preset" in err and "did you mean smollm2-offline" in err

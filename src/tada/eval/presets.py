@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import TadaError
+from ..options import closest
 
 PAPER_DATASETS = ["medmcqa", "medqa", "sciq", "arc_challenge", "mmlu_cs", "mmlu_college_bio"]
 
@@ -208,5 +209,6 @@ def preset(name: str) -> dict:
     try:
         entry = PRESETS[name]
     except KeyError:
-        raise TadaError(f"unknown preset {name!r}; choose one of {', '.join(sorted(PRESETS))}") from None
+        raise TadaError(f"unknown preset {name!r}{closest(name, PRESETS)}; choose one of "
+                        f"{', '.join(sorted(PRESETS))}") from None
     return dict(entry() if callable(entry) else entry)

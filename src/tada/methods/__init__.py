@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from . import dare, linear, magnitude_prune, svd, tada, ties  # noqa: F401  (registration)
 from ..errors import TadaError
+from ..options import closest
 from .base import (REGISTRY, Calibrate, MethodSpec, ModuleInput, ModuleResult, check_weights, make_params,
                    register)
 
@@ -17,7 +18,8 @@ def get_method(name: str) -> MethodSpec:
     try:
         return REGISTRY[name]
     except KeyError:
-        raise TadaError(f"unknown method {name!r}; choose one of {', '.join(sorted(REGISTRY))}") from None
+        raise TadaError(f"unknown method {name!r}{closest(name, REGISTRY)}; choose one of "
+                        f"{', '.join(sorted(REGISTRY))}") from None
 
 
 def method_names() -> list[str]:
