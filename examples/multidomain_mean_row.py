@@ -29,7 +29,7 @@ def main() -> int:
     print("|---" * (2 * len(cfg.datasets) + 1) + "|")
     records = {d: bench.evaluate(run, d, "format") for d in cfg.datasets}
     cells = []
-    for d, r in records.items():
+    for r in records.values():
         flo, fhi = r["metrics"]["format_ci"]
         lo, hi = r["ci"]
         cells += [f"{r['metrics']['format_rate']:.3f} [{flo:.2f}, {fhi:.2f}]", f"{r['accuracy']:.3f} [{lo:.2f}, {hi:.2f}]"]
