@@ -67,7 +67,7 @@ def test_probe_then_merge_without_base(capsys, tmp_path, pair, tiny_base, monkey
     (["merge", "--task", "{task}", "--domain", "{domain}", "--out", "{tmp}/o", "--domain-probe",
       "{tmp}/empty.txt", "--general-probe", "{tmp}/empty.txt", "--base", "{tiny}"], "no inputs"),
     (["merge", "--task", "{task}", "--domain", "{domain}", "--out", "{tmp}/o", "--method", "tada",
-      "--domain-probe", "{tmp}/p.txt", "--general-probe", "{tmp}/p.txt"], "needs --base"),
+      "--domain-probe", "{tmp}/p.txt", "--general-probe", "{tmp}/p.txt"], "--base is needed"),
     (["inspect", "{tmp}"], "adapter_config.json"),
     (["probe", "--base", "{tmp}/missing.gguf", "--probe", "x", "--out", "y"], "not found"),
 ])

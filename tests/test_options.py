@@ -145,3 +145,25 @@ def test_a_registered_method_joins_the_bench_grid(monkeypatch):
     cfg = BenchConfig(name="n", base="b", task="t", domain="d", datasets=["x"], densities=[0.3, 0.7])
     assert cfg.methods[-1] == "toy" and row_label("toy") == "Toy"
     assert [r.key for r in grid(cfg) if r.group == "toy"] == ["toy-d0.3", "toy-d0.7"]
+
+
+def test_bench_overrides_and_probe_options_come_from_the_model():
+    from tada.api import extract_probes
+    from tada.eval.runner import BenchConfig
+    from tada.options import BenchOverrides, ProbeOptions
+    from tada.vision.bench import VisionBenchConfig
+
+    import click
+
+    bench = cli.get_command(click.Context(cli), "bench")
+    probe = cli.get_command(click.Context(cli), "probe")
+    bench_flags = {opt for p in bench.params for opt in p.opts}
+    probe_flags = {opt for p in probe.params for opt in p.opts}
+    for o in options_of(BenchOverrides):  # each override is a key of both bench configurations
+        assert o.flag in bench_flags
+        assert o.name in {f.name for f in dataclasses.fields(BenchConfig)} & {f.name for f in
+                                                                              dataclasses.fields(VisionBenchConfig)}
+    signature = inspect.signature(extract_probes).parameters
+    for o in options_of(ProbeOptions):
+        assert signature[o.name].default == o.default
+        assert not o.cli or o.flag in probe_flags

@@ -23,7 +23,7 @@ from .errors import TadaError
 from .fileio import parse_json_object
 from .methods import get_method
 from .methods.base import side_names
-from .options import MergeOptions, build, options_of
+from .options import MergeOptions, ProbeOptions, build, options_of
 from .models import BaseSpec, default_base, load_model, load_tokenizer, resolve_base
 from .probes import ProbeStats, extract_stats, find_modules, read_probe, stats_for_probe
 from .report import REPORT_NAME, TIMINGS_NAME, jsonable
@@ -184,36 +184,40 @@ def _probe_stats(which: str, probe, stats, modules: list[str], base_spec: BaseSp
     return computed, info
 
 
-def extract_probes(base: str | None, probe: str | os.PathLike, *, gguf_file: str | None = None,
-                   revision: str | None = None, modules: list[str] | None = None,
-                   adapter: str | os.PathLike | None = None, target_modules: str = "all-linear",
-                   n: int = 32, seed: int = 42, max_length: int = 256, site: str = "module-input",
-                   batch_size: int = 8, device: str = "cpu", model_dtype: str | None = None,
-                   max_tokens: int | None = None, out: str | os.PathLike | None = None,
-                   progress: bool = True) -> ProbeStats:
+def extract_probes(base: str | None, probe: str | os.PathLike, *, modules: list[str] | None = None,
+                   out: str | os.PathLike | None = None, **options: Any) -> ProbeStats:
     """Probe statistics on the base model (``tada probe``), optionally saved to a safetensors file.
-    ``base`` None: the embedded SmolLM2 (a note unless ``adapter`` names it).
+    ``base`` None: the embedded SmolLM2 (a note unless ``adapter`` names it). ``options``: the
+    fields of :class:`tada.options.ProbeOptions`.
 
     Modules: ``modules`` (exact names), else those of ``adapter``, else every module whose leaf
     name is in ``target_modules`` (comma-separated), where ``all-linear`` means every
     ``nn.Linear`` except the output head.
     """
+    o: ProbeOptions = build(ProbeOptions, options, "tada.extract_probes")
+    adapter, gguf_file, revision = o.adapter, o.gguf_file, o.revision
     recorded = [load_adapter(adapter).base_model] if adapter is not None else []
     spec = resolve_base(base, gguf_file, revision) if base else default_base(recorded)
-    model, tok = load_model(spec, device=device, dtype=model_dtype), load_tokenizer(spec)
+    model, tok = load_model(spec, device=o.device, dtype=o.model_dtype), load_tokenizer(spec)
     if modules is None and adapter is not None:
         modules = load_adapter(adapter).module_names
     if modules is None:
-        modules = linear_modules(model, target_modules)
+        modules = linear_modules(model, o.target_modules)
     find_modules(model, modules)
-    probe_set = read_probe(probe, n, seed)
-    stats = extract_stats(model, tok, probe_set.items, modules, batch_size=batch_size,
-                          max_length=max_length, site=site, max_tokens=max_tokens, progress=progress)
+    probe_set = read_probe(probe, o.n, o.seed)
+    stats = extract_stats(model, tok, probe_set.items, modules, batch_size=o.batch_size,
+                          max_length=o.max_length, site=o.site, max_tokens=o.max_tokens, progress=o.progress)
     stats.meta.update({"base": spec.name, "probe_file": str(probe), "probe_sha256": probe_set.sha256,
-                       "n": n, "seed": seed})
+                       "n": o.n, "seed": o.seed})
     if out is not None:
         stats.save(out)
     return stats
+
+
+extract_probes.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
+    *list(inspect.signature(extract_probes).parameters.values())[:4],
+    *(inspect.Parameter(opt.name, inspect.Parameter.KEYWORD_ONLY, default=opt.default)
+      for opt in options_of(ProbeOptions))], return_annotation=ProbeStats)
 
 
 def linear_modules(model: torch.nn.Module, target_modules: str) -> list[str]:

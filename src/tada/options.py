@@ -172,3 +172,39 @@ MERGE_OUTPUT_KEYS = ("out",)
 #: The keys of a merge YAML: the adapters, the method, every :class:`MergeOptions` field, ``parameters``.
 MERGE_YAML_KEYS = ("task", "domain", "method", "parameters",
                    *(o.name for o in options_of(MergeOptions) if o.cli))
+
+
+@dataclass(frozen=True)
+class ProbeOptions:
+    """``tada probe`` / :func:`tada.extract_probes`: how probe statistics are computed on the base."""
+
+    gguf_file: str | None = opt(None, "GGUF file name inside `base`.")
+    revision: str | None = opt(None, "Hub revision of `base`.")
+    adapter: str | None = opt(None, "Take the module list from this adapter.")
+    target_modules: str = opt("all-linear", "Comma-separated leaf names, or all-linear.")
+    n: int = opt(32, "Probe size N (inputs drawn from the file).")
+    seed: int = opt(42, "Seed of the probe sample.")
+    max_length: int = opt(256, "Probe truncation in tokens.")
+    site: str = opt("module-input", "Where h is read.", choices=("module-input", "layer-hidden"))
+    batch_size: int = opt(8, "Probe batch size.")
+    max_tokens: int | None = opt(None, "Budget of probe tokens run through the model (time control).")
+    device: str = opt("cpu", "cpu, cuda, or auto (device_map=auto on several GPUs).")
+    model_dtype: str | None = opt(None, "dtype the base model is loaded in.")
+    progress: bool = opt(True, "Show progress bars.", cli=False)
+
+
+@dataclass(frozen=True)
+class BenchOverrides:
+    """The options of ``tada bench`` that replace a configuration's keys (YAML or preset); each
+    is a key of the language and of the vision bench configuration."""
+
+    task: str | None = opt(None, "Task adapter (overrides the config).")
+    domain: str | None = opt(None, "Domain adapter (overrides the config).")
+    domain_probe: str | None = opt(None, "Domain probe (overrides the config).")
+    general_probe: str | None = opt(None, "General probe (overrides the config).")
+    out: str | None = opt(None, "Output folder (overrides the config).")
+    limit: int | None = opt(None, "Questions (images) per dataset (overrides the config).")
+    device: str | None = opt(None, "cpu, cuda, auto (overrides the configuration).")
+    model_dtype: str | None = opt(None, "dtype the base model runs in: float32, bfloat16… (overrides the "
+                                        "configuration).")
+    report: str | None = opt(None, "Results document to write or update (overrides the config).")

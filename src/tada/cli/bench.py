@@ -6,33 +6,28 @@ import sys
 import click
 
 from ..eval.presets import PRESETS
+from ..options import BenchOverrides, options_of
 from ..workflows import any_bench_config, run_bench
 from .app import cli
+from .options import add_options, click_option, given
+
+BENCH_OVERRIDES = options_of(BenchOverrides)
 
 #: ``--device`` / ``--model-dtype`` of ``tada bench`` and ``tada analyze``: overrides of the configuration.
-device_override = click.option("--device", help="cpu, cuda, auto (overrides the configuration).")
-model_dtype_override = click.option(
-    "--model-dtype", help="dtype the base model runs in: float32, bfloat16… (overrides the configuration).")
+device_override, model_dtype_override = (click_option(o) for o in BENCH_OVERRIDES if o.name in ("device", "model_dtype"))
+
 
 
 @cli.command()
 @click.option("--config", "config_file", help="Bench YAML (see docs/evaluation.md).")
 @click.option("--preset", help=f"A named configuration: {', '.join(PRESETS)}.")
-@click.option("--task", help="Task adapter (overrides the config).")
-@click.option("--domain", help="Domain adapter (overrides the config).")
-@click.option("--domain-probe")
-@click.option("--general-probe")
-@click.option("--out", help="Output folder (overrides the config).")
-@click.option("--limit", type=int, help="Questions per dataset (overrides the config).")
-@device_override
-@model_dtype_override
-@click.option("--report", help="Results document to write or update (overrides the config).")
+@add_options(BENCH_OVERRIDES)
 @click.option("--dry-run", is_flag=True, help="Validate and report what cannot be reached; run nothing.")
 @click.option("--quiet", is_flag=True)
 def bench(config_file, preset, dry_run, quiet, **overrides) -> None:
     """Base, task only, domain only and every merge method on every dataset: the paper's Table 3
     (language) or Table 4 (vision: presets vit-l16, dinov2-offline, or a config with modality: vision)."""
-    cfg = any_bench_config(config_file, preset, overrides)
+    cfg = any_bench_config(config_file, preset, given(overrides, BENCH_OVERRIDES))
     command = "tada " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else f"tada bench --preset {preset}"
     outcome = run_bench(cfg, command=command, dry_run=dry_run, progress=not quiet, show=not quiet)
     if outcome.table:

@@ -57,6 +57,8 @@ def click_option(o: Option, help_text: str | None = None) -> Callable:
     """The click option of one field: given values only (``None`` = not given, so a YAML or the
     field's default applies)."""
     text = o.help if help_text is None else help_text
+    if help_text is None and o.default not in (None, False) and o.default != {} and o.kind != "bool":
+        text = f"{text} [default: {_shown(o.default)}]"
     if o.kind == "bool":
         return click.option(o.flag, o.name, is_flag=True, default=None, help=text)
     if o.kind == "mapping":
