@@ -12,9 +12,20 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .adapters import load_adapter
+from .analysis import probe_size as probe_size_analysis
+from .analysis import timing as timing_analysis
+from .analysis import variants as variants_analysis
+from .analysis.plots import line_plot
 from .errors import TadaError
+from .eval import reproduce, tables
+from .eval import runner as text_bench
+from .eval.lm import read_lines
+from .eval.presets import preset as get_preset
 from .fileio import load_yaml_mapping
+from .models import load_model, load_tokenizer, resolve_base
 from .report import jsonable
+from .vision import bench as vision_bench
 
 #: Keys of a bench YAML that name files (resolved relative to the YAML's folder).
 BENCH_PATH_KEYS = ("task", "domain", "domain_probe", "general_probe", "domain_stats", "general_stats", "base")
@@ -24,15 +35,13 @@ def bench_data(config_file: str | None, preset: str | None, overrides: dict) -> 
     """The raw configuration of ``tada bench`` / ``tada analyze``: a YAML file or a preset, with
     the ``overrides`` that were given (not None) replacing its keys (``datasets``/``scoring``:
     comma-separated lists). Returns (configuration, where it came from)."""
-    from .eval.presets import preset as get_preset
-    from .eval.runner import load_bench_config
 
     if bool(config_file) == bool(preset):
         raise TadaError("give exactly one of `config` or `preset`")
     if config_file:
         data = load_yaml_mapping(config_file, "bench config", BENCH_PATH_KEYS)
         if data.get("modality", "text") == "text":
-            data = dict(vars(load_bench_config(config_file)))
+            data = dict(vars(text_bench.load_bench_config(config_file)))
     else:
         assert preset is not None
         data = get_preset(preset)
@@ -44,24 +53,20 @@ def bench_data(config_file: str | None, preset: str | None, overrides: dict) -> 
 
 def text_bench_config(config_file: str | None, preset: str | None, overrides: dict):
     """A language :class:`tada.eval.runner.BenchConfig` (``tada analyze``, ``tada bench`` on text)."""
-    from .eval.runner import BenchConfig
 
     data, where = bench_data(config_file, preset, overrides)
     if data.get("modality", "text") != "text":
         raise TadaError(f"{where} is a {data['modality']} benchmark; this command takes a language one")
-    return BenchConfig.from_dict(data, where)
+    return text_bench.BenchConfig.from_dict(data, where)
 
 
 def any_bench_config(config_file: str | None, preset: str | None, overrides: dict):
     """A language or a vision benchmark configuration, whichever the source declares."""
     data, where = bench_data(config_file, preset, overrides)
     if data.get("modality", "text") == "vision":
-        from .vision.bench import VisionBenchConfig
+        return vision_bench.VisionBenchConfig.from_dict(data, where)
 
-        return VisionBenchConfig.from_dict(data, where)
-    from .eval.runner import BenchConfig
-
-    return BenchConfig.from_dict(data, where)
+    return text_bench.BenchConfig.from_dict(data, where)
 
 
 @dataclass
@@ -79,37 +84,31 @@ def run_bench(cfg, *, command: str, dry_run: bool = False, progress: bool = True
     """Run (or check, ``dry_run``) a benchmark configuration and write its tables and report."""
     if getattr(cfg, "modality", "text") == "vision":
         return _run_vision_bench(cfg, command=command, dry_run=dry_run, progress=progress)
-    from .eval.runner import Bench, dry_run as check
-    from .eval.tables import write_tables
 
     if dry_run:
-        return BenchOutcome(problems=check(cfg), dry_run=True)
+        return BenchOutcome(problems=text_bench.dry_run(cfg), dry_run=True)
     started = time.perf_counter()
-    bench = Bench(cfg, progress=progress)
+    bench = text_bench.Bench(cfg, progress=progress)
     records = bench.run()
-    write_tables(records, cfg, show=show, picked=bench.picked)
+    tables.write_tables(records, cfg, show=show, picked=bench.picked)
     outcome = BenchOutcome(written=[f"{cfg.out}/table.*.md, .csv, .json and results.json"])
     if cfg.report:
-        from .eval.reproduce import write_results
-
-        outcome.written.append(str(write_results(bench, records, command=command,
+        outcome.written.append(str(reproduce.write_results(bench, records, command=command,
                                                  wall_s=time.perf_counter() - started)))
     return outcome
 
 
 def _run_vision_bench(cfg, *, command: str, dry_run: bool, progress: bool) -> BenchOutcome:
-    from .vision.bench import VisionBench, dry_run as check, table4, write_outputs
-
     if dry_run:
-        return BenchOutcome(problems=check(cfg), table=table4(cfg), dry_run=True)
+        return BenchOutcome(problems=vision_bench.dry_run(cfg), table=vision_bench.table4(cfg), dry_run=True)
     started = time.perf_counter()
-    bench = VisionBench(cfg, progress=progress)
+    bench = vision_bench.VisionBench(cfg, progress=progress)
     records = bench.run()
     recipes = {d: bench.recipe(d) for d in cfg.datasets}
     labels = {d: bench.test_set(d).labels for d in cfg.datasets}
-    written = write_outputs(cfg, records, recipes, command=command, wall_s=time.perf_counter() - started,
+    written = vision_bench.write_outputs(cfg, records, recipes, command=command, wall_s=time.perf_counter() - started,
                             labels=labels)
-    return BenchOutcome(table=table4(cfg, records, recipes), written=[str(p) for p in written])
+    return BenchOutcome(table=vision_bench.table4(cfg, records, recipes), written=[str(p) for p in written])
 
 
 # ---- the paper's analyses (Tables 5-8) ---------------------------------------------------------
@@ -150,11 +149,6 @@ class Analysis:
 
 def probe_size(cfg, sizes: list[int], subsets: int, seed: int, out: Path, *, progress: bool = True) -> Analysis:
     """Table 5: mean over modules of std(α) across ``subsets`` random probe subsets of each size."""
-    from .adapters import load_adapter
-    from .analysis.plots import line_plot
-    from .analysis.probe_size import per_input_sums, probe_size_table
-    from .eval.lm import read_lines
-    from .models import load_model, load_tokenizer, resolve_base
 
     if subsets < 2 or not sizes or min(sizes) < 1:
         raise TadaError("need `subsets` >= 2 and `sizes` >= 1")
@@ -163,9 +157,10 @@ def probe_size(cfg, sizes: list[int], subsets: int, seed: int, out: Path, *, pro
     spec = resolve_base(cfg.base, cfg.gguf_file, cfg.revision)
     model, tok = load_model(spec, device=cfg.device, dtype=cfg.model_dtype), load_tokenizer(spec)
     modules = sorted(load_adapter(cfg.task).module_names)
-    sums = {w: per_input_sums(model, tok, read_lines(p), modules) for w, p in
+    sums = {w: probe_size_analysis.per_input_sums(model, tok, read_lines(p), modules) for w, p in
             (("domain", cfg.domain_probe), ("general", cfg.general_probe))}
-    rows = probe_size_table(cfg.task, cfg.domain, sums["domain"], sums["general"], sizes, subsets, seed, progress)
+    rows = probe_size_analysis.probe_size_table(cfg.task, cfg.domain, sums["domain"], sums["general"], sizes, subsets,
+                                                seed, progress)
     md = ("| N | mean std(α) across subsets | mean α |\n|---|---|---|\n"
           + "".join(f"| {r['N']} | {r['mean_std_alpha']:.4f} | {r['mean_alpha']:.3f} |\n" for r in rows)
           + f"\n{subsets} subsets per N (seed {seed}); std over subsets per module (n − 1), then the mean over "
@@ -181,37 +176,33 @@ def probe_size(cfg, sizes: list[int], subsets: int, seed: int, out: Path, *, pro
 
 def timing(cfg, methods: list[str], out: Path, *, progress: bool = True) -> Analysis:
     """Table 8: wall time of each merge step for TaDA and the baselines, in one run."""
-    from .analysis.timing import time_methods, to_markdown
-
-    rows = time_methods(cfg.task, cfg.domain, methods, base=cfg.base, gguf_file=cfg.gguf_file,
+    rows = timing_analysis.time_methods(cfg.task, cfg.domain, methods, base=cfg.base, gguf_file=cfg.gguf_file,
                         domain_probe=cfg.domain_probe, general_probe=cfg.general_probe,
                         params=cfg.method_params, device=cfg.device, progress=progress)
-    md = to_markdown(rows)
+    md = timing_analysis.to_markdown(rows)
     return Analysis(md, write_analysis(out, "timing", {"bench": vars(cfg), "methods": methods}, rows, md,
                                        "Timing (Table 8)"))
 
 
 def variants(cfg, variant_list: list, out: Path, name: str, title: str, *, progress: bool = True) -> Analysis:
     """Tables 6 and 7: TaDA variants scored like the bench, one table (and bar chart) per metric."""
-    from .analysis.variants import bar_chart, evaluate_variants, evaluate_vision_variants, to_markdown, variant_rows
-    from .eval.reproduce import label
-
     cfg = dataclasses.replace(cfg, out=str(out / "runs"))
     vision = getattr(cfg, "modality", "text") == "vision"
-    records = (evaluate_vision_variants if vision else evaluate_variants)(cfg, variant_list, progress=progress)
-    labels = {d: cfg.column(d) if vision else label(d) for d in cfg.datasets}
+    evaluate = variants_analysis.evaluate_vision_variants if vision else variants_analysis.evaluate_variants
+    records = evaluate(cfg, variant_list, progress=progress)
+    labels = {d: cfg.column(d) if vision else reproduce.label(d) for d in cfg.datasets}
     md, rows_all = "", []
     tables = [("top1", "accuracy", "top-1 accuracy")] if vision else \
         [(s, m, t) for s in cfg.scoring for m, t in
          ([("accuracy", "content accuracy, format scoring"), ("format_rate", "format compliance, format scoring")]
           if s == "format" else [("accuracy", f"{s} scoring")])]
     for scoring, metric, heading in tables:
-        rows = variant_rows(records, cfg.datasets, scoring, metric)
+        rows = variants_analysis.variant_rows(records, cfg.datasets, scoring, metric)
         rows_all += [{"scoring": scoring, "metric": metric, **r} for r in rows]
         stem = f"{name}.{scoring}" + ("" if metric == "accuracy" else f".{metric}")
-        md += f"## {heading}\n\n" + to_markdown(rows, cfg.datasets, labels)
+        md += f"## {heading}\n\n" + variants_analysis.to_markdown(rows, cfg.datasets, labels)
         md += f"\n![{heading}]({stem}.png)\n\n"
-        bar_chart(rows, out / f"{stem}.png", f"{cfg.name}: {title} ({heading})")
+        variants_analysis.bar_chart(rows, out / f"{stem}.png", f"{cfg.name}: {title} ({heading})")
     md += "Brackets: 95% Wilson interval. Every variant is a TaDA merge; " + "; ".join(
         f"{v.name}: {v.params or 'defaults'}" + (f", domain probe {shown(v.domain_probe)}" if v.domain_probe else "")
         for v in variant_list) + ".\n"
@@ -222,19 +213,16 @@ def variants(cfg, variant_list: list, out: Path, name: str, title: str, *, progr
 
 def ablation(cfg, out: Path, *, progress: bool = True) -> Analysis:
     """Table 7: every TaDA ablation switch (SPEC §6)."""
-    from .analysis.variants import ABLATIONS, Variant
-
-    return variants(cfg, [Variant(n, p) for n, p in ABLATIONS.items()], out, "ablation", "Ablations (Table 7)",
+    ablations = [variants_analysis.Variant(n, p) for n, p in variants_analysis.ABLATIONS.items()]
+    return variants(cfg, ablations, out, "ablation", "Ablations (Table 7)",
                     progress=progress)
 
 
 def probe_mismatch(cfg, mismatch: list[str], out: Path, *, progress: bool = True) -> Analysis:
     """Table 6: TaDA with the matched domain probe vs general text or another domain's probe."""
-    from .analysis.variants import Variant
-
-    variant_list = [Variant("matched domain probe"),
-                    Variant("general text as domain probe", domain_probe=cfg.general_probe)]
-    variant_list += [Variant(f"mismatched probe {Path(p).name}", domain_probe=p) for p in mismatch]
+    variant_list = [variants_analysis.Variant("matched domain probe"),
+                    variants_analysis.Variant("general text as domain probe", domain_probe=cfg.general_probe)]
+    variant_list += [variants_analysis.Variant(f"mismatched probe {Path(p).name}", domain_probe=p) for p in mismatch]
     for v in variant_list:
         if v.domain_probe and not Path(v.domain_probe).is_file():
             raise TadaError(f"probe file not found: {v.domain_probe}")

@@ -12,6 +12,10 @@ import statistics
 from dataclasses import dataclass, field
 
 from .._util import PROGRESS_DELAY_S
+from ..errors import TadaError
+from ..eval.runner import Bench, Run
+from ..vision.bench import VisionBench
+
 
 ABLATIONS: dict[str, dict] = {
     "full TaDA": {},
@@ -44,8 +48,6 @@ def evaluate_variants(cfg, variants: list[Variant], *, progress: bool = True) ->
     """Score every variant on ``cfg.datasets`` × ``cfg.scoring``; records as ``tada bench`` writes them."""
     from tqdm.auto import tqdm
 
-    from ..eval.runner import Bench, Run
-
     records = []
     benches: dict[str | None, Bench] = {}
     for v in tqdm(variants, desc="variants", unit="variant", disable=not progress, delay=PROGRESS_DELAY_S):
@@ -64,9 +66,6 @@ def evaluate_vision_variants(cfg, variants: list[Variant], *, progress: bool = T
     """The same for a vision benchmark (:class:`tada.vision.bench.VisionBenchConfig`): top-1 on
     every set with the column's head recipe; records carry ``scoring="top1"``."""
     from tqdm.auto import tqdm
-
-    from ..errors import TadaError
-    from ..vision.bench import VisionBench
 
     if any(v.domain_probe for v in variants):
         raise TadaError("probe-mismatch variants are for language benchmarks; give vision probes in the config")

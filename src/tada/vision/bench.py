@@ -20,12 +20,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._util import PROGRESS_DELAY_S, write_json_atomic
+from ..adapters import load_adapter
 from ..errors import TadaError
+from ..eval.reproduce import BEGIN, END, replace_generated_block
 from ..eval.runner import _hub_reachable, build_config
+from ..eval.stats import paired
 from ..grid import Grid
-from ..records import adapter_sha256, cell_record
 from ..methods import bench_methods, get_method, row_label
+from ..records import adapter_sha256, cell_record
 from .dinov2_onnx import EMBEDDED_VIT, resolve_vision_base
+from .evaluate import _train_set, choose_head, head_top1, linear_probe_top1, load_evaluated
+from .hub import HUB_IMAGE_SETS
+from .images import sample
+from .probes import extract_image_probes
+from .sources import load_image_set, LOADERS
+from .train import read_labels
 
 
 @dataclass
@@ -84,32 +93,21 @@ class VisionBench:
     # ---- inputs -------------------------------------------------------------------------------
     def test_set(self, dataset: str):
         if dataset not in self._tests:
-            from .images import sample
-            from .sources import load_image_set
-
             self._tests[dataset] = sample(load_image_set(dataset), self.cfg.limit, self.cfg.seed)
         return self._tests[dataset]
 
     def train_set(self, dataset: str):
         """The linear probe's train images: ``train_sets[dataset]``, else the set's ``:train`` split."""
         if dataset not in self._trains:
-            from .evaluate import _train_set
-
             self._trains[dataset] = _train_set(dataset, self.test_set(dataset), self.cfg.train_sets.get(dataset))
         return self._trains[dataset]
 
     def recipe(self, dataset: str) -> str:
         """``modules_to_save`` (the task adapter's head) or ``linear_probe`` for a column."""
-        from .evaluate import choose_head
-        from .train import read_labels
-
         return choose_head(read_labels(self.task), self.test_set(dataset))
 
     def stats(self) -> dict[str, str]:
         """The domain and general probe statistics files (computed once through the base)."""
-        from ..adapters import load_adapter
-        from .probes import extract_image_probes
-
         modules = sorted(set(load_adapter(self.task).module_names) | set(load_adapter(self.domain).module_names))
         files = {}
         for which in ("domain", "general"):
@@ -154,8 +152,6 @@ class VisionBench:
 
     def row_records(self, row: str, method: str | None = None, params: dict | None = None) -> list[dict]:
         """Every dataset of one row: the model is loaded once, cached cells are reused."""
-        from .evaluate import head_top1, linear_probe_top1, load_evaluated
-
         adapter = self.adapter_for(row, method, params)
         todo, records = [], {}
         for dataset in self.cfg.datasets:
@@ -239,8 +235,6 @@ def paired_lines(cfg: VisionBenchConfig, records: list[dict], labels: dict[str, 
                  against: str = "tada") -> list[str]:
     """Markdown rows: ``against`` minus each other row, per column, in points, with the exact
     McNemar p-value on the same test images (question-by-question, as for the language tables)."""
-    from ..eval.stats import paired
-
     by = {(r["row"], r["dataset"]): r for r in records}
 
     def correct(row: str, dataset: str) -> dict[int, bool]:
@@ -264,8 +258,6 @@ def write_outputs(cfg: VisionBenchConfig, records: list[dict], recipes: dict[str
                   wall_s: float, labels: dict[str, list[int]] | None = None) -> list[Path]:
     """``table.md``/``table.csv`` in ``out``, and the generated block of ``report`` (when set):
     the table, the 95% intervals and (with the test ``labels``) paired tests of TaDA vs each row."""
-    from ..eval.reproduce import BEGIN, END, replace_generated_block
-
     out = Path(cfg.out)
     table = table4(cfg, records, recipes)
     (out / "table.md").write_text(table, encoding="utf-8")
@@ -295,9 +287,6 @@ def write_outputs(cfg: VisionBenchConfig, records: list[dict], recipes: dict[str
 
 def _source_problem(source: str, what: str) -> str | None:
     """Why an image source cannot be reached (``None`` when it can)."""
-    from .hub import HUB_IMAGE_SETS
-    from .sources import LOADERS
-
     name = source.split(":")[0]
     if Path(source).exists() or name in LOADERS or name == "fashion-mnist-test":
         return None
