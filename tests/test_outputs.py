@@ -124,7 +124,7 @@ def front_matter(text: str) -> tuple[dict, str]:
 
 def test_model_card_content(tmp_path, capsys):
     from tada.records import cell_record
-    from tada.report import file_sha256
+    from tada._util import file_sha256
 
     task = write_adapter(tmp_path / "task", base="HuggingFaceTB/SmolLM2-135M")
     domain = write_adapter(tmp_path / "domain", seed=1, base="HuggingFaceTB/SmolLM2-135M")

@@ -64,13 +64,6 @@ def test_file_sha256_over_several_chunks(tmp_path):
     assert file_sha256(empty, chunk=7) == hashlib.sha256(b"").hexdigest()
 
 
-def test_report_keeps_file_sha256():
-    """engine, eval.runner and vision.bench import file_sha256 from tada.report."""
-    from tada import report
-
-    assert report.file_sha256 is file_sha256
-
-
 def test_write_json_atomic_writes_and_leaves_no_temp_file(tmp_path):
     path = tmp_path / "deep" / "er" / "out.json"
     write_json_atomic(path, {"b": 1, "a": [1, 2]})

@@ -25,8 +25,11 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .card import resolvable_base
 from .errors import TadaError
 from .lowrank import LoraModule
+from .models import EMBEDDED_HUB_ID, is_embedded
+
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
@@ -329,8 +332,6 @@ def output_base_model(inherited: str | None, base: str | None) -> tuple[str | No
     path); otherwise the ``base`` the user gave (an existing local path made absolute) replaces it;
     without one it is kept, with a warning.
     """
-    from .card import resolvable_base
-    from .models import EMBEDDED_HUB_ID, is_embedded
 
     if is_embedded(base) or (not base and is_embedded(inherited)):
         # the embedded GGUF is a quantisation of this hub model: the id every loader resolves

@@ -16,19 +16,25 @@ from typing import Any
 
 import torch
 
+from ._util import write_json_atomic
 from .adapters import Adapter, check_output, load_adapter, output_base_model, write_adapter
 from .card import CARD_NAME, model_card
-from .engine import MergeResult, merge_adapters
+from .engine import merge_adapters, MergeResult
 from .errors import TadaError
+from .eval.datasets import load_dataset_by_name
+from .eval.mcq import evaluate as score, select
 from .fileio import parse_json_object
+from .hub import push
 from .methods import get_method
 from .methods.base import side_names
-from .options import MergeOptions, ProbeOptions, build, options_of
-from .models import BaseSpec, default_base, load_model, load_tokenizer, resolve_base
-from .probes import ProbeStats, extract_stats, find_modules, read_probe, stats_for_probe
-from .report import REPORT_NAME, TIMINGS_NAME, jsonable
+from .models import BaseSpec, default_base, load_model, load_tokenizer, parse_dtype, resolve_base, smollm2_gguf
+from .options import build, MergeOptions, options_of, ProbeOptions
+from .probes import extract_stats, find_modules, ProbeStats, read_probe, stats_for_probe
+from .records import adapter_sha256, cell_record, text_cell_key, write_predictions
+from .report import jsonable, REPORT_NAME, TIMINGS_NAME
 from .stopwatch import step
-from ._util import write_json_atomic
+from .vision.dinov2_onnx import EMBEDDED_VIT, resolve_vision_base
+from .vision.evaluate import evaluate_images as top1
 
 
 def _open(adapter: str | os.PathLike | Adapter, revision: str | None, allow_pickle: bool) -> Adapter:
@@ -116,8 +122,6 @@ def merge(task: AdapterSource, domain: AdapterSource | list[str] | list[AdapterS
         result.timings["write"] = time.perf_counter() - t
         result.out = str(o.out)
         if o.push_to_hub:
-            from .hub import push
-
             push(o.out, o.push_to_hub, private=o.private, revision=o.hub_revision)
     return result
 
@@ -244,12 +248,6 @@ def evaluate(dataset: str, *, base: str | None = None, gguf_file: str | None = N
     Returns (result, record, predictions path). ``shots``: default 3, or 0 with ``format`` scoring
     (whose compliance the shots would teach). ``limit``: a seeded sample of that many questions, kept
     in dataset order; ``first``: the first that many (lm-evaluation-harness's ``--limit``); not both."""
-    from .eval.datasets import load_dataset_by_name
-    from .eval.mcq import evaluate as score
-    from .models import smollm2_gguf
-    from .records import cell_record, text_cell_key, write_predictions
-
-    from .eval.mcq import select
 
     shots = (0 if scoring == "format" else 3) if shots is None else shots
     select([], limit, seed, first)  # `limit` and `first` checked before any model is loaded
@@ -299,9 +297,6 @@ def evaluate_images(dataset: str, *, base: str | None = None, adapter: str | os.
     """Top-1 of base (default: the embedded DINOv2-S/14) + ``adapter`` on an image set
     (``tada eval --images``); writes the record with its predictions to ``out`` (default
     ``tada-eval/<set>.top1.<adapter folder name or base>.json``). Returns (result, record, path)."""
-    from .records import adapter_sha256, cell_record
-    from .vision.dinov2_onnx import EMBEDDED_VIT, resolve_vision_base
-    from .vision.evaluate import evaluate_images as top1
 
     started = time.perf_counter()
     base_path = resolve_vision_base(base or EMBEDDED_VIT)
@@ -329,8 +324,6 @@ def export_base(out: str | os.PathLike, *, base: str | None = None, gguf_file: s
     export (a folder holding a ``config.json``), nothing else."""
     import shutil
     import tempfile
-
-    from .models import parse_dtype, smollm2_gguf
 
     out = Path(out)
     if out.exists():

@@ -18,8 +18,13 @@ from pathlib import Path
 import click
 import torch
 
+from .api import merge
+from .eval.datasets import load_dataset_by_name
+from .eval.mcq import evaluate
 from .examples import examples_root
+from .models import load_model, load_tokenizer, native_half, smollm2_gguf
 from .summary import print_summary
+
 
 #: Held-out questions the demo measures (validation sets: no test question is looked at), and how
 #: many of each: ~40 keeps the table within about two minutes on two CPU cores.
@@ -30,7 +35,6 @@ DEMO_N = 40
 
 def measure(model, tokenizer, sets: dict, n: int) -> dict[str, dict]:
     """Format compliance and content accuracy (with 95% intervals) of ``model`` on each set."""
-    from .eval.mcq import evaluate
 
     out = {}
     for name, ds in sets.items():
@@ -55,10 +59,6 @@ def table_lines(rows: dict[str, dict[str, dict]], set_names: list[str]) -> list[
 
 def run_demo(out: str, examples_dir: str | None = None) -> None:
     from peft import PeftModel
-
-    from .api import merge
-    from .eval.datasets import load_dataset_by_name
-    from .models import load_model, load_tokenizer, native_half, smollm2_gguf
 
     spec = smollm2_gguf()
     ex = examples_root(examples_dir)

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from ._util import PROGRESS_DELAY_S
+from ._util import PROGRESS_DELAY_S, file_sha256
 from .adapters import Adapter, lora_keys, natural_key, output_config
 from .errors import TadaError
 from .lowrank import LowRank, truncate_lowrank
@@ -22,7 +22,7 @@ from .methods import ModuleInput, ModuleResult, get_method, make_params
 from .methods.base import side_names
 from .models import parse_dtype
 from .probes import ProbeStats
-from .report import REPORT_VERSION, file_sha256, jsonable, summarize, versions
+from .report import REPORT_VERSION, jsonable, summarize, versions
 from .roles import role_of
 from .spool import TensorSpool
 

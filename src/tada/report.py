@@ -11,7 +11,7 @@ import platform
 import statistics
 from pathlib import Path
 
-from ._util import file_sha256  # noqa: F401 - re-exported: engine, eval.runner and vision.bench import it from here
+from ._version import __version__
 
 REPORT_NAME = "tada_report.json"
 TIMINGS_NAME = "tada_timings.json"
@@ -38,8 +38,6 @@ def versions() -> dict[str, str]:
     import safetensors
     import torch
     import transformers
-
-    from ._version import __version__
 
     return {"tada": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
             "peft": peft.__version__, "safetensors": safetensors.__version__,

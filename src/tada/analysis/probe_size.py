@@ -15,7 +15,8 @@ import statistics
 import torch
 
 from .._util import PROGRESS_DELAY_S
-from ..probes import ProbeStats, extract_stats
+from ..api import merge
+from ..probes import extract_stats, ProbeStats
 
 
 def per_input_sums(model, tokenizer, texts: list[str], modules: list[str], *,
@@ -51,8 +52,6 @@ def probe_size_table(task, domain, domain_sums, general_sums, sizes: list[int], 
                      progress: bool = True) -> list[dict]:
     """``[{"N", "subsets", "mean_std_alpha", "mean_alpha"}]``; the merges run without writing."""
     from tqdm.auto import tqdm
-
-    from ..api import merge
 
     rows = []
     for size in tqdm(sizes, desc="probe size", unit="N", disable=not progress, delay=PROGRESS_DELAY_S):

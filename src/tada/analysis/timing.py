@@ -11,6 +11,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from ..api import merge
+from ..methods import get_method
+from ..stopwatch import Stopwatch
+
 STEPS = ("load_adapters", "load_base", "probe_extraction", "components", "gating", "merge", "truncation", "write")
 
 
@@ -18,9 +22,6 @@ def time_methods(task: str, domain: str, methods: list[str], *, base: str | None
                  domain_probe: str | None, general_probe: str | None, params: dict[str, dict] | None = None,
                  device: str = "cpu", progress: bool = True) -> list[dict]:
     """One merge per method, each step timed; returns ``[{"method", step: seconds, …, "total"}]``."""
-    from ..api import merge
-    from ..methods import get_method
-    from ..stopwatch import Stopwatch
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="tada-timing-") as tmp:

@@ -5,6 +5,8 @@ from pathlib import Path
 
 import torch
 
+from ..train import batch_loss, collate, encode
+
 
 def read_lines(path: str | Path) -> list[str]:
     """Non-empty lines of a UTF-8 text file."""
@@ -15,7 +17,6 @@ def read_lines(path: str | Path) -> list[str]:
 def mean_loss(model, tokenizer, texts: list[str], batch_size: int = 8) -> float:
     """Token-weighted mean next-token loss (nats) over ``texts``, each scored whole (BOS-free as
     tokenized by ``tada.train.encode`` in ``lm`` mode), in length-sorted batches."""
-    from ..train import batch_loss, collate, encode
 
     examples = sorted((encode(tokenizer, {"text": t}, "lm", 10**6) for t in texts), key=lambda e: len(e.input_ids))
     total, count = 0.0, 0

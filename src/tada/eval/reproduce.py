@@ -23,9 +23,9 @@ from pathlib import Path
 
 from ..analysis import alpha_grid
 from ..analysis.plots import plot_alpha, read_report
+from .._util import file_sha256
 from ..errors import TadaError
 from ..methods import row_label
-from ..report import file_sha256
 from ..summary import filter_line
 from .leakage import Corpus, find_leaks, training_texts
 from .lm import mean_loss, read_lines

@@ -19,10 +19,14 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ..adapters import load_adapter
 from ..errors import TadaError
 from ..eval.mcq import wilson_interval
+from ..models import parse_dtype, warn_if_slow_on_cpu
 from .images import ImageSet, preprocess, sample
 from .sources import load_image_set
+from .train import head_name, HEAD_NAMES, load_classifier, read_labels
+
 
 #: SPEC §9: at most this many seeded train images fit the linear probe.
 PROBE_TRAIN_MAX = 5000
@@ -100,8 +104,6 @@ HEAD_CHOICES = ("auto", "adapter", "linear-probe")
 def adapter_head(adapter: str | os.PathLike) -> dict[str, torch.Tensor]:
     """The ``modules_to_save`` head of a PEFT adapter as ``{"weight": …, "bias": …}`` (keys as in
     the model's head module); one-line error when the adapter carries no head."""
-    from ..adapters import load_adapter
-    from .train import HEAD_NAMES
 
     extras = load_adapter(adapter).extra_tensors()
     head: dict[str, torch.Tensor] = {}
@@ -121,16 +123,12 @@ def load_evaluated(base: str, adapter: str | os.PathLike | None = None, *,
     ``adapter`` merged in (LoRA and its own head), then the head of ``head_from`` put on top
     (when given). Without any head the model has a 2-way placeholder head (only its features are
     used, by the linear probe)."""
-    from ..models import parse_dtype, warn_if_slow_on_cpu
-    from .train import head_name, load_classifier
 
     own = adapter_head(adapter) if adapter is not None and _has_head(adapter) else None
     size = own["weight"].shape[0] if own is not None else 2
     model = load_classifier(base, [str(i) for i in range(size)], device=device)
     if adapter is not None:
         from peft import PeftModel
-
-        from ..adapters import load_adapter
 
         model = PeftModel.from_pretrained(model, str(load_adapter(adapter).path)).merge_and_unload()
     if head_from is not None:
@@ -196,7 +194,6 @@ def evaluate_images(base: str, test_source: str | os.PathLike | ImageSet, *,
     features of ``train_source`` (default: the ``:train`` split of a named set; a folder needs it
     given). ``result.meta`` says which head was used and where it came from.
     """
-    from .train import read_labels
 
     test_full = test_source if isinstance(test_source, ImageSet) else load_image_set(test_source)
     test = sample(test_full, n, seed)

@@ -14,8 +14,13 @@ import os
 import torch
 
 from .._util import PROGRESS_DELAY_S
+from ..adapters import load_adapter
+from ..api import linear_modules
 from ..errors import TadaError
+from ..models import load_model, resolve_base
 from ..probes import InputSums, ProbeStats
+from .dinov2_onnx import resolve_vision_base
+from .sources import image_probe_inputs
 
 
 def patch_count(model, pixel_values: torch.Tensor) -> int:
@@ -68,11 +73,6 @@ def extract_image_probes(base: str | os.PathLike, source: str | os.PathLike, *, 
     ``source`` (an image folder or a loader name, see ``images.load_image_set``) with ``seed``,
     pre-process them (SPEC §9) and return (and optionally save) their statistics. Modules as for
     text probes: ``modules``, else those of ``adapter``, else the ``target_modules`` leaf names."""
-    from ..adapters import load_adapter
-    from ..api import linear_modules
-    from ..models import load_model, resolve_base
-    from .dinov2_onnx import resolve_vision_base
-    from .sources import image_probe_inputs
 
     spec = resolve_base(resolve_vision_base(str(base)))
     model = load_model(spec, device=device, causal_lm=False)

@@ -28,10 +28,11 @@ import torch
 
 from .._util import PROGRESS_DELAY_S
 from ..errors import TadaError
-from ..models import warn_if_slow_on_cpu
+from ..models import parse_dtype, pick_device, warn_if_slow_on_cpu
 from ..train import _check_numbers, lr_factor, name_base
-from .images import ImageSet, preprocess
+from .images import ImageSet, preprocess, sample
 from .sources import load_image_set
+
 
 #: The sidecar naming the classes of an adapter's ``modules_to_save`` head, in label order.
 LABELS_NAME = "labels.json"
@@ -46,8 +47,6 @@ def load_classifier(base: str, classes: list[str], *, device: str = "cpu", dtype
     """``AutoModelForImageClassification`` of ``base`` with a head of ``len(classes)`` outputs
     (a new head when the base has none or another size) and the class names in its config."""
     import transformers
-
-    from ..models import parse_dtype, pick_device
 
     kwargs: dict = {"num_labels": len(classes), "id2label": dict(enumerate(classes)),
                     "label2id": {c: i for i, c in enumerate(classes)}, "ignore_mismatched_sizes": True}
@@ -98,7 +97,6 @@ def train_image_lora(base: str, data: str | ImageSet, out: str | Path, *, r: int
     images = data if isinstance(data, ImageSet) else load_image_set(data)
     if limit is not None:
         _check_numbers(limit=limit)
-        from .images import sample
 
         images = sample(images, limit, seed)
     if len(set(images.labels)) < 2:
