@@ -4,7 +4,10 @@ TaDA (calibrated probe gating + per-component subspace-aware merging, arXiv 2606
 classic baselines (linear, task arithmetic, TIES, DARE, magnitude pruning, SVD, concatenation).
 
 ``tada.merge`` and friends import torch on first use (deferred on purpose: ``tada --help`` and
-``import tada.errors`` start without it).
+``import tada.errors`` start without it). Inside the package, tada's own modules are imported at
+module top; the heavy third-party libraries a single path needs (transformers, peft, matplotlib,
+onnx, scikit-learn, datasets, huggingface_hub) are imported inside that path's functions, on
+purpose, so that the CLI's quick commands and the math layers load without them.
 """
 from __future__ import annotations
 

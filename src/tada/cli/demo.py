@@ -1,4 +1,6 @@
 """``tada demo``: the embedded default run."""
+# Imports inside the command functions are deferred on purpose (start-up time): the demo's modules
+# load only when it runs.
 from __future__ import annotations
 
 import click

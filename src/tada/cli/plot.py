@@ -1,4 +1,6 @@
 """``tada plot-alpha``: the paper's Fig. 2 from one or two merge reports."""
+# Imports inside the command functions are deferred on purpose (start-up time): matplotlib is imported
+# only when a plot is drawn.
 from __future__ import annotations
 
 from pathlib import Path

@@ -1,4 +1,6 @@
 """``tada probe``: probe statistics computed once, for merges without the base model."""
+# Imports inside the command functions are deferred on purpose (start-up time): text and image probes
+# need different stacks: each path imports its own.
 from __future__ import annotations
 
 import click

@@ -1,4 +1,6 @@
 """``tada train``: the one way to train an adapter from the command line (text or images)."""
+# Imports inside the command functions are deferred on purpose (start-up time): text and image
+# training need different stacks: each path imports its own.
 from __future__ import annotations
 
 import json

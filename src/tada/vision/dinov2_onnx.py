@@ -268,7 +268,7 @@ def convert(onnx_path: str | Path | None = None, out_dir: str | Path | None = No
     target under a temporary name and renamed, so a crash never leaves a half-written model; an
     existing ``out_dir`` is only replaced when it holds an older tada conversion.
     """
-    from ..models import BaseSpec
+    from ..models import BaseSpec  # deferred: models imports transformers, only the conversion needs it
 
     source = resolve_onnx_path(onnx_path)
     digest = file_sha256(source)
