@@ -35,7 +35,7 @@ def test_merge_tada_from_stats_and_yaml(capsys, tmp_path, pair):
     cfg = tmp_path / "merge.yaml"
     cfg.write_text(f"task: {task}\ndomain: {domain}\nmethod: tada\ndomain_stats: d.safetensors\n"
                    f"general_stats: g.safetensors\nout: {tmp_path / 'y'}\nparameters:\n  delta: 0.2\n  tau:\n    value: 1.1\n")
-    code, out, err = cli(capsys, "merge", "--config", str(cfg), "--beta", "4")
+    code, out, err = cli(capsys, "merge", "--config", str(cfg), "--beta", "4", "--summary")
     assert code == 0, err
     report = json.loads((tmp_path / "y" / "tada_report.json").read_text())
     assert report["params"]["delta"] == 0.2 and report["params"]["beta"] == 4.0
@@ -168,11 +168,18 @@ def test_demo_end_to_end(tmp_path):
 
 
 def test_a_repeated_single_valued_option_is_refused(capsys, tmp_path, pair):
-    """``--domain A --domain B`` used to merge only B silently (click keeps the last value)."""
+    """``--domain A --domain B`` used to merge only B silently (click keeps the last value); a
+    repeated ``--domain`` is now K domain adapters (every one merged), any other single-valued
+    option given twice is an error."""
     task, domain = pair
-    code, _, err = cli(capsys, "merge", "--task", str(task), "--domain", str(domain), "--domain", str(task),
+    code, _, err = cli(capsys, "merge", "--task", str(task), "--task", str(domain), "--domain", str(domain),
                        "--out", str(tmp_path / "m"), "--method", "cat")
-    assert code == 2 and "option --domain given more than once" in err and not (tmp_path / "m").exists()
+    assert code == 2 and "option --task given more than once" in err and not (tmp_path / "m").exists()
+    code, _, err = cli(capsys, "merge", "--task", str(task), "--domain", str(domain), "--domain", str(task),
+                       "--out", str(tmp_path / "k"), "--method", "cat", "--quiet")
+    assert code == 0, err
+    report = json.loads((tmp_path / "k" / "tada_report.json").read_text())
+    assert set(report["inputs"]["domains"]) == {"domain", "domain2"}
     code, _, err = cli(capsys, "analyze", "ablation", "--preset", "smollm2-offline", "--out", "a", "--out", "b")
     assert code == 2 and "option --out given more than once" in err  # sub-groups' commands too
     random_stats(seed=1).save(tmp_path / "d.safetensors")
