@@ -62,3 +62,26 @@ def write_json_atomic(path: str | os.PathLike, obj: Any, *, indent: int | None =
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def free_cores(cores: int, loadavg: str | None = None) -> int:
+    """How many of ``cores`` other work leaves free: ``cores`` less the processes that have kept
+    them busy, at least 1. Busy is the smaller of the 1-minute load average and the tasks runnable
+    now other than this one (``/proc/loadavg``'s first and fourth fields; ``loadavg`` is its text,
+    read when None): a sustained load counts, a passing spike or a load that just ended does not.
+    Where the file is missing (not Linux) every core counts as free.
+
+    Why: torch's OpenMP threads spin at each barrier, so with more threads than free cores a
+    merge runs several times slower than with one thread (docs/performance.md, "A loaded machine").
+    """
+    if loadavg is None:
+        try:
+            loadavg = Path("/proc/loadavg").read_text()
+        except OSError:
+            return cores
+    try:
+        fields = loadavg.split()
+        busy = min(float(fields[0]), int(fields[3].split("/")[0]) - 1)
+    except (ValueError, IndexError):
+        return cores
+    return max(1, min(cores, cores - round(busy)))

@@ -15,15 +15,17 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
+from typing import Any
 from pathlib import Path
 from collections.abc import Iterator
 
-import torch
+import numpy as np
 from safetensors import safe_open
-from safetensors.torch import save_file
+
+from ._lazy import torch  # imported on first use (start-up: `tada inspect` reads adapters without it)
 
 from .card import resolvable_base
 from .errors import TadaError
@@ -37,6 +39,8 @@ PICKLE_NAME = "adapter_model.bin"
 _PREFIX = "base_model.model."
 _LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.(?P<adapter>[^.]+))?\.weight$")
 
+#: safetensors header dtype codes → torch's dtype names.
+SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 
 @dataclass
 class Adapter:
@@ -89,10 +93,7 @@ class Adapter:
         except Exception as exc:  # corrupt file body
             raise TadaError(f"{self._weights}: cannot read tensor {key!r}: {exc}") from None
 
-    def module(self, name: str) -> LoraModule:
-        """Read one module's factors (memory-mapped) and check them."""
-        ka, kb = self._keys[name]
-        A, B = self._tensor(ka), self._tensor(kb)
+    def _check_factors(self, name: str, A, B, finite: Callable[[Any], bool]) -> None:
         if A.ndim != 2 or B.ndim != 2 or A.shape[0] != B.shape[1]:
             raise TadaError(f"{self.path}: module {name}: lora_A {tuple(A.shape)} and lora_B "
                             f"{tuple(B.shape)} are not an r×d_in / d_out×r pair")
@@ -100,9 +101,41 @@ class Adapter:
             raise TadaError(f"{self.path}: module {name} has rank {A.shape[0]} but the config "
                             f"says r={self.configured_rank(name)}")
         for t, ab in ((A, "A"), (B, "B")):
-            if not torch.isfinite(t).all():
+            if not finite(t):
                 raise TadaError(f"{self.path}: module {name}: lora_{ab} contains NaN or Inf")
+
+    def module(self, name: str) -> LoraModule:
+        """Read one module's factors (memory-mapped) and check them."""
+        ka, kb = self._keys[name]
+        A, B = self._tensor(ka), self._tensor(kb)
+        self._check_factors(name, A, B, lambda t: bool(torch.isfinite(t).all()))
         return LoraModule(name, A, B, self.scaling(name))
+
+    def factor_arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """One module's A and B as float64 numpy arrays, checked as :meth:`module` checks them,
+        read without importing torch (``tada inspect``'s start-up) unless the file holds bfloat16,
+        which numpy has no type for, or is a pickle."""
+        ka, kb = self._keys[name]
+        if self._pickle_state is not None or self.stored_dtype() == "bfloat16":
+            m = self.module(name)
+            return m.A.double().numpy(), m.B.double().numpy()
+        try:
+            with safe_open(str(self._weights), framework="numpy") as f:
+                A, B = (f.get_tensor(k).astype(np.float64) for k in (ka, kb))
+        except Exception as exc:  # corrupt file body
+            raise TadaError(f"{self._weights}: cannot read module {name!r}: {exc}") from None
+        self._check_factors(name, A, B, lambda t: bool(np.isfinite(t).all()))
+        return A, B
+
+    def stored_dtype(self) -> str:
+        """The dtype of the LoRA factors as stored (``float32``, ``bfloat16``…), from the file's header."""
+        if not self.module_names:
+            return "float32"
+        if self._pickle_state is not None:
+            return str(self.module(self.module_names[0]).A.dtype).removeprefix("torch.")
+        with safe_open(str(self._weights), framework="numpy") as f:
+            code = f.get_slice(self._keys[self.module_names[0]][0]).get_dtype()
+        return SAFETENSORS_DTYPES.get(code, code.lower())
 
     def modules(self) -> Iterator[LoraModule]:
         for name in self.module_names:
@@ -230,7 +263,7 @@ def load_adapter(source: str | os.PathLike, *, revision: str | None = None,
     if weights.exists():
         _within(folder, weights)
         try:
-            with safe_open(str(weights), framework="pt") as f:
+            with safe_open(str(weights), framework="numpy") as f:
                 keys = list(f.keys())
         except Exception as exc:
             raise TadaError(f"{weights}: not a readable safetensors file ({_short(exc)})") from None
@@ -401,6 +434,8 @@ def write_adapter(out: str | os.PathLike, tensors: Mapping[str, torch.Tensor], c
             if hasattr(tensors, "save"):  # a TensorSpool: streamed from disk, same bytes as save_file
                 tensors.save(tmp / WEIGHTS_NAME, metadata={"format": "pt"})
             else:
+                from safetensors.torch import save_file  # imports torch: deferred for start-up time
+
                 ordered = {k: tensors[k].contiguous() for k in sorted(tensors)}
                 save_file(ordered, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
             files = {CONFIG_NAME: config, **(extra_files or {})}

@@ -57,7 +57,7 @@ def table_lines(rows: dict[str, dict[str, dict]], set_names: list[str]) -> list[
     return lines
 
 
-def run_demo(out: str, examples_dir: str | None = None) -> None:
+def run_demo(out: str, examples_dir: str | None = None, n: int = DEMO_N) -> None:
     from peft import PeftModel
 
     spec = smollm2_gguf()
@@ -80,7 +80,7 @@ def run_demo(out: str, examples_dir: str | None = None) -> None:
         for name, folder in (("domain", domain), ("tada", out), ("linear", linear)):
             peft_model.load_adapter(str(folder), adapter_name=name, autocast_adapter_dtype=False)
         peft_model.eval()
-        click.echo(f"\nMeasuring {DEMO_N} held-out domain terms and {DEMO_N} general words per model "
+        click.echo(f"\nMeasuring {n} held-out domain terms and {DEMO_N} general words per model "
                    f"(greedy answer: does it follow the task's format? option log-likelihood inside the format: "
                    f"is the content right?) …")
         rows = {}
@@ -89,7 +89,7 @@ def run_demo(out: str, examples_dir: str | None = None) -> None:
             if adapter is not None:
                 peft_model.set_adapter(adapter)
             with peft_model.disable_adapter() if adapter is None else nullcontext():
-                rows[who] = measure(peft_model, tok, sets, DEMO_N)
+                rows[who] = measure(peft_model, tok, sets, n)
     click.echo("\n".join(table_lines(rows, list(DEMO_SETS))))
-    click.echo(f"(n = {DEMO_N} per set, 95% Wilson intervals: a small measured table, not the benchmark; "
+    click.echo(f"(n = {n} per set, 95% Wilson intervals: a small measured table, not the benchmark; "
                "`tada bench --preset smollm2-offline` measures every method on 200 test questions per set)")

@@ -6,31 +6,31 @@ import os
 import statistics
 from pathlib import Path
 
-import torch
+import numpy as np
 
 from .adapters import load_adapter
 from .analysis import alpha_grid, report_domains
 from .report import REPORT_NAME
 
 
-def frobenius(A: torch.Tensor, B: torch.Tensor, scaling: float) -> float:
-    """‖c·B·A‖_F without forming B·A: sqrt(trace((BᵀB)(AAᵀ)))·|c|."""
-    A64, B64 = A.double(), B.double()
-    return abs(scaling) * float(torch.trace((B64.T @ B64) @ (A64 @ A64.T)).clamp_min(0).sqrt())
+def frobenius(A: np.ndarray, B: np.ndarray, scaling: float) -> float:
+    """‖c·B·A‖_F without forming B·A: sqrt(trace((BᵀB)(AAᵀ)))·|c| (A: r×d_in, B: d_out×r, float64)."""
+    return abs(scaling) * float(np.sqrt(max(float(np.trace((B.T @ B) @ (A @ A.T))), 0.0)))
 
 
 def describe(source: str | os.PathLike, *, revision: str | None = None) -> dict:
     adapter = load_adapter(source, revision=revision)
     c = adapter.config
     per_module = []
-    for m in adapter.modules():
-        d_out, d_in = m.shape
-        per_module.append({"name": m.name, "rank": m.rank, "scaling": m.scaling, "d_out": d_out,
-                           "d_in": d_in, "norm": frobenius(m.A, m.B, m.scaling)})
+    for name in adapter.module_names:  # numpy: inspect starts without torch
+        A, B = adapter.factor_arrays(name)
+        scaling = adapter.scaling(name)
+        per_module.append({"name": name, "rank": A.shape[0], "scaling": scaling, "d_out": B.shape[0],
+                           "d_in": A.shape[1], "norm": frobenius(A, B, scaling)})
     info = {"path": str(adapter.path), "base_model": adapter.base_model, "r": c.get("r"),
             "lora_alpha": c.get("lora_alpha"), "use_rslora": bool(c.get("use_rslora")),
             "target_modules": c.get("target_modules"), "modules": len(adapter.module_names),
-            "dtype": str(adapter.dtype).replace("torch.", ""), "modules_to_save": c.get("modules_to_save"),
+            "dtype": adapter.stored_dtype(), "modules_to_save": c.get("modules_to_save"),
             "per_module": per_module}
     merge = merge_alpha(Path(adapter.path) / REPORT_NAME)
     if merge:

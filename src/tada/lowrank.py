@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+from ._lazy import torch  # imported on first use (start-up: `tada methods`)
 
-F64 = torch.float64
 #: Components with σ ≤ ZERO_TOL·σ₁ are numerically zero (SPEC §6).
 ZERO_TOL = 1e-9
 
@@ -63,7 +62,7 @@ class LoraModule:
 
 def from_lora(A: torch.Tensor, B: torch.Tensor, scaling: float) -> LowRank:
     """ΔW = c·B·A as factors: P = c·B (d_out×r), Q = Aᵀ (d_in×r) (SPEC §2: fold c in first)."""
-    return LowRank(B.to(F64) * float(scaling), A.to(F64).T)
+    return LowRank(B.to(torch.float64) * float(scaling), A.to(torch.float64).T)
 
 
 @dataclass(frozen=True)
@@ -98,7 +97,7 @@ def thin_svd(lr: LowRank) -> Components:
 
     Shapes: U d_out×k, S k, V d_in×k with k ≤ rank(P Qᵀ).
     """
-    P, Q = lr.P.to(F64), lr.Q.to(F64)
+    P, Q = lr.P.to(torch.float64), lr.Q.to(torch.float64)
     d_out, d_in = lr.shape
     if P.shape[1] == 0:
         return _empty(d_out, d_in)
@@ -109,8 +108,8 @@ def thin_svd(lr: LowRank) -> Components:
 
 
 def _empty(d_out: int, d_in: int) -> Components:
-    return Components(torch.zeros(d_out, 0, dtype=F64), torch.zeros(0, dtype=F64),
-                      torch.zeros(d_in, 0, dtype=F64))
+    return Components(torch.zeros(d_out, 0, dtype=torch.float64), torch.zeros(0, dtype=torch.float64),
+                      torch.zeros(d_in, 0, dtype=torch.float64))
 
 
 #: Cholesky-of-Gram route of ``svd_of_weighted_components``: used when every diagonal entry of R
@@ -176,8 +175,8 @@ def truncate(comps: Components, rank: int) -> Truncation:
     d_out, d_in = comps.U.shape[0], comps.V.shape[0]
     k = min(rank, comps.k)
     root = comps.S[:k].sqrt()
-    B = torch.zeros(d_out, rank, dtype=F64)
-    A = torch.zeros(rank, d_in, dtype=F64)
+    B = torch.zeros(d_out, rank, dtype=torch.float64)
+    A = torch.zeros(rank, d_in, dtype=torch.float64)
     B[:, :k] = comps.U[:, :k] * root
     A[:k, :] = (comps.V[:, :k] * root).T
     total = float(comps.S.square().sum())
@@ -204,25 +203,25 @@ def truncate_dense(delta: torch.Tensor, rank: int, *, solver: str = "exact",
     """
     d_out, d_in = delta.shape
     # float32 work: a float32 norm (pairwise summation, ~1e-7 relative) is enough for the error
-    total = float(torch.linalg.vector_norm(delta if delta.dtype == torch.float32 else delta.to(F64))) ** 2
+    total = float(torch.linalg.vector_norm(delta if delta.dtype == torch.float32 else delta.to(torch.float64))) ** 2
     if total == 0.0:
-        return Truncation(torch.zeros(d_out, rank, dtype=F64), torch.zeros(rank, d_in, dtype=F64), 0.0)
+        return Truncation(torch.zeros(d_out, rank, dtype=torch.float64), torch.zeros(rank, d_in, dtype=torch.float64), 0.0)
     if solver == "exact" or rank + oversample >= min(d_out, d_in):
-        U, S, Vh = torch.linalg.svd(delta.to(F64), full_matrices=False)
+        U, S, Vh = torch.linalg.svd(delta.to(torch.float64), full_matrices=False)
         comps = _signed(U, S, Vh.T)
         return truncate(comps, rank)
     if solver != "randomized":
         raise ValueError(f"unknown SVD solver {solver!r}")
-    W = delta if delta.dtype == torch.float32 else delta.to(F64)
+    W = delta if delta.dtype == torch.float32 else delta.to(torch.float64)
     # the same random test matrix in either precision
-    omega = torch.randn(d_in, rank + oversample, dtype=F64, generator=generator).to(W.dtype)
+    omega = torch.randn(d_in, rank + oversample, dtype=torch.float64, generator=generator).to(W.dtype)
     Y = W @ omega
     for _ in range(power_iters):
         Y, _ = torch.linalg.qr(Y)
         Z, _ = torch.linalg.qr(W.T @ Y)
         Y = W @ Z
-    Qy = torch.linalg.qr(Y)[0].to(F64)
-    Us, S, Vh = torch.linalg.svd((Qy.T.to(W.dtype) @ W).to(F64), full_matrices=False)
+    Qy = torch.linalg.qr(Y)[0].to(torch.float64)
+    Us, S, Vh = torch.linalg.svd((Qy.T.to(W.dtype) @ W).to(torch.float64), full_matrices=False)
     comps = _signed(Qy @ Us, S, Vh.T)
     tr = truncate(comps, rank)
     kept = float(comps.S[:rank].square().sum())

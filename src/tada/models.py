@@ -13,20 +13,13 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
+from ._lazy import torch  # imported on first use (start-up: `tada inspect` reads adapters without it)
 from ._util import first_line
 from .errors import TadaError
 
-DTYPES = {
-    "float32": torch.float32,
-    "fp32": torch.float32,
-    "float16": torch.float16,
-    "fp16": torch.float16,
-    "bfloat16": torch.bfloat16,
-    "bf16": torch.bfloat16,
-    "float64": torch.float64,
-}
+#: Accepted dtype names → torch's.
+DTYPES = {"float32": "float32", "fp32": "float32", "float16": "float16", "fp16": "float16",
+          "bfloat16": "bfloat16", "bf16": "bfloat16", "float64": "float64"}
 
 
 def parse_dtype(name: str | None) -> torch.dtype | None:
@@ -34,7 +27,7 @@ def parse_dtype(name: str | None) -> torch.dtype | None:
     if name is None or name == "auto":
         return None
     try:
-        return DTYPES[str(name).lower()]
+        return getattr(torch, DTYPES[str(name).lower()])
     except KeyError:
         raise TadaError(f"unknown dtype {name!r}; choose one of {sorted(DTYPES)}") from None
 

@@ -12,6 +12,7 @@ import warnings
 
 import click
 
+from .._util import free_cores
 from ..errors import TadaError
 from .options import as_flags, flag_map
 
@@ -92,7 +93,8 @@ class LazyGroup(OnceGroup):
 @click.option("--debug", is_flag=True, help="Show tracebacks.")
 @click.option("--verbose", is_flag=True, help="Show the libraries' model-loading progress bars.")
 @click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch [default: $OMP_NUM_THREADS, "
-                                                           "else the cores this process may use].")
+                                                           "else the cores this process may use that "
+                                                           "other work leaves free].")
 @click.version_option(package_name="tada")
 def cli(debug: bool, verbose: bool, threads: int | None) -> None:
     """Merge a task LoRA adapter and a domain LoRA adapter into one PEFT LoRA adapter."""
@@ -103,12 +105,12 @@ def cli(debug: bool, verbose: bool, threads: int | None) -> None:
 
 def set_threads(threads: int | None) -> int:
     """Set torch's CPU threads once for the command: ``threads``, else ``$OMP_NUM_THREADS``, else
-    the cores this process may run on (never more: torch's own default counts every core of the
-    machine, which oversubscribes a container or a busy box). Torch is not imported for this; it
-    reads the variable when a command imports it."""
+    the cores this process may run on that other work leaves free (:func:`tada._util.free_cores`;
+    torch's own default counts every core of the machine, which oversubscribes a container or a
+    busy box). Torch is not imported for this; it reads the variable when a command imports it."""
     if threads is None:
         env = os.environ.get("OMP_NUM_THREADS", "")
-        threads = int(env) if env.isdigit() and int(env) > 0 else len(os.sched_getaffinity(0))
+        threads = int(env) if env.isdigit() and int(env) > 0 else free_cores(len(os.sched_getaffinity(0)))
     os.environ["OMP_NUM_THREADS"] = str(threads)
     if "torch" in sys.modules:  # already imported (in-process use): set it directly
         sys.modules["torch"].set_num_threads(threads)

@@ -11,8 +11,10 @@ from .app import cli
 @cli.command()
 @click.option("--out", default="tada-demo-output", show_default=True)
 @click.option("--examples", "examples_dir", help="Folder with adapters/ and probes/ (default: the repo's examples/).")
-def demo(out, examples_dir) -> None:
+@click.option("--n", "n", type=click.IntRange(min=1), default=40, show_default=True,
+              help="Held-out questions per set in the measured table.")
+def demo(out, examples_dir, n) -> None:
     """The embedded default: merge the shipped example adapters on SmolLM2-135M-Instruct and try the result."""
     from ..demo import run_demo
 
-    run_demo(out, examples_dir)
+    run_demo(out, examples_dir, n)

@@ -30,17 +30,29 @@ with or without cache reuse, so reuse changes the cost and not the prompt.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .._util import PROGRESS_DELAY_S
 from ..errors import TadaError
 from ..prompts import LETTERS, answer_for, format_mcq
 from .datasets import MCQ, MCQDataset, declares_format, fewshot_for
+
+#: The forward keyword and output field of the KV cache: ``cache`` since transformers renamed it
+#: (5.x, with a deprecation notice for the old name), ``past_key_values`` before.
+KV = "cache" if "cache" in {f.name for f in dataclasses.fields(CausalLMOutputWithPast)} else "past_key_values"
+
+
+def kv_of(out) -> object:
+    """The KV cache of a model output (either field name)."""
+    return getattr(out, KV)
+
 
 SCORINGS = ("letter", "cloze", "format")
 #: Greedy tokens generated after a prompt to judge format compliance.
@@ -217,7 +229,7 @@ class Scorer:
         x = torch.tensor([ids], device=self.device)
         out = self.model(input_ids=x, use_cache=True)
         self.forward_tokens += len(ids)
-        return out.past_key_values, out.logits[0, -1]
+        return kv_of(out), out.logits[0, -1]
 
     @torch.inference_mode()
     def last_logits(self, prefix_ids: list[int], cache, suffixes: list[list[int]]) -> torch.Tensor:
@@ -238,7 +250,7 @@ class Scorer:
             kv.batch_repeat_interleave(b)
             pos = (P + torch.arange(S)).unsqueeze(0).expand(b, S)
             out = self.model(input_ids=ids.to(self.device), attention_mask=mask.to(self.device),
-                             position_ids=pos.to(self.device), past_key_values=kv, use_cache=True)
+                             position_ids=pos.to(self.device), **{KV: kv}, use_cache=True)
             self.forward_tokens += sum(len(s) for s in suffixes)
             last = torch.tensor([len(s) - 1 for s in suffixes], device=self.device)
             return out.logits[torch.arange(b, device=self.device), last]
@@ -301,7 +313,7 @@ class Scorer:
         kv.batch_repeat_interleave(b)
         pos = (P + torch.arange(S)).unsqueeze(0).expand(b, S)
         out = self.model(input_ids=inp.to(self.device), attention_mask=mask.to(self.device),
-                         position_ids=pos.to(self.device), past_key_values=kv, use_cache=True)
+                         position_ids=pos.to(self.device), **{KV: kv}, use_cache=True)
         self.forward_tokens += sum(len(o) - 1 for o in options)
         logp = torch.log_softmax(out.logits.float(), -1).cpu()
         for i, o in enumerate(options):
@@ -335,11 +347,11 @@ class Scorer:
                 x = torch.tensor([q_ids], device=self.device)
                 P = len(prefix_ids)
                 with torch.inference_mode():
-                    out = self.model(input_ids=x, past_key_values=kv, use_cache=True,
+                    out = self.model(input_ids=x, **{KV: kv}, use_cache=True,
                                      position_ids=(P + torch.arange(len(q_ids), device=self.device)).unsqueeze(0))
                 self.forward_tokens += len(q_ids)
                 opts = [self.encode(c) for c in continuations(q, scoring)]
-                ll = self.option_loglik(len(prefix_ids) + len(q_ids), out.past_key_values, out.logits[0, -1], opts)
+                ll = self.option_loglik(len(prefix_ids) + len(q_ids), kv_of(out), out.logits[0, -1], opts)
                 preds[q.id] = self._cloze_prediction(q, ll, scoring)
                 bar.update(1)
         bar.close()
@@ -428,7 +440,7 @@ class Scorer:
                 break
             mask = torch.cat([mask, torch.ones((b, 1), dtype=torch.long)], 1)
             out = self.model(input_ids=tokens.unsqueeze(1).to(self.device), attention_mask=mask.to(self.device),
-                             position_ids=next_pos.to(self.device), past_key_values=out.past_key_values,
+                             position_ids=next_pos.to(self.device), **{KV: kv_of(out)},
                              use_cache=True)
             self.generation_tokens += b
             next_pos = next_pos + 1

@@ -13,10 +13,10 @@ from functools import cached_property
 from typing import Any
 from collections.abc import Callable, Iterable
 
-import torch
+from .._lazy import torch  # imported on first use (start-up: `tada methods`)
 
 from ..errors import TadaError
-from ..lowrank import F64, LoraModule, LowRank, from_lora
+from ..lowrank import LoraModule, LowRank, from_lora
 
 
 def side_names(k: int) -> tuple[str, ...]:
@@ -78,13 +78,13 @@ class ModuleInput:
         m = self._module(side)
         if m is None:
             d_out, d_in = self.shape
-            return LowRank(torch.zeros(d_out, 0, dtype=F64), torch.zeros(d_in, 0, dtype=F64))
+            return LowRank(torch.zeros(d_out, 0, dtype=torch.float64), torch.zeros(d_in, 0, dtype=torch.float64))
         return from_lora(m.A, m.B, m.scaling)
 
-    def dense(self, side: str, dtype: torch.dtype = F64) -> torch.Tensor:
-        """ΔW = c·B·A of one side, d_out×d_in in ``dtype`` (entry-wise methods only, one module at
-        a time; float32 halves the memory traffic of the large modules)."""
-        if dtype == F64:
+    def dense(self, side: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """ΔW = c·B·A of one side, d_out×d_in in ``dtype`` (default float64; entry-wise methods
+        only, one module at a time; float32 halves the memory traffic of the large modules)."""
+        if dtype is None or dtype == torch.float64:
             return self.lowrank(side).dense()
         m = self._module(side)
         if m is None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+from .._lazy import torch  # imported on first use (start-up: `tada methods`)
 
 from ..options import opt
 from .base import ModuleInput, ModuleResult, register

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+from .._lazy import torch  # imported on first use (start-up: `tada methods`)
 
 from ..options import opt
 from .base import ModuleInput, ModuleResult, check_weights
@@ -13,7 +13,7 @@ from ..lowrank import truncate_dense
 
 SOLVERS = ("auto", "exact", "randomized")
 SOLVER_CHOICES = SOLVERS
-PRECISIONS = {"float64": torch.float64, "float32": torch.float32}
+PRECISIONS = ("float64", "float32")  # torch dtype names
 #: ``svd_solver="auto"`` uses the exact SVD up to this many rows/columns, randomized above.
 AUTO_EXACT_MAX_DIM = 2048
 
@@ -50,7 +50,7 @@ def solver_for(module: ModuleInput, params: DenseParams) -> str:
 def dense_dtype(module: ModuleInput, params: DenseParams) -> torch.dtype:
     """The dtype the method forms and edits this module's dense ΔW in."""
     if params.precision != "auto":
-        return PRECISIONS[params.precision]
+        return getattr(torch, params.precision)
     return torch.float32 if solver_for(module, params) == "randomized" else torch.float64
 
 

@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
+from .._lazy import torch  # imported on first use (start-up: `tada methods`)
 
 from ..options import opt
 from .base import ModuleInput, ModuleResult, check_weights, register
-from ..lowrank import F64
 
 
 @dataclass(frozen=True)
@@ -39,8 +38,8 @@ def weighted_concat(module: ModuleInput, weights: tuple[float, ...]) -> ModuleRe
     Bs, As = [], []
     for m, w in zip(module.inputs, weights, strict=True):
         if m is not None:
-            Bs.append(m.B.to(F64))
-            As.append(m.A.to(F64) * (float(w) * m.scaling))
+            Bs.append(m.B.to(torch.float64))
+            As.append(m.A.to(torch.float64) * (float(w) * m.scaling))
     return ModuleResult(torch.cat(Bs, dim=1), torch.cat(As, dim=0), {"rank": sum(a.shape[0] for a in As)})
 
 

@@ -9,7 +9,7 @@ disjoint mean weighted by the agreeing entries' weights (mergekit's ``normalize=
 """
 from __future__ import annotations
 
-import torch
+from .._lazy import torch  # imported on first use (start-up: `tada methods`)
 
 from ..errors import TadaError
 

@@ -12,7 +12,7 @@ import random
 from dataclasses import dataclass, replace
 from collections.abc import Iterable
 
-import torch
+from .._lazy import torch  # imported on first use (start-up: `tada methods`)
 
 from ..options import opt
 from .base import ModuleInput, ModuleResult, register

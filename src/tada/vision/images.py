@@ -24,13 +24,12 @@ from pathlib import Path
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
-import torch
-
 from .._util import cache_root, first_line
 from ..errors import TadaError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # torch and numpy: annotations here, imported where used (`tada datasets` starts without them)
+    import numpy as np
+    import torch
     from PIL import Image
 
 #: Debian package with the Fashion-MNIST idx files, and where it puts them.
@@ -236,6 +235,7 @@ def fashion_mnist_dir() -> Path:
 
 def read_idx(path: Path, magic: int) -> np.ndarray:
     """A gzipped idx file (big-endian int32 magic, then one int32 per dimension, then uint8)."""
+    import numpy as np
     try:
         data = gzip.decompress(path.read_bytes())
     except (OSError, EOFError) as exc:
@@ -279,6 +279,8 @@ def sklearn_digits(split: str = "all") -> ImageSet:
         from sklearn.datasets import load_digits
     except ImportError:
         raise TadaError("the digits set needs scikit-learn: pip install 'tada[vision]'") from None
+    import numpy as np
+
     Image = _pil()
     digits = load_digits()
     pixels = np.rint(digits.images * (255 / 16)).astype(np.uint8)
