@@ -7,10 +7,11 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from tada.probes import ProbeStats
 
-from conftest import random_stats, run_cli, write_probe
+from conftest import dense_delta, random_stats, run_cli, write_adapter, write_probe
 
 
 cli = run_cli
@@ -192,3 +193,18 @@ def test_a_repeated_single_valued_option_is_refused(capsys, tmp_path, pair):
     assert code == 0, err  # repeatable options stay repeatable
     tau = json.loads((tmp_path / "t" / "tada_report.json").read_text())["params"]["tau"]
     assert tau == {"value": 1.1, "key": 0.9}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_inspect_norms_are_the_dense_norms_in_every_stored_dtype(tmp_path, dtype):
+    """`tada inspect` reads the factors with numpy (bfloat16, which numpy lacks, through torch):
+    ‖c·B·A‖_F per module as the dense delta computed from the file has it, and the stored dtype."""
+    from tada.describe import describe
+
+    folder = write_adapter(tmp_path / "a", r=4, alpha=8, seed=3, dtype=dtype)
+    info = describe(folder)
+    assert info["dtype"] == str(dtype).removeprefix("torch.")
+    for m in info["per_module"]:
+        want = float(dense_delta(folder, m["name"]).norm())
+        assert m["norm"] == pytest.approx(want, rel=1e-9), m["name"]
+        assert (m["rank"], m["scaling"]) == (4, 2.0)

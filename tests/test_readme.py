@@ -53,7 +53,8 @@ def test_the_use_block_runs_as_written(tmp_path):
         assert (tmp_path / out / "adapter_model.safetensors").is_file(), out
         assert (tmp_path / out / "README.md").is_file(), out
     assert json.loads((tmp_path / "merge.json").read_text())["method"] == "tada"
-    assert "| domain_trained_format" in (tmp_path / "merged" / "README.md").read_text(encoding="utf-8")
+    card = (tmp_path / "merged" / "README.md").read_text(encoding="utf-8")
+    assert "## Evaluation" in card and "| examples/data/eval/domain_trained_format.jsonl | format | 0 |" in card
     assert (tmp_path / "alpha.png").is_file() and (tmp_path / "alpha.svg").is_file()
     assert list((tmp_path / "lm-eval-tasks").glob("*.yaml"))
     assert (tmp_path / "smollm2-hf" / "config.json").is_file()

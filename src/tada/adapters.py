@@ -8,6 +8,7 @@ memory whole.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -54,6 +55,7 @@ class Adapter:
     _weights: Path
     _pickle_state: dict | None = field(default=None, repr=False)
     _handle: object | None = field(default=None, repr=False)
+    _np_handle: object | None = field(default=None, repr=False)  # the same file, read as numpy arrays
     source: str = ""  # what the user named: a folder or a hub id
     revision: str | None = None
 
@@ -116,16 +118,21 @@ class Adapter:
         read without importing torch (``tada inspect``'s start-up) unless the file holds bfloat16,
         which numpy has no type for, or is a pickle."""
         ka, kb = self._keys[name]
-        if self._pickle_state is not None or self.stored_dtype() == "bfloat16":
+        if self._pickle_state is not None or self._stored_dtype == "bfloat16":
             m = self.module(name)
             return m.A.double().numpy(), m.B.double().numpy()
         try:
-            with safe_open(str(self._weights), framework="numpy") as f:
-                A, B = (f.get_tensor(k).astype(np.float64) for k in (ka, kb))
+            if self._np_handle is None:  # opened once, memory-mapped
+                self._np_handle = safe_open(str(self._weights), framework="numpy")
+            A, B = (self._np_handle.get_tensor(k).astype(np.float64) for k in (ka, kb))  # type: ignore[attr-defined]
         except Exception as exc:  # corrupt file body
             raise TadaError(f"{self._weights}: cannot read module {name!r}: {exc}") from None
         self._check_factors(name, A, B, lambda t: bool(np.isfinite(t).all()))
         return A, B
+
+    @functools.cached_property
+    def _stored_dtype(self) -> str:
+        return self.stored_dtype()
 
     def stored_dtype(self) -> str:
         """The dtype of the LoRA factors as stored (``float32``, ``bfloat16``…), from the file's header."""
