@@ -163,6 +163,18 @@ def test_model_card_content(tmp_path, capsys):
     assert meta2 == meta
     row = next(line for line in body2.splitlines() if line.startswith("| arc-easy |"))
     assert "| letter | 3 |" in row and "0.625" in row and "[0.470, 0.760]" in row and "| 40 |" in row
+
+    class FormatResult(Result):  # --scoring format: the content accuracy and the compliance rate
+        metrics = {"format_rate": 0.9, "format_ci": (0.77, 0.96)}
+
+    (tmp_path / "f.json").write_text(json.dumps(cell_record({**key, "scoring": "format", "shots": 0}, FormatResult(),
+                                                            seconds=1.0, dataset="defs", scoring="format")))
+    code, _, stderr = run_cli(capsys, "card", str(out), "--eval", str(tmp_path / "f.json"))
+    assert code == 0, stderr
+    rows = [line for line in (out / "README.md").read_text().splitlines() if line.startswith("| defs |")]
+    assert len(rows) == 2
+    assert "| format: content | 0 |" in rows[0] and "0.625" in rows[0] and "[0.470, 0.760]" in rows[0]
+    assert "| format: compliance | 0 |" in rows[1] and "0.900" in rows[1] and "[0.770, 0.960]" in rows[1]
     (tmp_path / "bad.json").write_text("{}")
     code, _, stderr = run_cli(capsys, "card", str(out), "--eval", str(tmp_path / "bad.json"))
     assert code == 2 and "not a `tada eval` record" in stderr

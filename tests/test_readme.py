@@ -54,7 +54,9 @@ def test_the_use_block_runs_as_written(tmp_path):
         assert (tmp_path / out / "README.md").is_file(), out
     assert json.loads((tmp_path / "merge.json").read_text())["method"] == "tada"
     card = (tmp_path / "merged" / "README.md").read_text(encoding="utf-8")
-    assert "## Evaluation" in card and "| examples/data/eval/domain_trained_format.jsonl | format | 0 |" in card
+    assert "## Evaluation" in card
+    for part in ("content", "compliance"):  # a format record: both rates
+        assert f"| examples/data/eval/domain_trained_format.jsonl | format: {part} | 0 |" in card
     assert (tmp_path / "alpha.png").is_file() and (tmp_path / "alpha.svg").is_file()
     assert list((tmp_path / "lm-eval-tasks").glob("*.yaml"))
     assert (tmp_path / "smollm2-hf" / "config.json").is_file()

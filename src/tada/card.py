@@ -141,17 +141,27 @@ def model_card(report: dict, config: dict, evals: list[dict] | None = None) -> s
 
 
 def evaluation_table(records: list[dict]) -> list[str]:
-    """Markdown lines of an evaluation table from ``tada eval`` records (one row per record)."""
+    """Markdown lines of an evaluation table from ``tada eval`` records (one row per record; a
+    ``format`` record gives two: the content accuracy and the format compliance rate)."""
     lines = ["## Evaluation", "", "| dataset | scoring | shots | adapter weights sha256 | accuracy | 95% CI | n |",
              "|---|---|---|---|---|---|---|"]
+
+    def row(rec: dict, scoring: str, value: object, ci: list) -> str:
+        key = rec.get("key") or {}
+        ci_text = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if all(isinstance(c, (int, float)) for c in ci[:2]) else "-"
+        sha = key.get("adapter_sha256")
+        return (f"| {_cell(rec.get('dataset') or key.get('dataset'))} | {_cell(scoring)} | "
+                f"{_cell(key.get('shots', '-'))} | {f'`{sha[:16]}…`' if sha else 'base model'} | "
+                f"{f'{value:.3f}' if isinstance(value, (int, float)) else '-'} | {ci_text} | {_cell(rec.get('n'))} |")
+
     for rec in records:
         key = rec.get("key") or {}
-        ci = rec.get("ci") or [None, None]
-        ci_text = f"[{ci[0]:.3f}, {ci[1]:.3f}]" if all(isinstance(c, (int, float)) for c in ci[:2]) else "-"
-        acc = rec.get("accuracy")
-        sha = key.get("adapter_sha256")
-        lines.append(f"| {_cell(rec.get('dataset') or key.get('dataset'))} | "
-                     f"{_cell(rec.get('scoring') or key.get('scoring') or key.get('recipe') or 'top1')} | "
-                     f"{_cell(key.get('shots', '-'))} | {f'`{sha[:16]}…`' if sha else 'base model'} | "
-                     f"{f'{acc:.3f}' if isinstance(acc, (int, float)) else '-'} | {ci_text} | {_cell(rec.get('n'))} |")
+        scoring = rec.get("scoring") or key.get("scoring") or key.get("recipe") or "top1"
+        metrics = rec.get("metrics") or {}
+        if "format_rate" in metrics:
+            lines.append(row(rec, f"{scoring}: content", rec.get("accuracy"), rec.get("ci") or [None, None]))
+            lines.append(row(rec, f"{scoring}: compliance", metrics["format_rate"],
+                             metrics.get("format_ci") or [None, None]))
+        else:
+            lines.append(row(rec, scoring, rec.get("accuracy"), rec.get("ci") or [None, None]))
     return [*lines, ""]
