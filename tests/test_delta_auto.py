@@ -89,8 +89,8 @@ def test_delta_drop_bounds_the_drops(wide, q):
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_literal_delta_reproduces_the_adapters_of_before(wide, tmp_path, variant):
     """Same kept components and the same ΔW (to float32 rounding, 1e-5 of ‖ΔW‖) as main before
-    ``delta: auto`` (the golden file says which commit; recorded by running this file as a script
-    against it). Not bytes: LAPACK's rounding differs between CPUs (AVX-512 and AVX2 machines give
+    ``delta: auto`` (the golden file says which commit; recorded by running
+    tests/literal_delta_golden.py against it). Not bytes: LAPACK's rounding differs between CPUs (AVX-512 and AVX2 machines give
     different last bits in two of these variants)."""
     task, domain, sd, sg = wide
     tada.merge(task, domain, params={"delta": 0.1, **VARIANTS[variant]}, domain_stats=sd, general_stats=sg,

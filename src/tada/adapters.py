@@ -43,6 +43,7 @@ _LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[A
 #: safetensors header dtype codes → torch's dtype names.
 SAFETENSORS_DTYPES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16"}
 
+
 @dataclass
 class Adapter:
     """A PEFT LoRA adapter on disk. Modules are read on demand (``module(name)``)."""
@@ -117,31 +118,30 @@ class Adapter:
         """One module's A and B as float64 numpy arrays, checked as :meth:`module` checks them,
         read without importing torch (``tada inspect``'s start-up) unless the file holds bfloat16,
         which numpy has no type for, or is a pickle."""
-        ka, kb = self._keys[name]
-        if self._pickle_state is not None or self._stored_dtype == "bfloat16":
+        if self._pickle_state is not None or self.stored_dtype == "bfloat16":
             m = self.module(name)
             return m.A.double().numpy(), m.B.double().numpy()
         try:
-            if self._np_handle is None:  # opened once, memory-mapped
-                self._np_handle = safe_open(str(self._weights), framework="numpy")
-            A, B = (self._np_handle.get_tensor(k).astype(np.float64) for k in (ka, kb))  # type: ignore[attr-defined]
+            A, B = (self._numpy_file().get_tensor(k).astype(np.float64) for k in self._keys[name])
         except Exception as exc:  # corrupt file body
             raise TadaError(f"{self._weights}: cannot read module {name!r}: {exc}") from None
         self._check_factors(name, A, B, lambda t: bool(np.isfinite(t).all()))
         return A, B
 
-    @functools.cached_property
-    def _stored_dtype(self) -> str:
-        return self.stored_dtype()
+    def _numpy_file(self) -> Any:
+        """The weights file opened once for numpy reads (memory-mapped)."""
+        if self._np_handle is None:
+            self._np_handle = safe_open(str(self._weights), framework="numpy")
+        return self._np_handle
 
+    @functools.cached_property
     def stored_dtype(self) -> str:
         """The dtype of the LoRA factors as stored (``float32``, ``bfloat16``…), from the file's header."""
         if not self.module_names:
             return "float32"
         if self._pickle_state is not None:
             return str(self.module(self.module_names[0]).A.dtype).removeprefix("torch.")
-        with safe_open(str(self._weights), framework="numpy") as f:
-            code = f.get_slice(self._keys[self.module_names[0]][0]).get_dtype()
+        code = self._numpy_file().get_slice(self._keys[self.module_names[0]][0]).get_dtype()
         return SAFETENSORS_DTYPES.get(code, code.lower())
 
     def modules(self) -> Iterator[LoraModule]:

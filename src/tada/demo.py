@@ -80,7 +80,7 @@ def run_demo(out: str, examples_dir: str | None = None, n: int = DEMO_N) -> None
         for name, folder in (("domain", domain), ("tada", out), ("linear", linear)):
             peft_model.load_adapter(str(folder), adapter_name=name, autocast_adapter_dtype=False)
         peft_model.eval()
-        click.echo(f"\nMeasuring {n} held-out domain terms and {DEMO_N} general words per model "
+        click.echo(f"\nMeasuring {n} held-out domain terms and {n} general words per model "
                    f"(greedy answer: does it follow the task's format? option log-likelihood inside the format: "
                    f"is the content right?) …")
         rows = {}

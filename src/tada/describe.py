@@ -30,7 +30,7 @@ def describe(source: str | os.PathLike, *, revision: str | None = None) -> dict:
     info = {"path": str(adapter.path), "base_model": adapter.base_model, "r": c.get("r"),
             "lora_alpha": c.get("lora_alpha"), "use_rslora": bool(c.get("use_rslora")),
             "target_modules": c.get("target_modules"), "modules": len(adapter.module_names),
-            "dtype": adapter.stored_dtype(), "modules_to_save": c.get("modules_to_save"),
+            "dtype": adapter.stored_dtype, "modules_to_save": c.get("modules_to_save"),
             "per_module": per_module}
     merge = merge_alpha(Path(adapter.path) / REPORT_NAME)
     if merge:
