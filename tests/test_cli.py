@@ -59,7 +59,7 @@ def test_probe_then_merge_without_base(capsys, tmp_path, pair, tiny_base, monkey
     (["merge", "--task", "{task}", "--domain", "{domain}", "--out", "{tmp}/o", "--method", "magic"], "unknown method"),
     (["merge", "--task", "{task}", "--domain", "{domain}", "--out", "{tmp}/o"], "needs a domain probe"),
     (["merge", "--task", "{task}", "--domain", "{domain}", "--out", "{tmp}/o", "--method", "cat",
-      "--density", "0.5"], "has no parameter density"),
+      "--density", "0.5"], "has no parameter 'density'"),
     (["merge", "--task", "{task}", "--domain", "{domain}", "--out", "{tmp}/o", "--method", "ties",
       "--density", "1.5"], "density must be in"),
     (["merge", "--task", "{task}", "--domain", "{domain}", "--out", "{task}", "--method", "cat"], "exists"),

@@ -136,8 +136,8 @@ def test_filter_summary_energy_by_role(wide):
 
 
 @pytest.mark.parametrize("params, message", [
-    ({"delta": "often"}, "delta must be a positive number or 'auto'"),
-    ({"delta": -0.1}, "delta must be a positive number or 'auto'"),
+    ({"delta": "often"}, "delta must be 'auto' or a number > 0, got 'often'"),
+    ({"delta": -0.1}, "delta must be 'auto' or a number > 0, got -0.1"),
     ({"delta_drop": 1.0}, "delta_drop must be in [0, 1)"),
     ({"filter_side": "domain"}, "filter_side must be one of both, task"),
 ])

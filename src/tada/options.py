@@ -26,14 +26,46 @@ from .errors import TadaError
 
 
 def opt(default: Any = MISSING, help: str = "", *, factory: Any = None, flag: str | None = None,
-        choices: tuple[str, ...] | None = None, cli: bool = True) -> Any:
+        choices: tuple[str, ...] | None = None, ge: float | None = None, gt: float | None = None,
+        le: float | None = None, lt: float | None = None, cli: bool = True) -> Any:
     """A dataclass field with its user-facing description: ``help`` (one line), ``flag`` (default
-    ``--<name with dashes>``), ``choices`` (the allowed strings), ``cli=False`` to keep it off
-    the command line (API-only)."""
-    metadata = {"help": help, "flag": flag, "choices": choices, "cli": cli}
+    ``--<name with dashes>``), ``choices`` (the allowed strings), numeric bounds ``ge``/``gt``/
+    ``le``/``lt`` (≥, >, ≤, <; checked on every number of the field), ``cli=False`` to keep it off
+    the command line (API-only). :func:`build` enforces choices and bounds for the API, YAML and
+    CLI alike; the CLI also shows them in ``--help``."""
+    metadata = {"help": help, "flag": flag, "choices": choices, "cli": cli,
+                "bounds": Bounds(ge, gt, le, lt) if any(b is not None for b in (ge, gt, le, lt)) else None}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Numeric bounds of an option: ≥ ``ge``, > ``gt``, ≤ ``le``, < ``lt`` (None: no bound)."""
+
+    ge: float | None = None
+    gt: float | None = None
+    le: float | None = None
+    lt: float | None = None
+
+    def holds(self, x: float) -> bool:
+        return ((self.ge is None or x >= self.ge) and (self.gt is None or x > self.gt)
+                and (self.le is None or x <= self.le) and (self.lt is None or x < self.lt))
+
+    def __str__(self) -> str:
+        """``in (0, 1]``, ``in [0, 1)``, ``≥ 1``, ``> 0``…"""
+        low = f"[{_num(self.ge)}" if self.ge is not None else f"({_num(self.gt)}" if self.gt is not None else None
+        high = f"{_num(self.le)}]" if self.le is not None else f"{_num(self.lt)})" if self.lt is not None else None
+        if low and high:
+            return f"in {low}, {high}"
+        if low:
+            return f"{'>=' if low[0] == '[' else '>'} {low[1:]}"
+        return f"{'<=' if high and high[-1] == ']' else '<'} {(high or '')[:-1]}"
+
+
+def _num(x: float) -> str:
+    return f"{x:g}"
 
 
 @dataclass(frozen=True)
@@ -49,6 +81,7 @@ class Option:
     flag: str
     choices: tuple[str, ...] | None
     cli: bool
+    bounds: Bounds | None = None
 
 
 def flag_of(name: str) -> str:
@@ -101,7 +134,8 @@ def options_of(cls: type) -> list[Option]:
     for f in dataclasses.fields(cls):
         md = _metadata(cls, f.name)
         out.append(Option(f.name, _kind(hints[f.name]), default_of(f), md.get("help", ""),
-                          md.get("flag") or flag_of(f.name), md.get("choices"), md.get("cli", True)))
+                          md.get("flag") or flag_of(f.name), md.get("choices"), md.get("cli", True),
+                          md.get("bounds")))
     return out
 
 
@@ -111,14 +145,46 @@ def closest(name: str, choices: typing.Iterable[str]) -> str:
     return f" (did you mean {match[0]}?)" if match else ""
 
 
-def build(cls: type, values: dict, what: str) -> Any:
-    """``cls(**values)``, refusing unknown names in one line that names the closest field."""
+def build(cls: type, values: dict, what: str, noun: str = "option") -> Any:
+    """``cls(**values)``, the one validator of every options dataclass (API, YAML and CLI alike):
+    refuses an unknown name in one line that names the closest field, and a value outside the
+    field's declared ``choices`` or bounds (:func:`opt`); then the dataclass's own ``validate()``
+    (rules across fields), if it has one."""
     known = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(values) - set(known))
     if unknown:
-        raise TadaError(f"{what} has no option {unknown[0]!r}{closest(unknown[0], known)}; "
-                        f"its options: {', '.join(known)}")
-    return cls(**values)
+        raise TadaError(f"{what} has no {noun} {unknown[0]!r}{closest(unknown[0], known)}; "
+                        f"its {noun}s: {', '.join(known) or '(none)'}")
+    try:
+        built = cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise TadaError(f"{what}: {exc}") from None
+    for o in options_of(cls):
+        check_value(o, getattr(built, o.name), what)
+    check = getattr(built, "validate", None)
+    if check is not None:
+        check()
+    return built
+
+
+def check_value(o: Option, value: Any, what: str) -> None:
+    """Refuse ``value`` if it is outside ``o``'s choices or bounds (None: not given, always allowed).
+    A number-or-auto option takes the word ``auto`` or a number within the bounds."""
+    if value is None:
+        return
+    values = list(value.values()) if isinstance(value, dict) else list(value) if isinstance(value, (list, tuple)) else [value]
+    for v in values:
+        if o.choices is not None and isinstance(v, str) and v not in o.choices:
+            raise TadaError(f"{what}: {o.name} must be one of {', '.join(o.choices)}, got {v!r}"
+                            f"{closest(v, o.choices)}")
+        if o.kind == "number_or_auto":
+            if v != "auto" and (isinstance(v, (str, bool)) or (o.bounds is not None and not o.bounds.holds(v))):
+                rule = f"a number {o.bounds}" if o.bounds is not None else "a number"
+                raise TadaError(f"{what}: {o.name} must be 'auto' or {rule}, got {v!r}")
+            continue
+        if o.bounds is not None and o.kind in ("int", "float", "pair", "mapping"):
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not o.bounds.holds(v):
+                raise TadaError(f"{what}: {o.name} must be {o.bounds}, got {v!r}")
 
 
 

@@ -57,6 +57,8 @@ def click_option(o: Option, help_text: str | None = None) -> Callable:
     """The click option of one field: given values only (``None`` = not given, so a YAML or the
     field's default applies)."""
     text = o.help if help_text is None else help_text
+    if o.bounds is not None:
+        text = f"{text} ({o.bounds})"
     if help_text is None and o.default not in (None, False) and o.default != {} and o.kind != "bool":
         text = f"{text} [default: {_shown(o.default)}]"
     if o.kind == "bool":
@@ -69,8 +71,10 @@ def click_option(o: Option, help_text: str | None = None) -> Callable:
         return click.option(o.flag, o.name, multiple=True, help=text)
     if o.kind == "number_or_auto":
         return click.option(o.flag, o.name, type=NumberOrAuto(), help=text)
-    kind: Any = click.Choice(list(o.choices)) if o.choices else {"int": int, "float": float, "str": str}[o.kind]
-    return click.option(o.flag, o.name, type=kind, help=text)
+    # choices and bounds are checked by tada.options.build (one validator for API, YAML and CLI)
+    metavar = "[" + "|".join(o.choices) + "]" if o.choices else None
+    kind: Any = {"int": int, "float": float, "str": str}[o.kind]
+    return click.option(o.flag, o.name, type=kind, metavar=metavar, help=text)
 
 
 def add_options(options: list[Option], help_texts: dict[str, str] | None = None) -> Callable:

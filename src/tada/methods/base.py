@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from .._lazy import torch  # imported on first use (start-up: `tada methods`)
 
 from ..errors import TadaError
+from ..options import build
 from ..lowrank import LoraModule, LowRank, from_lora
 
 
@@ -161,22 +162,12 @@ def make_params(spec: MethodSpec, values: dict | None, n_inputs: int = 2) -> Any
     cat's 1, 1) repeats its value."""
     values = dict(values or {})
     known = {f.name: f for f in dataclasses.fields(spec.params)}
-    unknown = sorted(set(values) - set(known))
-    if unknown:
-        raise TadaError(f"method {spec.name} has no parameter {', '.join(unknown)}; "
-                        f"its parameters: {', '.join(known) or '(none)'}")
     if "weights" in known and "weights" not in values and n_inputs != 2:
         default = dataclasses.MISSING if known["weights"].default is dataclasses.MISSING else known["weights"].default
         if isinstance(default, tuple) and len(set(default)) == 1:
             values["weights"] = ((1.0 / n_inputs,) * n_inputs if abs(sum(default) - 1.0) < 1e-12
                                  else (default[0],) * n_inputs)
-    try:
-        params = spec.params(**values)
-    except (TypeError, ValueError) as exc:
-        raise TadaError(f"method {spec.name}: {exc}") from None
-    check = getattr(params, "validate", None)
-    if check is not None:
-        check()
+    params = build(spec.params, values, f"method {spec.name}", noun="parameter")
     weights = getattr(params, "weights", None)
     if weights is not None and len(weights) != n_inputs:
         raise TadaError(f"method {spec.name}: `weights` must be {n_inputs} numbers (task, then each domain "

@@ -13,7 +13,6 @@ from ..options import opt
 from .base import ModuleInput, ModuleResult, register
 from .dense import DenseParams, dense_dtype, dense_inputs, finish
 from .sparsify import dare_chunk_drop, dare_drop, ties_merge, weighted_sum
-from ..errors import TadaError
 
 
 @dataclass(frozen=True)
@@ -22,11 +21,6 @@ class DareParams(DenseParams):
 
     rescale: str = opt("density", "How kept entries are rescaled.", flag="--dare-rescale",
                        choices=("density", "l1", "none"))
-
-    def validate(self) -> None:
-        super().validate()
-        if self.rescale not in ("density", "l1", "none"):
-            raise TadaError(f"rescale must be density, l1 or none, got {self.rescale!r}")
 
 
 @dataclass(frozen=True)

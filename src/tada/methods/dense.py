@@ -7,8 +7,6 @@ from .._lazy import torch  # imported on first use (start-up: `tada methods`)
 
 from ..options import opt
 from .base import ModuleInput, ModuleResult, check_weights
-from .sparsify import check_density
-from ..errors import TadaError
 from ..lowrank import truncate_dense
 
 SOLVERS = ("auto", "exact", "randomized")
@@ -26,19 +24,14 @@ class DenseParams:
     float64 with the exact solver, float32 with the randomized one — its approximation error,
     ~1e-6 relative against the exact truncation, is far above float32 rounding)."""
 
-    density: float = opt(0.5, "Fraction of each ΔW's entries kept.")
+    density: float = opt(0.5, "Fraction of each ΔW's entries kept.", gt=0, le=1)
     weights: tuple[float, ...] = opt((1.0, 1.0), "One weight per input (task, then each domain adapter), e.g. 0.5,0.5.")
     svd_solver: str = opt("auto", "How the dense result returns to rank r.", choices=SOLVER_CHOICES)
     seed: int = opt(0, "Seed of DARE drops, TaDA's random filter and the randomized SVD.")
     precision: str = opt("auto", "dtype of the dense ΔW work.", choices=("auto", "float64", "float32"))
 
     def validate(self) -> None:
-        check_density(self.density)
         check_weights(self.weights)
-        if self.svd_solver not in SOLVERS:
-            raise TadaError(f"svd_solver must be one of {SOLVERS}, got {self.svd_solver!r}")
-        if self.precision not in ("auto", *PRECISIONS):
-            raise TadaError(f"precision must be auto, float64 or float32, got {self.precision!r}")
 
 
 def solver_for(module: ModuleInput, params: DenseParams) -> str:

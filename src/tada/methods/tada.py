@@ -45,16 +45,16 @@ class TadaParams:
     ``seed``); layer_alpha (every component takes the module's α of Eq. 3).
     """
 
-    beta: float = opt(5.0, "Sigmoid slope β (Eq. 3).")
+    beta: float = opt(5.0, "Sigmoid slope β (Eq. 3).", gt=0)
     delta: float | str = opt("auto", "Overlap threshold δ (Eq. 5): auto (calibrated to the pair, SPEC §6) "
-                                     "or a number (the paper's literal value is 0.1).")
-    delta_drop: float = opt(0.025, "With delta auto: the fraction q of pooled components dropped.")
-    overlap_lambda: float = opt(0.5, "λ of Eq. 5 (weight of the U overlap against V's).")
+                                     "or a number (the paper's literal value is 0.1).", gt=0)
+    delta_drop: float = opt(0.025, "With delta auto: the fraction q of pooled components dropped.", ge=0, lt=1)
+    overlap_lambda: float = opt(0.5, "λ of Eq. 5 (weight of the U overlap against V's).", ge=0, le=1)
     filter_side: str = opt("both", "Filter both adapters' components (Algorithm 1) or the task's only "
                                    "(Eq. 5 literally).", choices=FILTER_SIDES)
     tau: dict = opt(help="τ override ROLE_OR_PATTERN=VALUE, e.g. attn_out=1.5 (repeatable).", factory=dict)
     global_tau: float | None = opt(None, "Ablation: τ = this value for every role.")
-    fixed_alpha: float | None = opt(None, "Ablation: every α = this value.")
+    fixed_alpha: float | None = opt(None, "Ablation: every α = this value.", ge=0, le=1)
     no_filter: bool = opt(False, "Ablation: keep every component.")
     keep_high_overlap: bool = opt(False, "Ablation: keep only high-overlap components.")
     random_filter: bool = opt(False, "Ablation: drop as many, at random.")
@@ -66,22 +66,8 @@ class TadaParams:
     def validate(self) -> None:
         if sum([self.no_filter, self.keep_high_overlap, self.random_filter]) > 1:
             raise TadaError("choose at most one of no_filter, keep_high_overlap, random_filter")
-        if self.fixed_alpha is not None and not 0.0 <= self.fixed_alpha <= 1.0:
-            raise TadaError(f"fixed_alpha must be in [0, 1], got {self.fixed_alpha}")
         if self.fixed_alpha is not None and self.layer_alpha:
             raise TadaError("fixed_alpha and layer_alpha are exclusive")
-        if not 0.0 <= self.overlap_lambda <= 1.0:
-            raise TadaError(f"overlap_lambda must be in [0, 1], got {self.overlap_lambda}")
-        if self.beta <= 0:
-            raise TadaError(f"beta must be positive, got {self.beta}")
-        if self.delta != "auto" and (isinstance(self.delta, (str, bool)) or not self.delta > 0):
-            raise TadaError(f"delta must be a positive number or 'auto', got {self.delta!r}")
-        if isinstance(self.delta_drop, bool) or not 0.0 <= self.delta_drop < 1.0:
-            raise TadaError(f"delta_drop must be in [0, 1), got {self.delta_drop!r}")
-        if self.domain_combine not in DOMAIN_COMBINE:
-            raise TadaError(f"domain_combine must be one of {', '.join(DOMAIN_COMBINE)}, got {self.domain_combine!r}")
-        if self.filter_side not in FILTER_SIDES:
-            raise TadaError(f"filter_side must be one of {', '.join(FILTER_SIDES)}, got {self.filter_side!r}")
 
     def check_modules(self, modules: list[str]) -> None:
         """What can only be checked against the merged modules: every τ override must apply."""
