@@ -18,6 +18,7 @@ import argparse
 import json
 import resource
 import sys
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -59,11 +60,21 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dense-sample", type=int, default=0, help="also time N dense torch.linalg.svd calls")
     ap.add_argument("--repeat", type=int, default=3, help="best of N for the low-rank methods")
     ap.add_argument("--methods", default=",".join(EXACT + DENSE), help="comma-separated rows to run")
+    ap.add_argument("--out", help="keep the adapters and merges in this folder (default: a temporary one, removed)")
     args = ap.parse_args(argv)
+    if args.out:
+        return run(args, Path(args.out))
+    tmp = Path(tempfile.mkdtemp(prefix="tada-bench-"))
+    try:
+        return run(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def run(args: argparse.Namespace, tmp: Path) -> dict:
 
     torch.set_num_threads(torch.get_num_threads())
     names = [f"model.layers.{i}.self_attn.{m}" for i in range(args.layers) for m in ("q_proj", "k_proj", "v_proj", "o_proj")]
-    tmp = Path(tempfile.mkdtemp(prefix="tada-bench-"))
     task = build(tmp / "task", names, args.dim, args.rank, 0)
     domain = build(tmp / "domain", names, args.dim, args.rank, 1)
     g = torch.Generator().manual_seed(2)

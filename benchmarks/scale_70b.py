@@ -43,7 +43,7 @@ def module_names(layers: int) -> list[str]:
 
 def build(folder: Path, layers: int, rank: int, seed: int, scale: float = 1.0) -> Path:
     """A 70B-shaped bfloat16 LoRA adapter written tensor by tensor."""
-    from tada.spool import TensorSpool
+    from tada.io.spool import TensorSpool
 
     g = torch.Generator().manual_seed(seed)
     spool = TensorSpool()

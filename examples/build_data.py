@@ -32,7 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 from tada.eval.leakage import Corpus, normalize, training_texts  # noqa: E402
-from tada.prompts import answer_for, format_mcq  # noqa: E402
+from tada.eval.prompts import answer_for, format_mcq  # noqa: E402
 
 TASK_TRAIN = 2000
 TASK_VAL = 200
@@ -759,7 +759,7 @@ def write_sources(seed: int, counts: dict[str, int], go_path: Path, wordnet: Pat
         f"is cut to its first {PASSAGE_WORDS} words. Question: \"{QUESTION}\"; {OPTIONS} options = "
         "the true title + 3 titles of the same topic label drawn from the same split (any topic of "
         "the split when the topic is too small); the answer's position is uniform. Prompt format: "
-        "`tada.prompts.format_mcq`; answer = \" A\" … \" D\". Train, validation and probe titles "
+        "`tada.eval.prompts.format_mcq`; answer = \" A\" … \" D\". Train, validation and probe titles "
         "are disjoint.",
         "- `probes/general.txt`: the first sentence (plus the second when both fit in 45 words) "
         "of leads used in neither task file.",

@@ -28,7 +28,7 @@ from tada.eval.lm import mean_loss
 from tada.eval.lm import read_lines as lines
 from tada.eval.mcq import letter_token_ids
 from tada.models import load_model, load_tokenizer, smollm2_gguf
-from tada.prompts import LETTERS
+from tada.eval.prompts import LETTERS
 from tada.train import Example, collate, read_records
 
 BATCH = 8

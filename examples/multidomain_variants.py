@@ -13,9 +13,9 @@ import json
 import sys
 from pathlib import Path
 
-from tada.eval.presets import preset
-from tada.eval.reproduce import label
-from tada.eval.runner import Bench, BenchConfig, Run
+from tada.bench.config import preset
+from tada.bench.results import label
+from tada.bench.text import Bench, BenchConfig, Run
 from tada.eval.stats import paired
 
 VARIANTS = {"tada-mean": ("K-way TaDA, domain_combine mean", {"domain_combine": "mean"}),

@@ -15,11 +15,11 @@ import statistics
 import sys
 from pathlib import Path
 
-from tada.analysis.variants import Variant, evaluate_variants, slug
-from tada.grid import Grid
-from tada.eval.reproduce import label
-from tada.eval.runner import BenchConfig
-from tada.eval.presets import preset
+from tada.bench.variants import Variant, evaluate_variants, slug
+from tada.bench.grid import Grid
+from tada.bench.results import label
+from tada.bench.text import BenchConfig
+from tada.bench.config import preset
 from tada.eval.stats import paired
 
 HERE = Path(__file__).resolve().parent

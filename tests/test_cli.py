@@ -199,7 +199,7 @@ def test_a_repeated_single_valued_option_is_refused(capsys, tmp_path, pair):
 def test_inspect_norms_are_the_dense_norms_in_every_stored_dtype(tmp_path, dtype):
     """`tada inspect` reads the factors with numpy (bfloat16, which numpy lacks, through torch):
     ‖c·B·A‖_F per module as the dense delta computed from the file has it, and the stored dtype."""
-    from tada.describe import describe
+    from tada.report.describe import describe
 
     folder = write_adapter(tmp_path / "a", r=4, alpha=8, seed=3, dtype=dtype)
     info = describe(folder)

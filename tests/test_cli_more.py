@@ -54,7 +54,7 @@ def test_eval_chat_template_scores_the_templated_prompt(capsys, chat_base, tmp_p
     differ from the plain prompt's."""
     from tada.eval.datasets import load_dataset_by_name
     from tada.models import load_model, load_tokenizer, resolve_base
-    from tada.prompts import format_mcq
+    from tada.eval.prompts import format_mcq
 
     data = toy_jsonl(tmp_path / "q.jsonl")
     runs = {}

@@ -172,8 +172,8 @@ def test_jsonl_format_fields_are_checked_and_round_trip(tmp_path):
 
 
 def test_bench_scores_format_only_where_declared_and_tables_have_both_columns(tmp_path, tiny_base):
-    from tada.eval.runner import Bench, BenchConfig
-    from tada.eval.tables import write_tables
+    from tada.bench.text import Bench, BenchConfig
+    from tada.bench.tables import write_tables
 
     from conftest import llama_shapes, write_adapter
 
@@ -235,7 +235,7 @@ def test_cli_eval_scoring_format(capsys, tmp_path, tiny_base):
     assert len(preds) == 6 and all("generation" in p and "format_ok" in p for p in preds)
     record = json.loads((tmp_path / "p.json").read_text())
     assert 0 <= record["metrics"]["format_rate"] <= 1 and record["key"]["shots"] == 0
-    # the same record a `tada bench` cell caches (tada.records.cell_record)
+    # the same record a `tada bench` cell caches (tada.eval.records.cell_record)
     assert {"key", "dataset", "dataset_meta", "scoring", "accuracy", "n", "ci", "metrics", "tokens", "versions",
             "seconds"} <= set(record)
     assert set(record["key"]) == {"base", "adapter_sha256", "dataset", "scoring", "shots", "seed", "limit",

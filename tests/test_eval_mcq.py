@@ -9,7 +9,7 @@ from tada.errors import TadaError
 from tada.eval.datasets import MCQ, MCQDataset
 from tada.eval.mcq import Scorer, Template, evaluate, letter_token_ids, macro_f1, wilson_interval
 from tada.models import load_model, resolve_base
-from tada.prompts import LETTERS
+from tada.eval.prompts import LETTERS
 
 @pytest.fixture(scope="module")
 def model_tok(tiny_base, tmp_path_factory):

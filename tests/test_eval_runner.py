@@ -6,8 +6,8 @@ import json
 import pytest
 
 from tada.eval import mcq
-from tada.eval.runner import Bench, BenchConfig, dry_run, grid
-from tada.eval.tables import build_rows, to_csv, to_markdown
+from tada.bench.text import Bench, BenchConfig, dry_run, grid
+from tada.bench.tables import build_rows, to_csv, to_markdown
 
 from conftest import llama_shapes, write_adapter, write_probe
 
@@ -37,7 +37,7 @@ def cfg(tmp_path, tiny_base, monkeypatch):
                        datasets=[toy_jsonl(tmp_path / "a.jsonl"), toy_jsonl(tmp_path / "b.jsonl", seed=1)],
                        domain_probe=str(write_probe(tmp_path / "d.txt", seed=1)),
                        general_probe=str(write_probe(tmp_path / "g.txt", seed=2)),
-                       methods=["linear", "ties", "dare_ties", "tada"], densities=[0.5, 0.7], dare_seeds=[0, 1],
+                       methods=["linear", "ties", "dare_ties", "tada"], sweeps={"density": [0.5, 0.7], "seed": [0, 1]},
                        shots=1, limit=None, out=str(tmp_path / "run"))
 
 
@@ -73,7 +73,7 @@ def test_bench_runs_resumes_and_renders(cfg, monkeypatch):
     dare = next(r for r in head if r.group == "dare_ties")
     assert "best-on-test" in dare.note and dare.average_std is not None
     assert len(full) == 4  # ties and dare_ties at two densities
-    from tada.eval.tables import write_tables
+    from tada.bench.tables import write_tables
 
     files = write_tables(records, cfg, show=False)
     assert [f.name for f in files] == ["table.letter.md", "table.letter.csv", "table.letter.json"]
@@ -116,7 +116,7 @@ def test_dry_run_reports_unreachable(cfg, tmp_path):
 def test_density_picked_on_validation_before_testing_and_results_document(cfg, tmp_path, monkeypatch):
     """With ``select_on``, every density is scored on the validation set (first DARE seed only),
     only the picked density reaches the test sets, and the results document is written from the run."""
-    from tada.eval.reproduce import BEGIN, END, write_results
+    from tada.bench.results import BEGIN, END, write_results
     from tada.eval.stats import mcnemar_exact
 
     val = toy_jsonl(tmp_path / "val.jsonl", n=8, seed=5)
@@ -162,7 +162,7 @@ def test_density_picked_on_validation_before_testing_and_results_document(cfg, t
 
 def test_merge_key_holds_every_parameter_default_included(pair):
     """A cached merge made under another default (TaDA's δ was 0.1, now auto) must not be reused."""
-    from tada.grid import merge_key
+    from tada.bench.grid import merge_key
 
     task, domain = (str(p) for p in pair)
     key = merge_key(task, domain, "tada", {}, base="b", probes=[None])
@@ -173,7 +173,7 @@ def test_merge_key_holds_every_parameter_default_included(pair):
 
 
 def test_a_single_density_is_not_called_best_on_test():
-    from tada.eval.tables import build_rows
+    from tada.bench.tables import build_rows
 
     records = [{"run": "ties-d0.5", "group": "ties", "params": {"density": 0.5}, "dataset": "d", "scoring": "letter",
                 "accuracy": 0.5, "n": 10, "metrics": {}}]

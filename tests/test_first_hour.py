@@ -97,8 +97,7 @@ def test_embedded_base_is_the_default_for_probes(adapters, monkeypatch):
     nothing (with a note); an adapter naming another model needs `base` (one line)."""
     import warnings
 
-    from tada import api
-    from tada.models import default_base, smollm2_gguf
+    from tada.models import default_base, resolve_base, smollm2_gguf
 
     embedded = smollm2_gguf()
     with warnings.catch_warnings():
@@ -108,7 +107,7 @@ def test_embedded_base_is_the_default_for_probes(adapters, monkeypatch):
         assert default_base([None]) == embedded
     with pytest.raises(TadaError, match="`base` is needed.*meta-llama"):
         default_base(["meta-llama/Llama-2-7b-hf"])
-    assert api.resolve_base("smollm2") == embedded
+    assert resolve_base("smollm2") == embedded
 
 
 def test_json_outputs_and_the_alpha_table_behind_summary(adapters, tmp_path, capsys, tiny_base):

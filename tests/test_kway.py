@@ -263,8 +263,8 @@ def test_yaml_domains_list_with_weights(tmp_path, capsys):
 
 def test_kway_report_shows_one_alpha_row_per_domain(three, tmp_path, capsys):
     from tada.analysis.plots import plot_alpha
-    from tada.describe import describe
-    from tada.summary import print_summary
+    from tada.report.describe import describe
+    from tada.report.summary import print_summary
 
     task, doms, stats, g = three
     res = tada.merge(task, doms, domain_stats=stats, general_stats=g, progress=False, out=tmp_path / "m")

@@ -46,13 +46,13 @@ def test_modes_follow_umask_and_nothing_is_left_beside(tmp_path, pair, umask022)
 
 @pytest.mark.parametrize("where", ["weights", "swap"])
 def test_a_failure_mid_write_leaves_nothing_behind(tmp_path, pair, monkeypatch, where):
-    import tada.adapters as adapters
+    import tada.io.atomic as atomic
 
     task, domain = pair
     if where == "swap":
-        monkeypatch.setattr(adapters, "_swap_into_place", lambda tmp, out: (_ for _ in ()).throw(OSError("disk full")))
+        monkeypatch.setattr(atomic, "_swap_into_place", lambda tmp, out: (_ for _ in ()).throw(OSError("disk full")))
     else:
-        from tada.spool import TensorSpool
+        from tada.io.spool import TensorSpool
 
         monkeypatch.setattr(TensorSpool, "save",
                             lambda self, path, metadata=None: (_ for _ in ()).throw(OSError("disk full")))
@@ -123,7 +123,7 @@ def front_matter(text: str) -> tuple[dict, str]:
 
 
 def test_model_card_content(tmp_path, capsys):
-    from tada.records import cell_record
+    from tada.eval.records import cell_record
     from tada._util import file_sha256
 
     task = write_adapter(tmp_path / "task", base="HuggingFaceTB/SmolLM2-135M")
@@ -181,7 +181,7 @@ def test_model_card_content(tmp_path, capsys):
 
 
 def test_card_of_a_local_base_has_no_base_model_key(tmp_path):
-    from tada.card import model_card
+    from tada.report.card import model_card
 
     pair = [write_adapter(tmp_path / n, seed=i, base="x:/y.gguf") for i, n in enumerate(("t", "d"))]
     res = tada.merge(*pair, method="cat", base=str(tmp_path), progress=False)
@@ -296,7 +296,7 @@ def test_yaml_out_and_base_relative_to_the_yaml(tmp_path, pair, capsys, monkeypa
     config = json.loads((conf / "merged" / "adapter_config.json").read_text())
     assert not (elsewhere / "merged").exists()
     assert config["base_model_name_or_path"] == "tiny-base"  # resolvable: kept
-    from tada.cli.merge import load_yaml_config
+    from tada.config import load_merge_config as load_yaml_config
 
     assert load_yaml_config(str(conf / "m.yaml"))["base"] == str(conf / "models" / "base")
     (conf / "h.yaml").write_text("base: HuggingFaceTB/SmolLM2-135M\nout: /abs/out\n")

@@ -7,7 +7,7 @@ import math
 import pytest
 
 import tada
-from tada.analysis import alpha_grid
+from tada.report.alpha import alpha_grid
 from tada.analysis.plots import plot_alpha, read_report
 from tada.errors import TadaError
 

@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file, save_file
 
-from tada.spool import TensorSpool
+from tada.io.spool import TensorSpool
 
 DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64]
 
@@ -32,7 +32,7 @@ def test_spool_file_is_byte_identical_to_save_file(tmp_path_factory, specs, with
 
 
 def test_spool_is_a_mapping_and_copies_in_bounded_chunks(tmp_path, monkeypatch):
-    import tada.spool as spool_mod
+    import tada.io.spool as spool_mod
 
     monkeypatch.setattr(spool_mod, "COPY_BYTES", 7)  # many partial copies per tensor
     spool = TensorSpool()

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from tada.errors import TadaError
 from tada.models import BaseSpec, load_model, load_tokenizer, smollm2_gguf
-from tada.prompts import answer_for, format_mcq
+from tada.eval.prompts import answer_for, format_mcq
 from tada.train import (IGNORE, batch_loss, bucketed_batches, collate, encode, lr_factor,
                         read_records, train_lora)
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tada._util import cache_root, file_sha256, first_line, write_json_atomic
+from tada._util import cache_root, file_sha256, first_line
+from tada.io.atomic import write_json as write_json_atomic
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import torch
 from transformers import (CLIPVisionConfig, CLIPVisionModel, DeiTConfig, DeiTModel, Dinov2Config, Dinov2Model,
                           ViTConfig, ViTModel)
 
-from tada.api import linear_modules
+from tada.probes import linear_modules
 from tada.roles import layer_of, role_of
 from tada.vision.probes import extract_image_stats, patch_count
 

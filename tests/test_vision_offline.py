@@ -14,7 +14,7 @@ import importlib.util
 from pathlib import Path
 
 from tada._util import cache_root
-from tada.examples import examples_root
+from tada.bench.config import examples_root
 from tada.vision.images import FASHION_MNIST_CLASSES
 from tada.vision.train import read_labels
 

@@ -76,7 +76,7 @@ def test_probe_images_cli_then_tada_merge_of_vit_adapters_loads_in_peft(tmp_path
 
     from tada.cli import main
     from tada.probes import ProbeStats
-    from tada.spool import TensorSpool  # noqa: F401  (the merge writes through it)
+    from tada.io.spool import TensorSpool  # noqa: F401  (the merge writes through it)
 
     base_dir = tmp_path / "base"
     model.save_pretrained(base_dir)

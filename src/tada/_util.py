@@ -2,13 +2,9 @@
 atomic JSON writes. Standard library only, so that any module may import it."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import json
 import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 #: Progress bars appear only for work that takes longer than this (tqdm's ``delay``, seconds).
 PROGRESS_DELAY_S = 2.0
@@ -44,24 +40,6 @@ def first_line(exc: object, *, with_type: bool = False) -> str:
     line = text.splitlines()[0].strip()
     line = line if len(line) <= FIRST_LINE_LIMIT else line[:FIRST_LINE_LIMIT - 3] + "..."
     return f"{type(exc).__name__}: {line}" if with_type else line
-
-
-def write_json_atomic(path: str | os.PathLike, obj: Any, *, indent: int | None = 2, sort_keys: bool = True) -> None:
-    """Write ``obj`` as JSON to ``path`` (no trailing newline), creating the parent folders: into a
-    temporary file in the same folder, then :func:`os.replace`, so a reader sees the old file or the
-    new one, never half of one. If writing fails the temporary file is removed, ``path`` is left as
-    it was and the error propagates."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=indent, sort_keys=sort_keys)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def free_cores(cores: int, loadavg: str | None = None) -> int:

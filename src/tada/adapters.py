@@ -13,11 +13,7 @@ import json
 import math
 import os
 import re
-import secrets
-import shutil
-import tempfile
 from collections.abc import Callable, Mapping
-from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 from pathlib import Path
@@ -28,7 +24,9 @@ from safetensors import safe_open
 
 from ._lazy import torch  # imported on first use (start-up: `tada inspect` reads adapters without it)
 
-from .card import resolvable_base
+from .io.atomic import folder_transaction
+from .io.files import read_json_object
+from .io.hub import resolvable_base
 from .errors import TadaError
 from .lowrank import LoraModule
 from .models import EMBEDDED_HUB_ID, is_embedded
@@ -51,9 +49,9 @@ class Adapter:
     path: Path
     config: dict
     module_names: list[str]
-    _keys: dict[str, tuple[str, str]]  # module → (key of A, key of B)
-    _extra_keys: list[str]  # modules_to_save / trainable tokens tensors, carried as they are
-    _weights: Path
+    tensor_keys: dict[str, tuple[str, str]]  # module → (key of A, key of B)
+    extra_keys: list[str]  # modules_to_save / trainable tokens tensors, carried as they are
+    weights_file: Path
     _pickle_state: dict | None = field(default=None, repr=False)
     _handle: object | None = field(default=None, repr=False)
     _np_handle: object | None = field(default=None, repr=False)  # the same file, read as numpy arrays
@@ -91,10 +89,10 @@ class Adapter:
             return self._pickle_state[key]
         try:
             if self._handle is None:  # opened once, memory-mapped; tensors are read on demand
-                self._handle = safe_open(str(self._weights), framework="pt")
+                self._handle = safe_open(str(self.weights_file), framework="pt")
             return self._handle.get_tensor(key)  # type: ignore[attr-defined]
         except Exception as exc:  # corrupt file body
-            raise TadaError(f"{self._weights}: cannot read tensor {key!r}: {exc}") from None
+            raise TadaError(f"{self.weights_file}: cannot read tensor {key!r}: {exc}") from None
 
     def _check_factors(self, name: str, A, B, finite: Callable[[Any], bool]) -> None:
         if A.ndim != 2 or B.ndim != 2 or A.shape[0] != B.shape[1]:
@@ -109,7 +107,7 @@ class Adapter:
 
     def module(self, name: str) -> LoraModule:
         """Read one module's factors (memory-mapped) and check them."""
-        ka, kb = self._keys[name]
+        ka, kb = self.tensor_keys[name]
         A, B = self._tensor(ka), self._tensor(kb)
         self._check_factors(name, A, B, lambda t: bool(torch.isfinite(t).all()))
         return LoraModule(name, A, B, self.scaling(name))
@@ -122,16 +120,16 @@ class Adapter:
             m = self.module(name)
             return m.A.double().numpy(), m.B.double().numpy()
         try:
-            A, B = (self._numpy_file().get_tensor(k).astype(np.float64) for k in self._keys[name])
+            A, B = (self._numpy_file().get_tensor(k).astype(np.float64) for k in self.tensor_keys[name])
         except Exception as exc:  # corrupt file body
-            raise TadaError(f"{self._weights}: cannot read module {name!r}: {exc}") from None
+            raise TadaError(f"{self.weights_file}: cannot read module {name!r}: {exc}") from None
         self._check_factors(name, A, B, lambda t: bool(np.isfinite(t).all()))
         return A, B
 
     def _numpy_file(self) -> Any:
         """The weights file opened once for numpy reads (memory-mapped)."""
         if self._np_handle is None:
-            self._np_handle = safe_open(str(self._weights), framework="numpy")
+            self._np_handle = safe_open(str(self.weights_file), framework="numpy")
         return self._np_handle
 
     @functools.cached_property
@@ -141,7 +139,7 @@ class Adapter:
             return "float32"
         if self._pickle_state is not None:
             return str(self.module(self.module_names[0]).A.dtype).removeprefix("torch.")
-        code = self._numpy_file().get_slice(self._keys[self.module_names[0]][0]).get_dtype()
+        code = self._numpy_file().get_slice(self.tensor_keys[self.module_names[0]][0]).get_dtype()
         return SAFETENSORS_DTYPES.get(code, code.lower())
 
     def modules(self) -> Iterator[LoraModule]:
@@ -150,7 +148,7 @@ class Adapter:
 
     def extra_tensors(self) -> dict[str, torch.Tensor]:
         """Tensors that are not LoRA factors (``modules_to_save`` heads, …), keys as stored."""
-        return {k: self._tensor(k) for k in self._extra_keys}
+        return {k: self._tensor(k) for k in self.extra_keys}
 
 
 def _pattern_key(pattern: dict, name: str) -> str | None:
@@ -195,13 +193,7 @@ def _read_config(folder: Path) -> dict:
     cfg_path = folder / CONFIG_NAME
     if not cfg_path.is_file():
         raise TadaError(f"{folder}: no {CONFIG_NAME} (is this a PEFT adapter folder?)")
-    try:
-        config = json.loads(cfg_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise TadaError(f"{cfg_path}: malformed JSON ({exc})") from None
-    if not isinstance(config, dict):
-        raise TadaError(f"{cfg_path}: expected a JSON object")
-    return config
+    return read_json_object(cfg_path, CONFIG_NAME)
 
 
 def check_config(config: dict, where: str | Path) -> None:
@@ -431,108 +423,15 @@ def write_adapter(out: str | os.PathLike, tensors: Mapping[str, torch.Tensor], c
     0644 with the usual 022). ``extra_files``: dicts are written as JSON, strings as UTF-8 text.
     Same tensors and dicts ⇒ byte-identical files.
     """
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with _output_lock(out):
-        check_output(out, force)
-        _remove_stale_temporaries(out)
-        tmp = _make_temporary(out)
-        try:
-            if hasattr(tensors, "save"):  # a TensorSpool: streamed from disk, same bytes as save_file
-                tensors.save(tmp / WEIGHTS_NAME, metadata={"format": "pt"})
-            else:
-                from safetensors.torch import save_file  # imports torch: deferred for start-up time
+    with folder_transaction(out, check=lambda: check_output(out, force)) as tmp:
+        if hasattr(tensors, "save"):  # a TensorSpool: streamed from disk, same bytes as save_file
+            tensors.save(tmp / WEIGHTS_NAME, metadata={"format": "pt"})
+        else:
+            from safetensors.torch import save_file  # imports torch: deferred for start-up time
 
-                ordered = {k: tensors[k].contiguous() for k in sorted(tensors)}
-                save_file(ordered, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
-            files = {CONFIG_NAME: config, **(extra_files or {})}
-            for name, obj in files.items():
-                (tmp / name).write_bytes(obj.encode() if isinstance(obj, str) else _json_bytes(obj))
-            for f in tmp.iterdir():
-                with open(f, "rb") as fh:
-                    os.fsync(fh.fileno())
-            _swap_into_place(tmp, out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return out
-
-
-def _make_temporary(out: Path) -> Path:
-    """A new empty sibling folder ``.<name>.tmp-<random>``, its mode from the umask (unlike mkdtemp's 0700)."""
-    for _ in range(100):
-        tmp = out.parent / f".{out.name}.tmp-{secrets.token_hex(6)}"
-        try:
-            os.mkdir(tmp)
-            return tmp
-        except FileExistsError:
-            continue
-    raise TadaError(f"cannot create a temporary folder beside {out}")
-
-
-@contextmanager
-def _output_lock(out: Path):
-    """An exclusive ``flock`` on ``.<name>.lock`` beside ``out`` (released when the process dies).
-
-    The holder deletes the file before releasing it; a waiter that then gets the lock of a
-    deleted (or replaced) file tries again on the file now at that path, so two writers never
-    hold the lock of the same path at once.
-    """
-    import fcntl
-
-    lock = out.parent / f".{out.name}.lock"
-    while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            held, now = os.fstat(fd), os.stat(lock)
-            if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
-                break
-        except FileNotFoundError:
-            pass
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)
-    try:
-        yield
-    finally:
-        with suppress(OSError):
-            os.unlink(lock)
-        os.close(fd)
-
-
-def _remove_stale_temporaries(out: Path) -> None:
-    """Temporary folders of earlier, killed writers of ``out`` (safe: we hold the lock)."""
-    for stale in out.parent.glob(f".{out.name}.tmp-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    for stale in out.parent.glob(f".{out.name}.old-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths with Linux ``renameat2(RENAME_EXCHANGE)``; False if unavailable."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    AT_FDCWD, RENAME_EXCHANGE = -100, 2
-    return renameat2(AT_FDCWD, os.fsencode(a), AT_FDCWD, os.fsencode(b), RENAME_EXCHANGE) == 0
-
-
-def _swap_into_place(tmp: Path, out: Path) -> None:
-    """Put ``tmp`` at ``out``: a plain rename, or an atomic exchange with an existing ``out``."""
-    if not out.exists():
-        os.rename(tmp, out)
-    elif _exchange(tmp, out):
-        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the old folder
-    else:
-        old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-        old.rmdir()
-        os.rename(out, old)
-        os.rename(tmp, out)
-        shutil.rmtree(old, ignore_errors=True)
+            ordered = {k: tensors[k].contiguous() for k in sorted(tensors)}
+            save_file(ordered, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        files = {CONFIG_NAME: config, **(extra_files or {})}
+        for name, obj in files.items():
+            (tmp / name).write_bytes(obj.encode() if isinstance(obj, str) else _json_bytes(obj))
+    return Path(out)

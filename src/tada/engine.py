@@ -24,7 +24,7 @@ from .models import parse_dtype
 from .probes import ProbeStats
 from .report import REPORT_VERSION, jsonable, summarize, versions
 from .roles import role_of
-from .spool import TensorSpool
+from .io.spool import TensorSpool
 
 
 @dataclass
@@ -63,7 +63,7 @@ def input_summary(adapter: Adapter) -> dict:
             "lora_alpha": c.get("lora_alpha"), "use_rslora": bool(c.get("use_rslora")),
             "rank_pattern": c.get("rank_pattern") or {}, "alpha_pattern": c.get("alpha_pattern") or {},
             "modules": len(adapter.module_names),
-            "weights_sha256": file_sha256(adapter._weights) if adapter._weights.exists() else None}
+            "weights_sha256": file_sha256(adapter.weights_file) if adapter.weights_file.exists() else None}
 
 
 def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str = "tada", params: Any = None, *,
@@ -108,7 +108,7 @@ def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str =
     def module_inputs():
         """One ``ModuleInput`` at a time, in natural order (tensors memory-mapped until used)."""
         for name in names:
-            mods = [a.module(name) if name in a._keys else None for a in (task, *domains)]
+            mods = [a.module(name) if name in a.tensor_keys else None for a in (task, *domains)]
             present = [(side, m) for side, m in zip(sides, mods) if m is not None]
             first_side, first = present[0]
             for side, m in present[1:]:
@@ -116,7 +116,7 @@ def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str =
                     raise TadaError(f"module {name}: {first_side} ΔW is {first.shape[0]}×{first.shape[1]} but "
                                     f"{side} ΔW is {m.shape[0]}×{m.shape[1]}: the adapters are for different "
                                     "base models")
-            configured = [a.configured_rank(name) for a in (task, *domains) if name in a._keys]
+            configured = [a.configured_rank(name) for a in (task, *domains) if name in a.tensor_keys]
             h_domains, h_general = _probe_vectors(name, first.shape[1], stats_domains, stats_general,
                                                   spec.needs_probes)
             yield ModuleInput(name, mods[0], mods[1], rank or max(configured), h_domains[0], h_general,
@@ -157,7 +157,7 @@ def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str =
     tensors.update(extras)
     for side, d in zip(sides[1:], domains):
         if d.extra_tensors():
-            warn.append(f"{len(d._extra_keys)} non-LoRA tensors of the {side} adapter "
+            warn.append(f"{len(d.extra_keys)} non-LoRA tensors of the {side} adapter "
                         "(modules_to_save) are not carried; the task adapter's are")
     config = output_config(task, domains, ranks, base_model=base_model)
     noted = [n for n, m in modules_report.items() if m.get("notes")]
@@ -180,7 +180,7 @@ def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str =
         "probes": probe_info or {},
         "modules_to_save": sorted(extras),
         **({"calibration": calibration} if calibration is not None else {}),
-        "summary": summarize(modules_report),
+        "summary": summarize(modules_report, spec.summarize),
         "warnings": warn,
         "modules": modules_report,
         "versions": versions(),

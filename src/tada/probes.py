@@ -25,7 +25,8 @@ from safetensors.torch import save_file
 
 from ._util import PROGRESS_DELAY_S, cache_root
 from .errors import TadaError
-from .fileio import parse_json_object
+from .io.atomic import atomic_file
+from .io.files import parse_json_object
 from .roles import layer_of
 
 SITES = ("module-input", "layer-hidden")
@@ -86,13 +87,11 @@ class ProbeStats:
     meta: dict = field(default_factory=dict)
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        save_file({k: v.contiguous() for k, v in sorted(self.means.items())}, str(tmp),
-                  metadata={"tada_probe_stats": json.dumps(self.meta, sort_keys=True)})
-        os.replace(tmp, path)
-        return path
+        """Write the statistics to a safetensors file, atomically (mode from the umask)."""
+        with atomic_file(path) as tmp:
+            save_file({k: v.contiguous() for k, v in sorted(self.means.items())}, str(tmp),
+                      metadata={"tada_probe_stats": json.dumps(self.meta, sort_keys=True)})
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> ProbeStats:
@@ -284,3 +283,15 @@ def stats_for_probe(probe: ProbeSet, module_names: list[str], *, base_name: str,
     if use_cache:
         stats.save(path)
     return stats, False
+
+
+def linear_modules(model: torch.nn.Module, target_modules: str) -> list[str]:
+    output_embeddings = getattr(model, "get_output_embeddings", None)
+    head = output_embeddings() if callable(output_embeddings) else None
+    wanted = None if target_modules == "all-linear" else {t.strip() for t in target_modules.split(",")}
+    names = [n for n, m in model.named_modules()
+             if isinstance(m, torch.nn.Linear) and m is not head
+             and (wanted is None or n.rsplit(".", 1)[-1] in wanted)]
+    if not names:
+        raise TadaError(f"no linear modules match `target_modules` {target_modules}")
+    return names

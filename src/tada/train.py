@@ -27,13 +27,17 @@ import random
 import sys
 import time
 from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ._util import PROGRESS_DELAY_S, file_sha256
 from .errors import TadaError
-from .fileio import parse_json_object
+from .options import build, TrainOptions
+from .io.atomic import write_text
+from .io.files import parse_json_object
 from .models import BaseSpec, load_model, load_tokenizer
 
 MODES = ("lm", "answer")
@@ -157,13 +161,10 @@ def supports_logit_mask(model) -> bool:
     return hasattr(sys.modules.get(type(model).__module__), "slice_logits_to_keep")
 
 
-def train_lora(base: BaseSpec, data: str | Path, out: str | Path, *, mode: str = "lm", r: int = 16,
-               alpha: int = 16,
-               target_modules: tuple[str, ...] = ("q_proj", "k_proj", "v_proj", "o_proj"),
-               steps: int = 200, lr: float = 2e-4, batch_size: int = 8, max_length: int = 128,
-               seed: int = 0, device: str = "cpu", dropout: float = 0.05,
-               progress: bool = True) -> dict:
+def train_lora(base: BaseSpec, data: str | Path, out: str | Path, **options: Any) -> dict:
     """Train a LoRA adapter on ``data`` and save it to ``out``; returns a summary dict.
+    ``options``: the fields of :class:`tada.options.TrainOptions` (``target_modules``: a
+    comma-separated string or a sequence of leaf names).
 
     The summary holds ``steps``, ``final_loss`` (mean over the last 10% of the steps),
     ``tokens`` (input tokens processed, padding excluded), ``seconds`` and ``tokens_per_s``.
@@ -171,13 +172,16 @@ def train_lora(base: BaseSpec, data: str | Path, out: str | Path, *, mode: str =
     from peft import LoraConfig, get_peft_model
     from tqdm.auto import tqdm
 
+    o: TrainOptions = build(TrainOptions, options, "tada.train")
+    mode, r, alpha, steps, lr, batch_size = o.mode, o.r, o.alpha, o.steps, o.lr, o.batch_size
+    max_length, seed, device, dropout, progress = o.max_length, o.seed, o.device, o.dropout, o.progress
+    target_modules = leaf_names(o.target_modules)
     arguments = {"base": {"path": base.path, "gguf_file": base.gguf_file, "revision": base.revision,
                           "name": base.name},
                  "data": str(data), "out": str(out), "mode": mode, "r": r, "alpha": alpha,
                  "target_modules": list(target_modules), "steps": steps, "lr": lr,
                  "batch_size": batch_size, "max_length": max_length, "seed": seed,
                  "device": device, "dropout": dropout}
-    _check_numbers(steps=steps, r=r, batch_size=batch_size, max_length=max_length)
     tokenizer = load_tokenizer(base)
     examples = encode_file(tokenizer, data, mode, max_length)
 
@@ -237,11 +241,10 @@ def name_base(model, name: str) -> None:
     base.name_or_path = name
 
 
-def _check_numbers(**values: int) -> None:
-    """Every count must be a positive integer."""
-    for name, value in values.items():
-        if value < 1:
-            raise TadaError(f"{name} must be at least 1, got {value}")
+def leaf_names(target_modules: str | Sequence[str]) -> tuple[str, ...]:
+    """``"q_proj,v_proj"`` or a sequence of names → ``("q_proj", "v_proj")``."""
+    names = target_modules.split(",") if isinstance(target_modules, str) else list(target_modules)
+    return tuple(t.strip() for t in names if t.strip())
 
 
 def _save(model, out: str | Path, arguments: dict, data: str | Path, summary: dict) -> None:
@@ -257,4 +260,4 @@ def _save(model, out: str | Path, arguments: dict, data: str | Path, summary: di
               "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                            "peft": peft.__version__},
               "torch_threads": torch.get_num_threads()}
-    (out / "train_args.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_text(out / "train_args.json", json.dumps(record, indent=2) + "\n")

@@ -5,12 +5,11 @@ vision), blue = task-dominant (α → 1), green = domain-dominant (α → 0), wh
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..errors import TadaError
-from ..report import REPORT_NAME, REPORT_VERSION
-from . import alpha_grid, alpha_rows
+from ..report import REPORT_NAME, load
+from ..report.alpha import alpha_grid, alpha_rows
 
 ROLE_LABELS = {"query": "q", "key": "k", "value": "v", "attn_out": "o", "qkv": "qkv", "mlp": "mlp", "other": "other"}
 
@@ -18,16 +17,10 @@ ROLE_LABELS = {"query": "q", "key": "k", "value": "v", "attn_out": "o", "qkv": "
 def read_report(source: str | Path) -> dict:
     """A ``tada_report.json`` (or a merged folder holding one) from a TaDA merge."""
     p = Path(source)
-    if p.is_dir():
-        p = p / REPORT_NAME
-    if not p.is_file():
+    if not p.exists():
         raise TadaError(f"no TaDA report at {source}")
-    try:
-        report = json.loads(p.read_text())
-    except json.JSONDecodeError as exc:
-        raise TadaError(f"{p}: malformed JSON ({exc.msg})") from None
-    if not isinstance(report, dict) or report.get("report_version") != REPORT_VERSION:
-        raise TadaError(f"{p}: not a tada report of version {REPORT_VERSION}")
+    report = load(source)
+    p = p / REPORT_NAME if p.is_dir() else p
     if report.get("method") != "tada":
         raise TadaError(f"{p}: a {report.get('method')!r} merge has no per-layer α (use a TaDA report)")
     if not alpha_grid(report)["layers"]:

@@ -15,7 +15,7 @@ import statistics
 import torch
 
 from .._util import PROGRESS_DELAY_S
-from ..api import merge
+from ..api.merging import merge
 from ..probes import extract_stats, ProbeStats
 
 

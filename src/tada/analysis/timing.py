@@ -11,7 +11,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..api import merge
+from ..api.merging import merge
 from ..methods import get_method
 from ..stopwatch import Stopwatch
 

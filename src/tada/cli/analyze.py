@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from .. import workflows
+from ..bench import run as bench_run
 from ..errors import TadaError
 from .app import cli
 from .bench import device_override, model_dtype_override
@@ -22,7 +22,7 @@ def analysis_options(f):
     return f
 
 
-def _show(result: workflows.Analysis, quiet: bool) -> None:
+def _show(result: bench_run.Analysis, quiet: bool) -> None:
     click.echo(result.markdown if not quiet else "")
     click.echo(f"wrote {', '.join(str(f) for f in result.written)}")
 
@@ -40,12 +40,12 @@ def analyze() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def analyze_probe_size(config_file, preset, out, device, model_dtype, quiet, sizes, subsets, seed) -> None:
     """Table 5: mean over modules of std(α) across random probe subsets of each size N."""
-    cfg = workflows.text_bench_config(config_file, preset, {"device": device, "model_dtype": model_dtype})
+    cfg = bench_run.text_bench_config(config_file, preset, {"device": device, "model_dtype": model_dtype})
     try:
         ns = [int(x) for x in sizes.split(",") if x]
     except ValueError:
         raise TadaError(f"--sizes must be integers separated by commas, got {sizes!r}") from None
-    _show(workflows.probe_size(cfg, ns, subsets, seed, Path(out), progress=not quiet), quiet)
+    _show(bench_run.probe_size(cfg, ns, subsets, seed, Path(out), progress=not quiet), quiet)
 
 
 @analyze.command("timing")
@@ -54,8 +54,8 @@ def analyze_probe_size(config_file, preset, out, device, model_dtype, quiet, siz
               show_default=True)
 def analyze_timing(config_file, preset, out, device, quiet, methods) -> None:
     """Table 8: wall time of each merge step for TaDA and the baselines, in one run."""
-    cfg = workflows.text_bench_config(config_file, preset, {"device": device})
-    result = workflows.timing(cfg, [m for m in methods.split(",") if m], Path(out), progress=not quiet)
+    cfg = bench_run.text_bench_config(config_file, preset, {"device": device})
+    result = bench_run.timing(cfg, [m for m in methods.split(",") if m], Path(out), progress=not quiet)
     click.echo(result.markdown)
     click.echo(f"wrote {', '.join(str(f) for f in result.written)}")
 
@@ -68,11 +68,11 @@ def analyze_timing(config_file, preset, out, device, quiet, methods) -> None:
 @click.option("--limit", type=int)
 def analyze_ablation(config_file, preset, out, device, model_dtype, quiet, datasets, scoring, limit) -> None:
     """Table 7: every TaDA ablation switch (SPEC §6) evaluated on the benchmark sets."""
-    cfg = workflows.any_bench_config(config_file, preset, {"datasets": datasets, "scoring": scoring, "limit": limit,
+    cfg = bench_run.any_bench_config(config_file, preset, {"datasets": datasets, "scoring": scoring, "limit": limit,
                                                            "device": device, "model_dtype": model_dtype})
     if scoring and getattr(cfg, "modality", "text") == "vision":
         raise TadaError("--scoring is for language benchmarks (vision is top-1)")
-    _show(workflows.ablation(cfg, Path(out), progress=not quiet), quiet)
+    _show(bench_run.ablation(cfg, Path(out), progress=not quiet), quiet)
 
 
 @analyze.command("probe-mismatch")
@@ -85,7 +85,7 @@ def analyze_ablation(config_file, preset, out, device, model_dtype, quiet, datas
 def analyze_probe_mismatch(config_file, preset, out, device, model_dtype, quiet, mismatch, datasets, scoring,
                            limit) -> None:
     """Table 6: TaDA with the matched domain probe vs general text or another domain's probe."""
-    cfg = workflows.text_bench_config(config_file, preset, {"datasets": datasets, "scoring": scoring,
+    cfg = bench_run.text_bench_config(config_file, preset, {"datasets": datasets, "scoring": scoring,
                                                             "limit": limit, "device": device,
                                                             "model_dtype": model_dtype})
-    _show(workflows.probe_mismatch(cfg, list(mismatch), Path(out), progress=not quiet), quiet)
+    _show(bench_run.probe_mismatch(cfg, list(mismatch), Path(out), progress=not quiet), quiet)

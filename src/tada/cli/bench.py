@@ -5,9 +5,9 @@ import sys
 
 import click
 
-from ..eval.presets import PRESETS
+from ..bench.config import PRESETS
 from ..options import BenchOverrides, options_of
-from ..workflows import any_bench_config, run_bench
+from ..bench.run import any_bench_config, run_bench
 from .app import cli
 from .options import add_options, click_option, given
 

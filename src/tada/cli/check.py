@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from ..serving import TARGETS, VLLM_DEFAULT_MAX_LORA_RANK, refusals
+from ..report.serving import TARGETS, VLLM_DEFAULT_MAX_LORA_RANK, refusals
 from .app import cli
 
 

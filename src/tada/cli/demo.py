@@ -15,6 +15,6 @@ from .app import cli
               help="Held-out questions per set in the measured table.")
 def demo(out, examples_dir, n) -> None:
     """The embedded default: merge the shipped example adapters on SmolLM2-135M-Instruct and try the result."""
-    from ..demo import run_demo
+    from ..bench.demo import run_demo
 
     run_demo(out, examples_dir, n)

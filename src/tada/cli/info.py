@@ -17,7 +17,7 @@ from .app import cli
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def inspect(adapter, revision, as_json) -> None:
     """Rank, alpha, scaling, targets and per-module ‖ΔW‖ of an adapter."""
-    from ..describe import describe
+    from ..report.describe import describe
 
     info = describe(adapter, revision=revision)
     if as_json:

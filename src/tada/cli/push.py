@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import click
 
-from ..hub import push
+from ..io.hub import push
 from .app import cli
 
 

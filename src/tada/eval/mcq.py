@@ -41,7 +41,7 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .._util import PROGRESS_DELAY_S
 from ..errors import TadaError
-from ..prompts import LETTERS, answer_for, format_mcq
+from .prompts import LETTERS, answer_for, format_mcq
 from .datasets import MCQ, MCQDataset, declares_format, fewshot_for
 
 #: The forward keyword and output field of the KV cache: ``cache`` since transformers renamed it

@@ -118,7 +118,8 @@ class MethodSpec:
 
     ``label``: its row name in tables; ``reference``: where it comes from; ``exact``: the result
     is ΔW exactly (no truncation); ``sweeps``: the benchmark grid axes it takes (``density``,
-    ``seed``); ``row``: its position in the paper's Table 3 layout (None: not in the default grid).
+    ``seed``); ``row``: its position in the paper's Table 3 layout (None: not in the default grid);
+    ``summarize``: what the method adds to the report's summary, from every module's report entry.
     """
 
     name: str
@@ -132,6 +133,7 @@ class MethodSpec:
     reference: str = ""
     sweeps: tuple[str, ...] = ()
     row: int | None = None
+    summarize: Callable[[dict[str, dict]], dict] | None = None
 
 
 REGISTRY: dict[str, MethodSpec] = {}
@@ -139,7 +141,7 @@ REGISTRY: dict[str, MethodSpec] = {}
 
 def register(name: str, params: type, *, label: str, reference: str, row: int | None = None,
              sweeps: tuple[str, ...] = (), needs_probes: bool = False, exact: bool = False,
-             calibrate: Calibrate | None = None):
+             calibrate: Calibrate | None = None, summarize: Callable[[dict[str, dict]], dict] | None = None):
     """Decorator: ``@register("ties", TiesParams, label="TIES", reference=..., row=3,
     sweeps=("density",))`` adds a method to the registry; its parameters are ``params``' fields
     (declared with :func:`tada.options.opt`, which gives each its CLI flag and help)."""
@@ -147,7 +149,7 @@ def register(name: str, params: type, *, label: str, reference: str, row: int | 
     def wrap(fn):
         doc = (fn.__doc__ or "").strip().splitlines()
         REGISTRY[name] = MethodSpec(name, params, fn, needs_probes, exact, doc[0] if doc else "", calibrate,
-                                    label, reference, tuple(sweeps), row)
+                                    label, reference, tuple(sweeps), row, summarize)
         return fn
 
     return wrap

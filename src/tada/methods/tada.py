@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import random
+import statistics
 from dataclasses import dataclass, replace
 from collections.abc import Iterable
 
@@ -82,6 +83,21 @@ class TadaParams:
         return not self.no_filter and (isinstance(self.delta, str) or self.delta < 1.0)
 
 
+
+
+@dataclass(frozen=True)
+class Gating:
+    """What Eqs. 1–3 and 6 give for the task adapter against one domain adapter in one module:
+    the module's calibrated score ``s`` and gate ``alpha`` (0-dim), and per component the scores
+    and task weights α_i of the task's (``s_task``, ``alpha_task``: r_T) and of the domain's
+    components (``s_domain``, ``alpha_domain``: r_D; the domain component's weight is 1 − α_i)."""
+
+    s: torch.Tensor
+    alpha: torch.Tensor
+    s_task: torch.Tensor
+    alpha_task: torch.Tensor
+    s_domain: torch.Tensor
+    alpha_domain: torch.Tensor
 
 
 # ---- Eqs. 1–3 -------------------------------------------------------------------------------
@@ -277,7 +293,8 @@ def _unchanged(module: ModuleInput, comps: list[Components], active: list[int], 
     return ModuleResult(tr.B, tr.A, info)
 
 
-@register("tada", TadaParams, needs_probes=True, calibrate=calibrate_delta, label="TaDA (ours)", row=8,
+@register("tada", TadaParams, needs_probes=True, calibrate=calibrate_delta, summarize=lambda m: summarize(m),
+          label="TaDA (ours)", row=8,
           reference="the TaDA paper, Algorithm 1 (SPEC §5-6)")
 def tada(module: ModuleInput, p: TadaParams) -> ModuleResult:
     """TaDA: probe-gated, per-component weighted merge of the filtered SVD components, rank r.
@@ -316,43 +333,104 @@ def tada(module: ModuleInput, p: TadaParams) -> ModuleResult:
                 a_t, a_d = torch.full_like(a_t, p.fixed_alpha), torch.full_like(a_d, p.fixed_alpha)
             elif p.layer_alpha:
                 a_t, a_d = torch.full_like(a_t, float(alpha)), torch.full_like(a_d, float(alpha))
-            per_domain.append((s, alpha, s_t, a_t, s_d, a_d))
+            per_domain.append(Gating(s, alpha, s_t, a_t, s_d, a_d))
         overlap = all_overlaps([T, *(comps[i] for i in active)], p.overlap_lambda)  # Eq. 5
         keep, filter_notes = choose_kept(overlap, p, module, ["task", *(sides[i] for i in active)])
         # the task's components: the mean over domains of their α^(k); domain k's: 1 − α^(k) (/K: mean)
-        a_task = per_domain[0][3] if len(active) == 1 else torch.stack([d[3] for d in per_domain]).mean(dim=0)
+        a_task = per_domain[0].alpha_task if len(active) == 1 else torch.stack([d.alpha_task for d in per_domain]).mean(dim=0)
         share = len(active) if p.domain_combine == "mean" and len(active) > 1 else 1
 
     with step("merge"):
         parts = [(T.select(keep[0]), a_task[keep[0]])]
-        parts += [(comps[i].select(k), (1 - d[5][k]) / share if share > 1 else 1 - d[5][k])
+        parts += [(comps[i].select(k), (1 - d.alpha_domain[k]) / share if share > 1 else 1 - d.alpha_domain[k])
                   for i, k, d in zip(active, keep[1:], per_domain)]
         merged = svd_of_weighted_components(parts)  # Eq. 7
     with step("truncation"):
         tr = truncate(merged, module.rank)  # Eq. 8
     if len(sides) == 2:  # two adapters: the report's keys of the paper's setting
-        s, alpha, s_t, a_t, s_d, a_d = per_domain[0]
+        g = per_domain[0]
         info.update({
-            "s": float(s), "alpha": float(alpha),
-            "s_task": s_t.tolist(), "alpha_task": a_t.tolist(), "overlap_task": overlap[0].tolist(),
+            "s": float(g.s), "alpha": float(g.alpha),
+            "s_task": g.s_task.tolist(), "alpha_task": g.alpha_task.tolist(), "overlap_task": overlap[0].tolist(),
             "kept_task": keep[0].nonzero().flatten().tolist(),
-            "s_domain": s_d.tolist(), "alpha_domain": a_d.tolist(), "overlap_domain": overlap[1].tolist(),
+            "s_domain": g.s_domain.tolist(), "alpha_domain": g.alpha_domain.tolist(),
+            "overlap_domain": overlap[1].tolist(),
             "kept_domain": keep[1].nonzero().flatten().tolist(),
         })
     else:
         info.update({
-            "alpha": float(torch.stack([d[1] for d in per_domain]).mean()),
-            "s_by_domain": {sides[i]: float(d[0]) for i, d in zip(active, per_domain)},
-            "alpha_by_domain": {sides[i]: float(d[1]) for i, d in zip(active, per_domain)},
+            "alpha": float(torch.stack([d.alpha for d in per_domain]).mean()),
+            "s_by_domain": {sides[i]: float(d.s) for i, d in zip(active, per_domain)},
+            "alpha_by_domain": {sides[i]: float(d.alpha) for i, d in zip(active, per_domain)},
             "alpha_task": a_task.tolist(), "overlap_task": overlap[0].tolist(),
             "kept_task": keep[0].nonzero().flatten().tolist(),
         })
         for side in sides[1:]:
             info.update({f"s_{side}": [], f"alpha_{side}": [], f"overlap_{side}": [], f"kept_{side}": []})
         for i, k, o, d in zip(active, keep[1:], overlap[1:], per_domain):
-            info.update({f"s_{sides[i]}": d[4].tolist(), f"alpha_{sides[i]}": d[5].tolist(),
+            info.update({f"s_{sides[i]}": d.s_domain.tolist(), f"alpha_{sides[i]}": d.alpha_domain.tolist(),
                          f"overlap_{sides[i]}": o.tolist(), f"kept_{sides[i]}": k.nonzero().flatten().tolist()})
     info["rel_error"] = tr.rel_error
     if notes + filter_notes:
         info["notes"] = notes + filter_notes
     return ModuleResult(tr.B, tr.A, info)
+
+
+# ---- the report's summary (the ``summarize`` hook of the method spec) -------------------------
+
+def summarize(modules: dict[str, dict]) -> dict:
+    """TaDA's part of the report summary: the α distribution (mean, std, the fraction of modules
+    where the task dominates) and what the overlap filter kept (:func:`filter_summary`)."""
+    out: dict = {}
+    alphas = [m["alpha"] for m in modules.values() if isinstance(m.get("alpha"), float)]
+    if alphas:
+        mean = sum(alphas) / len(alphas)
+        out["alpha_mean"] = mean
+        out["alpha_std"] = (sum((a - mean) ** 2 for a in alphas) / len(alphas)) ** 0.5
+        out["task_dominant_fraction"] = sum(a >= 0.5 for a in alphas) / len(alphas)
+    if any("kept_task" in m for m in modules.values()):
+        domains = domain_sides(modules)
+        out["kept_task"] = sum(len(m.get("kept_task", [])) for m in modules.values())
+        out["kept_domain"] = sum(len(m.get(f"kept_{d}", [])) for m in modules.values() for d in domains)
+        out["components_task"] = sum(len(m.get("sigma_task", [])) for m in modules.values())
+        out["components_domain"] = sum(len(m.get(f"sigma_{d}", [])) for m in modules.values() for d in domains)
+        out["filter"] = filter_summary(modules)
+    return out
+
+
+def domain_sides(modules: dict[str, dict]) -> list[str]:
+    """The domain adapters' names in a TaDA report: ``domain`` (two adapters), or ``domain``,
+    ``domain2``… (K domain adapters, SPEC §6b)."""
+    first = next((m for m in modules.values() if "kept_task" in m), {})
+    found = [k[len("kept_"):] for k in first if k.startswith("kept_domain")]
+    return sorted(found, key=lambda side: int(side[len("domain"):] or 1))
+
+
+def filter_summary(modules: dict[str, dict]) -> dict:
+    """What TaDA's overlap filter (Eq. 5) kept, per adapter and per role: components kept / all
+    and the fraction of the adapter's energy Σσ² kept; plus the overlap distribution of every
+    compared component (p50/p95/p99/max). Modules that took one delta unchanged (the other
+    zero) are left out: nothing was filtered there."""
+    filtered = {n: m for n, m in modules.items() if "kept_task" in m}
+    sides = ["task", *domain_sides(modules)]
+    out: dict = {}
+    for side in sides:
+        per_role: dict[str, list[float]] = {}
+        for m in filtered.values():
+            sigma, kept = m[f"sigma_{side}"], m[f"kept_{side}"]
+            acc = per_role.setdefault(m["role"], [0, 0, 0.0, 0.0])
+            acc[0] += len(kept)
+            acc[1] += len(sigma)
+            acc[2] += sum(sigma[i] ** 2 for i in kept)
+            acc[3] += sum(x ** 2 for x in sigma)
+        total = [sum(a[i] for a in per_role.values()) for i in range(4)]
+        out[side] = {"kept": total[0], "components": total[1],
+                     "energy_kept": total[2] / total[3] if total[3] else 1.0,
+                     "by_role": {role: {"kept": a[0], "components": a[1],
+                                        "energy_kept": a[2] / a[3] if a[3] else 1.0}
+                                 for role, a in sorted(per_role.items())}}
+    pooled = [o for m in filtered.values() for side in sides for o in m[f"overlap_{side}"]]
+    if pooled:  # a filtered module has ≥ 1 component per side: at least 2 values
+        cuts = statistics.quantiles(pooled, n=100, method="inclusive")  # linear, as numpy's default
+        out["overlaps"] = {"n": len(pooled), "p50": cuts[49], "p95": cuts[94], "p99": cuts[98], "max": max(pooled)}
+    return out

@@ -210,7 +210,7 @@ def evaluate_images(base: str, test_source: str | os.PathLike | ImageSet, *,
         result = head_top1(model, test, batch_size)
         meta["head_from"] = str(head_adapter)
     else:
-        train = _train_set(test_source, test_full, train_source)
+        train = probe_train_set(test_source, test_full, train_source)
         result = linear_probe_top1(model.base_model, train, test, seed=seed, batch_size=batch_size)
         meta.update({"head_from": None, "train_set": train.name,
                      "probe_train_images": min(PROBE_TRAIN_MAX, len(train))})
@@ -218,7 +218,7 @@ def evaluate_images(base: str, test_source: str | os.PathLike | ImageSet, *,
     return result
 
 
-def _train_set(test_source, test_full: ImageSet, train_source) -> ImageSet:
+def probe_train_set(test_source, test_full: ImageSet, train_source) -> ImageSet:
     """The linear probe's train images: given, else the ``train`` split of a named test set."""
     if isinstance(train_source, ImageSet):
         return train_source

@@ -15,10 +15,9 @@ import torch
 
 from .._util import PROGRESS_DELAY_S
 from ..adapters import load_adapter
-from ..api import linear_modules
 from ..errors import TadaError
 from ..models import load_model, resolve_base
-from ..probes import InputSums, ProbeStats
+from ..probes import InputSums, ProbeStats, linear_modules
 from .dinov2_onnx import resolve_vision_base
 from .sources import image_probe_inputs
 

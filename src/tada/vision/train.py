@@ -23,13 +23,16 @@ import os
 import random
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from .._util import PROGRESS_DELAY_S
 from ..errors import TadaError
+from ..io.atomic import write_text
 from ..models import parse_dtype, pick_device, warn_if_slow_on_cpu
-from ..train import _check_numbers, lr_factor, name_base
+from ..options import build, ImageTrainOptions
+from ..train import leaf_names, lr_factor, name_base
 from .images import ImageSet, preprocess, sample
 from .sources import load_image_set
 
@@ -75,13 +78,10 @@ def head_name(model) -> str:
     raise TadaError(f"{type(model).__name__} has no classification head named classifier/head/fc")
 
 
-def train_image_lora(base: str, data: str | ImageSet, out: str | Path, *, r: int = 16, alpha: int = 16,
-                     target_modules: tuple[str, ...] = VIT_TARGETS, steps: int = 200, lr: float = 1e-3,
-                     batch_size: int = 16, limit: int | None = None, seed: int = 0, device: str = "cpu",
-                     dropout: float = 0.0, autocast: str | None = None, base_name: str | None = None,
-                     progress: bool = True) -> dict:
+def train_image_lora(base: str, data: str | ImageSet, out: str | Path, **options: Any) -> dict:
     """Train LoRA + a classification head on ``data`` (an :class:`ImageSet`, an image folder or a
-    loader name, see :func:`load_image_set`) and save the adapter to ``out``.
+    loader name, see :func:`load_image_set`) and save the adapter to ``out``. ``options``: the
+    fields of :class:`tada.options.ImageTrainOptions`.
 
     ``limit`` trains on that many images drawn with ``random.Random(seed)`` (all when ``None``).
     ``base_name`` is how the adapter's config and ``train_args.json`` name the base (default:
@@ -93,11 +93,12 @@ def train_image_lora(base: str, data: str | ImageSet, out: str | Path, *, r: int
     from peft import LoraConfig, get_peft_model
     from tqdm.auto import tqdm
 
-    _check_numbers(steps=steps, r=r, batch_size=batch_size)
+    o: ImageTrainOptions = build(ImageTrainOptions, options, "tada.train --images")
+    r, alpha, steps, lr, batch_size, limit = o.r, o.alpha, o.steps, o.lr, o.batch_size, o.limit
+    seed, device, dropout, autocast, base_name, progress = o.seed, o.device, o.dropout, o.autocast, o.base_name, o.progress
+    target_modules = leaf_names(o.target_modules)
     images = data if isinstance(data, ImageSet) else load_image_set(data)
     if limit is not None:
-        _check_numbers(limit=limit)
-
         images = sample(images, limit, seed)
     if len(set(images.labels)) < 2:
         raise TadaError(f"{images.name}: training a classifier needs images of at least two classes")
@@ -168,13 +169,12 @@ def _save(model, out: str | Path, arguments: dict, classes: list[str], head: str
 
     out = Path(out)
     model.save_pretrained(out)
-    (out / LABELS_NAME).write_text(json.dumps({"classes": classes, "head": head}, indent=2) + "\n",
-                                   encoding="utf-8")
+    write_text(out / LABELS_NAME, json.dumps({"classes": classes, "head": head}, indent=2) + "\n")
     record = {"arguments": arguments, "summary": summary,
               "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                            "peft": peft.__version__},
               "torch_threads": torch.get_num_threads()}
-    (out / "train_args.json").write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
+    write_text(out / "train_args.json", json.dumps(record, indent=2) + "\n")
 
 
 def read_labels(adapter_dir: str | os.PathLike) -> list[str] | None:

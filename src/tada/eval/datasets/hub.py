@@ -11,7 +11,7 @@ from typing import Any
 
 from ..._util import first_line
 from ...errors import TadaError
-from .local import HELDOUT_FEWSHOT, _holdout_note, holdout
+from .local import HELDOUT_FEWSHOT, holdout_note, holdout
 from .types import MCQ, LoadOptions, MCQDataset, make_mcq
 
 
@@ -114,14 +114,14 @@ def _hub_questions(name: str, src: HubSource, split: str, opts: LoadOptions) -> 
     return out
 
 
-def _load_hub(src: HubSource, name: str, opts: LoadOptions) -> MCQDataset:
+def load_hub(src: HubSource, name: str, opts: LoadOptions) -> MCQDataset:
     test = _hub_questions(name, src, src.test_split, opts)
     meta: dict[str, Any] = {"source": "hub", "hub_id": src.hub_id, "config": src.config,
                             "revision": opts.revision, "test_split": src.test_split}
     if src.fewshot_split is None:
         total = len(test)
         test, fewshot = holdout(test, HELDOUT_FEWSHOT, opts.split_seed)
-        meta.update(fewshot_split=None, fewshot_source=_holdout_note(HELDOUT_FEWSHOT, opts.split_seed, total))
+        meta.update(fewshot_split=None, fewshot_source=holdout_note(HELDOUT_FEWSHOT, opts.split_seed, total))
     else:
         fewshot = _hub_questions(name, src, src.fewshot_split, opts)
         meta.update(fewshot_split=src.fewshot_split, fewshot_source=f"split {src.fewshot_split}")

@@ -3,7 +3,6 @@ few-shot selection every dataset uses, and the seeded hold-out of a few-shot poo
 from __future__ import annotations
 
 import json
-import os
 import random
 from collections.abc import Iterable
 from pathlib import Path
@@ -11,7 +10,8 @@ from typing import Any
 
 from ..._util import file_sha256
 from ...errors import TadaError
-from ...fileio import parse_json_object
+from ...io.atomic import atomic_file
+from ...io.files import parse_json_object
 from .types import MCQ, MCQDataset, make_mcq, normalize_question, parse_answer
 
 #: Questions held out of the test set (seeded) as the few-shot pool where a source has no dev split.
@@ -48,10 +48,7 @@ def load_jsonl(path: str | Path) -> list[MCQ]:
 
 def write_jsonl(path: str | Path, questions: Iterable[MCQ]) -> None:
     """Write ``questions`` in the local JSONL format (atomically: a temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_file(path) as tmp, tmp.open("w", encoding="utf-8") as f:
         for q in questions:
             record: dict[str, Any] = {"id": q.id, "question": q.question, "options": list(q.options),
                                       "answer": q.answer}
@@ -61,7 +58,6 @@ def write_jsonl(path: str | Path, questions: Iterable[MCQ]) -> None:
                 record["prompt"] = q.prompt
                 record["format"] = {"regex": q.format.regex, "template": q.format.template}
             f.write(json.dumps(record, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 def _record_to_mcq(obj: dict, default_id: str, where: str) -> MCQ:
@@ -81,7 +77,7 @@ def _record_to_mcq(obj: dict, default_id: str, where: str) -> MCQ:
                     prompt=obj.get("prompt"), format=obj.get("format"))
 
 
-def _load_local(path: Path) -> MCQDataset:
+def load_local(path: Path) -> MCQDataset:
     test = load_jsonl(path)
     meta: dict[str, Any] = {"source": "jsonl", "path": str(path.resolve()), "sha256": file_sha256(path)}
     dev = path.with_name(f"{path.stem}.dev.jsonl")
@@ -125,11 +121,11 @@ def fewshot_for(dataset: MCQDataset, k: int, seed: int, exclude_id: str | None) 
 
 
 def _pool_order(dataset: MCQDataset, seed: int) -> list[MCQ]:
-    order = dataset._pool_orders.get(seed)
+    order = dataset.pool_orders.get(seed)
     if order is None:
         order = list(dataset.fewshot)
         random.Random(seed).shuffle(order)
-        dataset._pool_orders[seed] = order
+        dataset.pool_orders[seed] = order
     return order
 
 
@@ -143,6 +139,6 @@ def holdout(questions: list[MCQ], n: int, seed: int) -> tuple[list[MCQ], list[MC
     return [q for i, q in enumerate(questions) if i not in held_idx], held
 
 
-def _holdout_note(n: int, seed: int, total: int) -> str:
+def holdout_note(n: int, seed: int, total: int) -> str:
     return (f"{n} questions held out of the {total} test questions with random.Random({seed}) "
             f"(first {n} of a shuffle) and removed from the test set")

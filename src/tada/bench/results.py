@@ -21,16 +21,18 @@ import os
 import statistics
 from pathlib import Path
 
-from ..analysis import alpha_grid
+from ..report import load as load_report
+from ..report.alpha import alpha_grid
 from ..analysis.plots import plot_alpha, read_report
 from .._util import file_sha256
 from ..errors import TadaError
+from ..io.atomic import write_text
 from ..methods import row_label
-from ..summary import filter_line
-from .leakage import Corpus, find_leaks, training_texts
-from .lm import mean_loss, read_lines
-from .runner import Bench, BenchConfig, grid
-from .stats import paired
+from ..report.summary import filter_line
+from ..eval.leakage import Corpus, find_leaks, training_texts
+from ..eval.lm import mean_loss, read_lines
+from .text import Bench, BenchConfig, grid
+from ..eval.stats import paired
 from .tables import build_rows, format_rows, to_markdown
 
 
@@ -63,7 +65,7 @@ def adapter_effects(bench: Bench) -> dict[str, dict[str, float]]:
     for role in ("base", "task", "domain"):
         with bench.adapted(None if role == "base" else getattr(cfg, role)) as model:
             result[role] = {n: math.exp(mean_loss(model, tok, t)) for n, t in texts.items()}
-    cache.write_text(json.dumps({"key": key, "perplexity": result}, indent=2))
+    write_text(cache, json.dumps({"key": key, "perplexity": result}, indent=2))
     return result
 
 
@@ -124,7 +126,7 @@ def alpha_section(bench: Bench, picture: Path | None) -> list[str]:
     report_path = bench.out / "adapters" / "tada" / "tada_report.json"
     if not report_path.is_file():
         return []
-    report = json.loads(report_path.read_text())
+    report = load_report(report_path)
     g, s = alpha_grid(report), report.get("summary", {})
     lines = [f"α over all {s.get('modules')} modules: mean {s.get('alpha_mean', float('nan')):.3f}, "
              f"std {s.get('alpha_std', float('nan')):.3f}; modules where the task dominates (α > 0.5): "
@@ -187,12 +189,12 @@ def generated_block(bench: Bench, records: list[dict], results: dict, *, command
         out += ["", "### TIES / DARE density, picked on validation", "",
                 f"Scored ({cfg.select_scoring}) on {', '.join(label(d) for d in cfg.select_on)} before any test "
                 "set; DARE with its first seed. The test tables use the picked density only.", "",
-                "| method | " + " | ".join(f"density {d}" for d in cfg.densities) + " | picked |",
-                "|---" * (len(cfg.densities) + 2) + "|"]
+                "| method | " + " | ".join(f"density {d}" for d in cfg.sweeps["density"]) + " | picked |",
+                "|---" * (len(cfg.sweeps["density"]) + 2) + "|"]
         sel = results["selection"]["records"]
         for m, d_best in picked.items():
             row = []
-            for d in cfg.densities:
+            for d in cfg.sweeps["density"]:
                 accs = [r["accuracy"] for r in sel if r["group"] == m and r["params"].get("density") == d]
                 row.append(f"{statistics.fmean(accs):.3f}" if accs else "–")
             out.append(f"| {row_label(m)} | " + " | ".join(row) + f" | {d_best} |")
@@ -238,9 +240,7 @@ def replace_generated_block(path: Path, block: str, name: str) -> Path:
         raise TadaError(f"{path}: has no generated block markers; move it away or add them")
     before, rest = text.split(BEGIN, 1)
     after = rest.split(END, 1)[1]
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(before + block.rstrip("\n") + after, encoding="utf-8")
-    tmp.replace(path)
+    write_text(path, before + block.rstrip("\n") + after)
     return path
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from .analysis import alpha_grid, alpha_rows
+from .alpha import alpha_grid, alpha_rows
 
 
 def print_summary(result, *, tables: bool = True) -> None:

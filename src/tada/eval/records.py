@@ -10,8 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._util import file_sha256
-from .report import versions
+from .._util import file_sha256
+from ..io.atomic import write_text
+from ..report import versions
 
 
 def adapter_sha256(adapter: str | None) -> str | None:
@@ -34,10 +35,7 @@ def text_cell_key(*, base: str, adapter: str | None, dataset: str, scoring: str,
 
 def write_predictions(path: Path, predictions: list) -> None:
     """Per-example predictions, one JSON object per line (written whole, then renamed)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(json.dumps(p) + "\n" for p in predictions))
-    tmp.replace(path)
+    write_text(path, "".join(json.dumps(p) + "\n" for p in predictions))
 
 
 def cell_record(key: dict, result: Any, *, seconds: float, **fields: Any) -> dict:

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 
 from pathlib import Path
 
+from ..io.atomic import write_text
 from ..methods import row_label
-from .mcq import wilson_interval
-from .runner import BenchConfig
+from ..eval.mcq import wilson_interval
+from .text import BenchConfig
 
 
 #: Metrics that are proportions of the n questions (their Wilson interval is computed from them).
@@ -240,7 +241,7 @@ def write_tables(records: list[dict], cfg: BenchConfig, *, show: bool = True,
                  "csv": to_csv(head + full, columns), "json": to_json(head + full, columns)}
         for ext, text in files.items():
             path = out / f"table.{scoring}.{ext}"
-            path.write_text(text)
+            write_text(path, text)
             written.append(path)
         if show:
             print_rich(head, columns, title)

@@ -1,16 +1,15 @@
 """``tada inspect``: what an adapter holds, without loading a base model."""
 from __future__ import annotations
 
-import json
 import os
 import statistics
 from pathlib import Path
 
 import numpy as np
 
-from .adapters import load_adapter
-from .analysis import alpha_grid, report_domains
-from .report import REPORT_NAME
+from ..adapters import load_adapter
+from .alpha import alpha_grid, report_domains
+from . import REPORT_NAME, load
 
 
 def frobenius(A: np.ndarray, B: np.ndarray, scaling: float) -> float:
@@ -43,7 +42,7 @@ def merge_alpha(report_path: Path) -> dict | None:
     row per domain adapter in a K-way merge (``{"method", "alpha": {domain: {layer: mean α}}}``)."""
     if not report_path.is_file():
         return None
-    report = json.loads(report_path.read_text(encoding="utf-8"))
+    report = load(report_path)
     rows = {}
     for domain in report_domains(report) or ["domain"]:
         grid = alpha_grid(report, domain if report_domains(report) else None)

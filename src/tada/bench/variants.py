@@ -1,7 +1,7 @@
 """Tables 6 and 7: TaDA variants (ablation switches, mismatched probes) evaluated like ``tada bench``.
 
 Each variant is a TaDA merge with its own parameters and/or domain probe; it is merged into
-``out/adapters/<variant>/`` and scored on every dataset with :class:`tada.eval.runner.Bench`
+``out/adapters/<variant>/`` and scored on every dataset with :class:`tada.bench.text.Bench`
 (cached and resumable the same way).
 """
 from __future__ import annotations
@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 
 from .._util import PROGRESS_DELAY_S
 from ..errors import TadaError
-from ..eval.runner import Bench, Run
-from ..vision.bench import VisionBench
+from .text import Bench, Run
+from .vision import VisionBench
 
 
 ABLATIONS: dict[str, dict] = {
@@ -63,7 +63,7 @@ def evaluate_variants(cfg, variants: list[Variant], *, progress: bool = True) ->
 
 
 def evaluate_vision_variants(cfg, variants: list[Variant], *, progress: bool = True) -> list[dict]:
-    """The same for a vision benchmark (:class:`tada.vision.bench.VisionBenchConfig`): top-1 on
+    """The same for a vision benchmark (:class:`tada.bench.vision.VisionBenchConfig`): top-1 on
     every set with the column's head recipe; records carry ``scoring="top1"``."""
     from tqdm.auto import tqdm
 

@@ -1,4 +1,4 @@
-"""Reading the user's JSONL and YAML files, with one-line errors that name the file and line."""
+"""Reading JSON, JSONL and YAML files, with one-line errors that name the file (and line)."""
 from __future__ import annotations
 
 import json
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import yaml
 
-from .errors import TadaError
+from ..errors import TadaError
 
 
 def parse_json_object(line: str, where: str) -> dict:
@@ -18,6 +18,21 @@ def parse_json_object(line: str, where: str) -> dict:
         raise TadaError(f"{where}: malformed JSON ({exc.msg} at column {exc.colno})") from None
     if not isinstance(obj, dict):
         raise TadaError(f"{where}: expected a JSON object, got {type(obj).__name__}")
+    return obj
+
+
+def read_json_object(path: str | os.PathLike, what: str) -> dict:
+    """A JSON file holding one object; ``what`` names it in the error when it is missing
+    (``"evaluation record not found: …"``); malformed JSON or another type is a one-line error."""
+    p = Path(path)
+    if not p.is_file():
+        raise TadaError(f"{what} not found: {path}")
+    try:
+        obj = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise TadaError(f"{p}: malformed JSON ({getattr(exc, 'msg', None) or exc})") from None
+    if not isinstance(obj, dict):
+        raise TadaError(f"{p}: expected a JSON object, got {type(obj).__name__}")
     return obj
 
 

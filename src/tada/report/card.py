@@ -3,39 +3,28 @@
 YAML front matter (``base_model`` when it is a hub id, ``library_name: peft``, ``tags``), then the
 method and every parameter, the inputs (source, revision, sha256 of the weights), the probes and
 their hashes, TaDA's α summary, how to load the adapter with PEFT, and optionally a table of
-``tada eval`` records (:mod:`tada.records`). Same report ⇒ same bytes.
+``tada eval`` records (:mod:`tada.eval.records`). Same report ⇒ same bytes.
 """
 from __future__ import annotations
 
 import json
 import os
-import re
 from typing import Any
+
+from pathlib import Path
+
+from ..io.atomic import write_text
+from ..io.files import read_json_object
+from ..errors import TadaError
+from ..io.hub import is_hub_id
+from . import REPORT_NAME
 
 CARD_NAME = "README.md"
 TAGS = ("tada", "lora", "merge")
 
-_HUB_ID = re.compile(r"^(?:[\w.-]{1,96}/)?[\w.-]{1,96}$")
 _AUTO_CLASS = {"CAUSAL_LM": "AutoModelForCausalLM", "SEQ_CLS": "AutoModelForSequenceClassification",
                "SEQ_2_SEQ_LM": "AutoModelForSeq2SeqLM", "TOKEN_CLS": "AutoModelForTokenClassification",
                "QUESTION_ANS": "AutoModelForQuestionAnswering", "FEATURE_EXTRACTION": "AutoModel"}
-
-
-def is_hub_id(value: Any) -> bool:
-    """``name`` or ``owner/name`` as the hub spells repository ids (``huggingface_hub``'s
-    ``validate_repo_id`` rules: word characters, ``-`` and ``.``; no ``--``/``..``; no leading or
-    trailing ``-``/``.``)."""
-    if not isinstance(value, str) or not _HUB_ID.match(value) or "--" in value or ".." in value:
-        return False
-    return all(part and part[0] not in "-." and part[-1] not in "-." for part in value.split("/"))
-
-
-def resolvable_base(value: Any) -> bool:
-    """Whether a loader can resolve ``base_model_name_or_path``: an existing local path, or a hub id
-    that is not a relative path to something absent (``./x``, ``a/b/c`` are not ids)."""
-    if not isinstance(value, str) or not value:
-        return False
-    return os.path.exists(value) or is_hub_id(value)
 
 
 def _fmt(value: Any) -> str:
@@ -165,3 +154,23 @@ def evaluation_table(records: list[dict]) -> list[str]:
         else:
             lines.append(row(rec, scoring, rec.get("accuracy"), rec.get("ci") or [None, None]))
     return [*lines, ""]
+
+
+def read_eval_record(path: str | os.PathLike) -> dict:
+    """A ``tada eval`` record (the ``.json`` beside the predictions; the ``.jsonl`` names it too)."""
+    p = Path(path)
+    if p.suffix == ".jsonl":
+        p = p.with_suffix(".json")
+    record = read_json_object(p, "evaluation record")
+    if "accuracy" not in record or not isinstance(record.get("key"), dict):
+        raise TadaError(f"{p}: not a `tada eval` record (no key/accuracy)")
+    return record
+
+
+def write_card(folder: str | os.PathLike, eval_files: tuple[str, ...] | list[str] = ()) -> Path:
+    """Rewrite ``folder``/README.md from its report and config (and ``eval_files``), atomically."""
+    folder = Path(folder)
+    report = read_json_object(folder / REPORT_NAME, "merge report (is this a folder written by tada merge?)")
+    config = read_json_object(folder / "adapter_config.json", "adapter config")
+    text = model_card(report, config, [read_eval_record(f) for f in eval_files])
+    return write_text(folder / CARD_NAME, text)

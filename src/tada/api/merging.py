@@ -1,4 +1,4 @@
-"""The Python API: what the CLI and notebooks call, the same way.
+"""The merging half of the API: ``tada merge`` and ``tada probe``, as the CLI and notebooks call them.
 
 >>> result = tada.merge("task_adapter/", "domain_adapter/", method="tada", base="base_model/",
 ...                     domain_probe="domain.txt", general_probe="general.txt", out="merged/")
@@ -14,27 +14,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import torch
 
-from ._util import write_json_atomic
-from .adapters import Adapter, check_output, load_adapter, output_base_model, write_adapter
-from .card import CARD_NAME, model_card
-from .engine import merge_adapters, MergeResult
-from .errors import TadaError
-from .eval.datasets import load_dataset_by_name
-from .eval.mcq import evaluate as score, select
-from .fileio import parse_json_object
-from .hub import push
-from .methods import get_method
-from .methods.base import side_names
-from .models import BaseSpec, default_base, load_model, load_tokenizer, parse_dtype, resolve_base, smollm2_gguf
-from .options import build, MergeOptions, options_of, ProbeOptions
-from .probes import extract_stats, find_modules, ProbeStats, read_probe, stats_for_probe
-from .records import adapter_sha256, cell_record, text_cell_key, write_predictions
-from .report import jsonable, REPORT_NAME, TIMINGS_NAME
-from .stopwatch import step
-from .vision.dinov2_onnx import EMBEDDED_VIT, resolve_vision_base
-from .vision.evaluate import evaluate_images as top1
+from ..adapters import Adapter, check_output, load_adapter, output_base_model, write_adapter
+from ..config import load_merge_config
+from ..report.card import CARD_NAME, model_card
+from ..engine import merge_adapters, MergeResult
+from ..errors import TadaError
+from ..io.files import parse_json_object
+from ..io.hub import push
+from ..methods import get_method
+from ..methods.base import side_names
+from ..models import BaseSpec, default_base, load_model, load_tokenizer, resolve_base
+from ..options import build, MergeOptions, options_of, ProbeOptions
+from ..probes import extract_stats, find_modules, linear_modules, ProbeStats, read_probe, stats_for_probe
+from ..report import jsonable, REPORT_NAME, TIMINGS_NAME
+from ..stopwatch import step
 
 
 def _open(adapter: str | os.PathLike | Adapter, revision: str | None, allow_pickle: bool) -> Adapter:
@@ -56,10 +50,15 @@ def _base_loader(spec: BaseSpec, device: str, dtype: str | None):
 AdapterSource = str | os.PathLike | Adapter
 
 
-def merge(task: AdapterSource, domain: AdapterSource | list[str] | list[AdapterSource], *,
-          method: str = "tada", params: dict | Any | None = None, **options: Any) -> MergeResult:
+def merge(task: AdapterSource | None = None, domain: AdapterSource | list[str] | list[AdapterSource] | None = None, *,
+          method: str | None = None, params: dict | Any | None = None, config: str | os.PathLike | None = None,
+          **options: Any) -> MergeResult:
     """Merge a task and a domain LoRA adapter (or a list of K domain adapters, SPEC §6b) into one
     PEFT LoRA adapter.
+
+    ``config``: a merge YAML (:mod:`tada.config`: the options' keys, ``task``, ``domain``,
+    ``method``, ``parameters``, ``domains:``); arguments given here win over its keys, and
+    ``params`` over its ``parameters`` key by key. ``method`` defaults to ``tada``.
 
     ``params``: the method's parameters (a dict, or its parameter dataclass; ``tada methods``).
     With K domain adapters, ``domain_probe``/``domain_stats``/``domain_revision`` are lists in
@@ -70,6 +69,17 @@ def merge(task: AdapterSource, domain: AdapterSource | list[str] | list[AdapterS
     ``out``: write the adapter folder (atomically; ``force`` replaces an existing one).
     Returns the tensors, config, report and timings.
     """
+    if config is not None:
+        cfg = load_merge_config(config)
+        task, domain = (cfg.pop("task", None) if task is None else task), (cfg.pop("domain", None) if domain is None
+                                                                          else domain)
+        method = cfg.pop("method", None) if method is None else method
+        yaml_params = cfg.pop("parameters", None) or {}
+        params = yaml_params if params is None else {**yaml_params, **params} if isinstance(params, dict) else params
+        options = {**{k: v for k, v in cfg.items() if k not in ("task", "domain", "method")}, **options}
+    if task is None or not domain:
+        raise TadaError("`task` and `domain` are required (as arguments or in `config`)")
+    method = method or "tada"
     o: MergeOptions = build(MergeOptions, options, "tada.merge")
     timings: dict[str, float] = {}
     t = time.perf_counter()
@@ -128,7 +138,7 @@ def merge(task: AdapterSource, domain: AdapterSource | list[str] | list[AdapterS
 
 # The signature help() and IDEs show: the merge's own arguments, then every MergeOptions field.
 merge.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
-    *list(inspect.signature(merge).parameters.values())[:4],
+    *list(inspect.signature(merge).parameters.values())[:5],
     *(inspect.Parameter(opt.name, inspect.Parameter.KEYWORD_ONLY, default=opt.default)
       for opt in options_of(MergeOptions))], return_annotation=MergeResult)
 
@@ -222,133 +232,3 @@ extract_probes.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
     *list(inspect.signature(extract_probes).parameters.values())[:4],
     *(inspect.Parameter(opt.name, inspect.Parameter.KEYWORD_ONLY, default=opt.default)
       for opt in options_of(ProbeOptions))], return_annotation=ProbeStats)
-
-
-def linear_modules(model: torch.nn.Module, target_modules: str) -> list[str]:
-    output_embeddings = getattr(model, "get_output_embeddings", None)
-    head = output_embeddings() if callable(output_embeddings) else None
-    wanted = None if target_modules == "all-linear" else {t.strip() for t in target_modules.split(",")}
-    names = [n for n, m in model.named_modules()
-             if isinstance(m, torch.nn.Linear) and m is not head
-             and (wanted is None or n.rsplit(".", 1)[-1] in wanted)]
-    if not names:
-        raise TadaError(f"no linear modules match `target_modules` {target_modules}")
-    return names
-
-
-def evaluate(dataset: str, *, base: str | None = None, gguf_file: str | None = None, revision: str | None = None,
-             adapter: str | os.PathLike | None = None, scoring: str = "letter", shots: int | None = None,
-             seed: int = 0, limit: int | None = None, batch_size: int = 8, chat_template: bool = False,
-             prefix_cache: bool = True, device: str = "cpu", model_dtype: str | None = None,
-             out: str | os.PathLike | None = None, first: int | None = None) -> tuple[Any, dict, Path]:
-    """Score ``adapter`` on base (default: the embedded SmolLM2) on a multiple-choice ``dataset``
-    (``tada eval``). Writes the per-example predictions to ``out`` (JSONL; default
-    :func:`default_eval_path`: ``tada-eval/<dataset>.<scoring>.<adapter folder name or base>.jsonl``)
-    and the cell's record (:mod:`tada.records`, as ``tada bench`` caches it) beside it as ``.json``.
-    Returns (result, record, predictions path). ``shots``: default 3, or 0 with ``format`` scoring
-    (whose compliance the shots would teach). ``limit``: a seeded sample of that many questions, kept
-    in dataset order; ``first``: the first that many (lm-evaluation-harness's ``--limit``); not both."""
-
-    shots = (0 if scoring == "format" else 3) if shots is None else shots
-    select([], limit, seed, first)  # `limit` and `first` checked before any model is loaded
-    spec = resolve_base(base, gguf_file, revision) if base else smollm2_gguf()
-    ds = load_dataset_by_name(dataset, split_seed=seed)
-    model, tok = load_model(spec, device=device, dtype=model_dtype), load_tokenizer(spec)
-    adapter_path = str(load_adapter(adapter).path) if adapter else None
-    if adapter_path:
-        from peft import PeftModel
-
-        model = PeftModel.from_pretrained(model, adapter_path)
-    started = time.perf_counter()
-    res = score(model, tok, ds, scoring=scoring, shots=shots, seed=seed, limit=limit, batch_size=batch_size,
-                chat_template=chat_template, prefix_cache=prefix_cache, first=first)
-    path = Path(out) if out else default_eval_path(dataset, scoring, adapter)
-    write_predictions(path, res.predictions)
-    key = text_cell_key(base=spec.name, adapter=adapter_path, dataset=dataset, scoring=scoring, shots=shots,
-                        seed=seed, limit=limit, chat_template=chat_template, model_dtype=model_dtype, first=first)
-    record = cell_record(key, res, seconds=time.perf_counter() - started, adapter=adapter, dataset=dataset,
-                         dataset_meta=ds.meta, scoring=scoring)
-    write_json_atomic(path.with_suffix(".json"), record)
-    return res, record, path
-
-
-def default_eval_path(dataset: str, scoring: str, adapter: str | os.PathLike | None) -> Path:
-    """``tada eval``'s default predictions file: ``tada-eval/<dataset>.<scoring>.<model>.jsonl``.
-    ``<dataset>``: a .jsonl file's stem, else the registry name (``:`` → ``_``); ``<model>``: the
-    adapter folder's own name (a hub id: ``owner_name``), or ``base`` without an adapter; so the
-    base and each adapter evaluated from one folder get their own files."""
-    name = Path(dataset).stem if dataset.endswith(".jsonl") else dataset.replace(":", "_")
-    return Path("tada-eval") / f"{name}.{scoring}.{_model_label(adapter)}.jsonl"
-
-
-def _model_label(adapter: str | os.PathLike | None) -> str:
-    """``base`` without an adapter, else the adapter folder's own name (a hub id: ``owner_name``)."""
-    if adapter is None:
-        return "base"
-    p = Path(adapter)
-    label = p.resolve().name if p.exists() else str(adapter).replace("/", "_").replace(":", "_")
-    return label or "adapter"
-
-
-def evaluate_images(dataset: str, *, base: str | None = None, adapter: str | os.PathLike | None = None,
-                    head: str = "auto", head_from: str | None = None, train_set: str | None = None,
-                    limit: int | None = None, seed: int = 42, device: str = "cpu", model_dtype: str | None = None,
-                    out: str | os.PathLike | None = None) -> tuple[Any, dict, Path]:
-    """Top-1 of base (default: the embedded DINOv2-S/14) + ``adapter`` on an image set
-    (``tada eval --images``); writes the record with its predictions to ``out`` (default
-    ``tada-eval/<set>.top1.<adapter folder name or base>.json``). Returns (result, record, path)."""
-
-    started = time.perf_counter()
-    base_path = resolve_vision_base(base or EMBEDDED_VIT)
-    res = top1(base_path, dataset, adapter=adapter, head_from=head_from, head=head, train_source=train_set,
-               n=limit or 500, seed=seed, device=device, model_dtype=model_dtype)
-    safe = Path(dataset).name if Path(dataset).exists() else dataset.replace(":", "_").replace("/", "_")
-    path = Path(out or f"tada-eval/{safe}.top1.{_model_label(adapter)}.json")
-    head_source = res.meta.get("head_from") if res.head == "modules_to_save" else None
-    key = {"base": base_path, "adapter_sha256": adapter_sha256(str(adapter) if adapter else None),
-           "head_sha256": adapter_sha256(head_source), "dataset": dataset, "train_set": train_set,
-           "recipe": res.head, "limit": limit or 500, "seed": seed, "model_dtype": model_dtype or "float32"}
-    record = cell_record(key, res, seconds=time.perf_counter() - started, **res.meta, head=res.head,
-                         predictions=res.predictions)
-    write_json_atomic(path, record, sort_keys=False)
-    return res, record, path
-
-
-def export_base(out: str | os.PathLike, *, base: str | None = None, gguf_file: str | None = None,
-                revision: str | None = None, dtype: str | None = None, force: bool = False) -> Path:
-    """Write a base model (default: the embedded SmolLM2 GGUF) as a plain transformers folder —
-    ``config.json``, ``model.safetensors``, tokenizer files — that lm-evaluation-harness, vLLM and
-    PEFT load with no GGUF support (``tada export-base``). transformers refuses to save a model it
-    de-quantised from GGUF, so the weights are copied into a fresh model built from the config.
-    Written into a temporary folder beside ``out`` and renamed; ``force`` replaces an existing
-    export (a folder holding a ``config.json``), nothing else."""
-    import shutil
-    import tempfile
-
-    out = Path(out)
-    if out.exists():
-        if not force:
-            raise TadaError(f"output folder {out} exists; pass `force` to replace it")
-        if not (out / "config.json").is_file():
-            raise TadaError(f"{out} is not a model folder (no config.json): not replaced")
-    spec = resolve_base(base, gguf_file, revision) if base else smollm2_gguf()
-    with step("load_base"):
-        model, tok = load_model(spec, device="cpu", dtype=dtype), load_tokenizer(spec)
-    fresh = type(model)(model.config)
-    fresh.load_state_dict(model.state_dict())
-    fresh = fresh.to(parse_dtype(dtype) or torch.float32)
-    fresh.config.name_or_path = spec.name
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
-    try:
-        fresh.save_pretrained(tmp, safe_serialization=True)
-        tok.save_pretrained(tmp)
-        for path in [tmp, *tmp.rglob("*")]:
-            path.chmod(0o755 if path.is_dir() else 0o644)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out

@@ -12,7 +12,7 @@ the option's letter, e.g. ``" B"``; :func:`answer_for` builds it.
 """
 from __future__ import annotations
 
-from .errors import TadaError
+from ..errors import TadaError
 
 LETTERS = "ABCDEFGHIJ"
 

@@ -18,12 +18,12 @@ from pathlib import Path
 import click
 import torch
 
-from .api import merge
-from .eval.datasets import load_dataset_by_name
-from .eval.mcq import evaluate
-from .examples import examples_root
-from .models import load_model, load_tokenizer, native_half, smollm2_gguf
-from .summary import print_summary
+from ..api.merging import merge
+from ..eval.datasets import load_dataset_by_name
+from ..eval.mcq import evaluate
+from .config import examples_root
+from ..models import load_model, load_tokenizer, native_half, smollm2_gguf
+from ..report.summary import print_summary
 
 
 #: Held-out questions the demo measures (validation sets: no test question is looked at), and how

@@ -1,4 +1,5 @@
-"""Publishing a merged adapter folder to the Hugging Face hub (``tada push``, ``push_to_hub``).
+"""The Hugging Face hub: what a hub id is, whether a repository is reachable, and publishing a
+merged adapter folder (``tada push``, ``push_to_hub``).
 
 ``create_repo(exist_ok=True)`` then ``upload_folder``; with a revision other than ``main`` its
 branch is created first. Any failure (offline, no token, no permission) is one line (TadaError);
@@ -7,13 +8,32 @@ the local folder is never changed.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import Any
 
-from ._util import first_line
-from .card import is_hub_id
-from .errors import TadaError
+from .._util import first_line
+from ..errors import TadaError
 
 CONFIG_NAME = "adapter_config.json"
+_HUB_ID = re.compile(r"^(?:[\w.-]{1,96}/)?[\w.-]{1,96}$")
+
+
+def is_hub_id(value: Any) -> bool:
+    """``name`` or ``owner/name`` as the hub spells repository ids (``huggingface_hub``'s
+    ``validate_repo_id`` rules: word characters, ``-`` and ``.``; no ``--``/``..``; no leading or
+    trailing ``-``/``.``)."""
+    if not isinstance(value, str) or not _HUB_ID.match(value) or "--" in value or ".." in value:
+        return False
+    return all(part and part[0] not in "-." and part[-1] not in "-." for part in value.split("/"))
+
+
+def resolvable_base(value: Any) -> bool:
+    """Whether a loader can resolve ``base_model_name_or_path``: an existing local path, or a hub id
+    that is not a relative path to something absent (``./x``, ``a/b/c`` are not ids)."""
+    if not isinstance(value, str) or not value:
+        return False
+    return os.path.exists(value) or is_hub_id(value)
 
 
 def push(folder: str | os.PathLike, repo: str, *, private: bool = False, revision: str | None = None) -> str:
@@ -45,3 +65,14 @@ def push(folder: str | os.PathLike, repo: str, *, private: bool = False, revisio
         raise TadaError(f"cannot push to {repo} ({step} failed: {first_line(exc, with_type=True)}); "
                         f"the adapter stays in {folder}") from None
     return str(getattr(info, "commit_url", None) or f"https://huggingface.co/{repo}")
+
+
+def hub_reachable(repo_id: str, repo_type: str = "model") -> bool:
+    """Whether the hub answers for ``repo_id`` from here (10 s time-out; any failure is no)."""
+    try:
+        from huggingface_hub import HfApi
+
+        HfApi().repo_info(repo_id, repo_type=repo_type, timeout=10)
+        return True
+    except Exception:  # noqa: BLE001 - any failure means "not reachable from here"
+        return False

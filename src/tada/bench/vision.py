@@ -19,22 +19,24 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .._util import PROGRESS_DELAY_S, write_json_atomic
+from .._util import PROGRESS_DELAY_S
+from ..io.atomic import write_json
 from ..adapters import load_adapter
 from ..errors import TadaError
-from ..eval.reproduce import BEGIN, END, replace_generated_block
-from ..eval.runner import _hub_reachable, build_config
+from .results import BEGIN, END, replace_generated_block
+from .text import build_config
+from ..io.hub import hub_reachable
 from ..eval.stats import paired
-from ..grid import Grid
+from .grid import Grid
 from ..methods import bench_methods, get_method, row_label
-from ..records import adapter_sha256, cell_record
-from .dinov2_onnx import EMBEDDED_VIT, resolve_vision_base
-from .evaluate import _train_set, choose_head, head_top1, linear_probe_top1, load_evaluated
-from .hub import HUB_IMAGE_SETS
-from .images import sample
-from .probes import extract_image_probes
-from .sources import load_image_set, LOADERS
-from .train import read_labels
+from ..eval.records import adapter_sha256, cell_record
+from ..vision.dinov2_onnx import EMBEDDED_VIT, resolve_vision_base
+from ..vision.evaluate import probe_train_set, choose_head, head_top1, linear_probe_top1, load_evaluated
+from ..vision.hub import HUB_IMAGE_SETS
+from ..vision.images import sample
+from ..vision.probes import extract_image_probes
+from ..vision.sources import load_image_set, LOADERS
+from ..vision.train import read_labels
 
 
 @dataclass
@@ -99,7 +101,7 @@ class VisionBench:
     def train_set(self, dataset: str):
         """The linear probe's train images: ``train_sets[dataset]``, else the set's ``:train`` split."""
         if dataset not in self._trains:
-            self._trains[dataset] = _train_set(dataset, self.test_set(dataset), self.cfg.train_sets.get(dataset))
+            self._trains[dataset] = probe_train_set(dataset, self.test_set(dataset), self.cfg.train_sets.get(dataset))
         return self._trains[dataset]
 
     def recipe(self, dataset: str) -> str:
@@ -122,7 +124,7 @@ class VisionBench:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 extract_image_probes(self.base, source, modules=modules, n=self.cfg.probe_n, seed=self.cfg.seed,
                                      device=self.cfg.device, out=path, progress=self.progress)
-                write_json_atomic(stamp, key)
+                write_json(stamp, key)
             files[which] = str(path)
         return files
 
@@ -292,20 +294,20 @@ def _source_problem(source: str, what: str) -> str | None:
         return None
     if name in HUB_IMAGE_SETS:
         hub_id = HUB_IMAGE_SETS[name].hub_id
-        return None if _hub_reachable(hub_id, "dataset") else f"{what} {source} ({hub_id}): the hub cannot be reached"
+        return None if hub_reachable(hub_id, "dataset") else f"{what} {source} ({hub_id}): the hub cannot be reached"
     return f"{what} {source}: not a folder or a named image set"
 
 
 def dry_run(cfg: VisionBenchConfig) -> list[str]:
     """What a run needs, checked without running anything: the problems found (empty = ok)."""
     problems = []
-    if cfg.base != EMBEDDED_VIT and not Path(cfg.base).exists() and not _hub_reachable(cfg.base):
+    if cfg.base != EMBEDDED_VIT and not Path(cfg.base).exists() and not hub_reachable(cfg.base):
         problems.append(f"base model {cfg.base}: not local and the hub cannot be reached")
     for role in ("task", "domain"):
         src = getattr(cfg, role)
         if not src:
             problems.append(f"{role} adapter: not given (--{role} or '{role}:' in a config)")
-        elif not Path(src).is_dir() and not (src.count("/") == 1 and _hub_reachable(src)):
+        elif not Path(src).is_dir() and not (src.count("/") == 1 and hub_reachable(src)):
             problems.append(f"{role} adapter {src}: not found")
     if "tada" in cfg.methods:
         for which in ("domain", "general"):

@@ -6,7 +6,7 @@ an interrupted run resumes and a new method computes only itself:
 
 - ``adapters/<row>/`` holds a merged adapter, with ``adapters/<row>.key.json`` beside it: the
   contents of its inputs, the method and all its parameters (defaults included);
-- ``results/<row>/<dataset>.<scoring>.json`` holds a cell's record (:func:`tada.records.cell_record`), whose
+- ``results/<row>/<dataset>.<scoring>.json`` holds a cell's record (:func:`tada.eval.records.cell_record`), whose
   ``key`` names everything the score depends on; a cell is recomputed only when its key changed;
 - ``results.json`` holds the whole run.
 
@@ -19,11 +19,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ._util import file_sha256, write_json_atomic
-from .api import merge
-from .methods import get_method, make_params
-from .records import adapter_sha256, cell_record, write_predictions
-from .report import jsonable
+from .._util import file_sha256
+from ..io.atomic import write_json
+from ..api.merging import merge
+from ..methods import get_method, make_params
+from ..eval.records import adapter_sha256, cell_record, write_predictions
+from ..report import jsonable
 
 __all__ = ["Grid", "adapter_sha256", "cell_record", "input_identity", "merge_key", "merge_is_current",
            "merge_stamp", "write_predictions"]
@@ -90,7 +91,7 @@ class Grid:
         if not merge_is_current(folder, key):
             merge(task, domain, method=method, params=params, out=folder, force=True, progress=self.progress,
                   **{k: v for k, v in probes.items() if v is not None}, **merge_options)
-            write_json_atomic(merge_stamp(folder), key)
+            write_json(merge_stamp(folder), key)
         return str(folder)
 
     def result_path(self, row: str, dataset: str, suffix: str) -> Path:
@@ -111,9 +112,9 @@ class Grid:
 
     @staticmethod
     def save(path: Path, record: dict) -> dict:
-        write_json_atomic(path, record)
+        write_json(path, record)
         return record
 
     def finish(self, config: Any, records: list[dict], **extra: Any) -> None:
         """``results.json``: the configuration, every record and anything else the run reports."""
-        write_json_atomic(self.out / "results.json", {"config": config, "records": records, **extra})
+        write_json(self.out / "results.json", {"config": config, "records": records, **extra})

@@ -15,7 +15,7 @@ import json
 import os
 from pathlib import Path
 
-from .errors import TadaError
+from ..errors import TadaError
 
 TARGETS = ("vllm", "peft")
 VLLM_DEFAULT_MAX_LORA_RANK = 16
@@ -23,7 +23,7 @@ VLLM_DEFAULT_MAX_LORA_RANK = 16
 
 def refusals(folder: str | os.PathLike, target: str, *, max_lora_rank: int = VLLM_DEFAULT_MAX_LORA_RANK) -> list[str]:
     """One line per thing ``target`` would refuse (empty: it loads the adapter as it is)."""
-    from .adapters import load_adapter  # deferred: adapters imports torch; `tada check` --help needs none
+    from ..adapters import load_adapter  # deferred: adapters imports torch; `tada check` --help needs none
 
     if target not in TARGETS:
         raise TadaError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
