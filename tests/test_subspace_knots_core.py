@@ -1,4 +1,4 @@
-"""KnOTS and Core Space (``tada.methods.subspace``): dense float64 oracles written from the papers'
+"""KnOTS and Core Space (``tada.methods.knots_core``): dense float64 oracles written from the papers'
 equations, properties (Core Space lossless, KnOTS-TA = task arithmetic), golden outputs of the
 authors' own code (recorded by tests/golden/subspace/record_knots_core.py), the pinned
 differences from the authors' code, and one end-to-end merge.
@@ -16,7 +16,7 @@ import tada
 from tada.errors import TadaError
 from tada.lowrank import LoraModule
 from tada.methods import get_method, make_params
-from tada.methods import subspace as sub
+from tada.methods import knots_core as sub
 from tada.methods.base import ModuleInput
 from tada.methods.sparsify import magnitude_trim
 

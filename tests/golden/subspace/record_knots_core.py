@@ -33,7 +33,7 @@ this repository, /tmp/authors/…, and is not committed here):
   which is tada's convention too).
 - DARE draws: the authors call ``torch.manual_seed(dare_seed)`` and then draw per adapter;
   the test reproduces these draws by passing ``torch.Generator().manual_seed(dare_seed)`` to
-  ``tada.methods.subspace.subspace_rule`` (tada's method itself seeds per module from ``seed``).
+  ``tada.methods.knots_core.subspace_rule`` (tada's method itself seeds per module from ``seed``).
 """
 from __future__ import annotations
 
