@@ -1,4 +1,4 @@
-"""TSV-M, Iso-C and Iso-CTS (tada.methods.subspace) against
+"""TSV-M, Iso-C and Iso-CTS (tada.methods.tsv_iso) against
 
 (a) dense float64 oracles written from the papers' equations (full SVDs of the d_out×d_in
     matrices, the polar factor as M (MᵀM)^(-1/2) by an eigendecomposition: a route independent of
@@ -21,7 +21,7 @@ import torch
 import tada
 from tada.lowrank import LoraModule
 from tada.methods import ModuleInput, get_method, make_params
-from tada.methods.subspace import cts_split
+from tada.methods.tsv_iso import cts_split
 
 from conftest import SHAPES, dense_delta, merged_delta
 
