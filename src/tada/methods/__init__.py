@@ -3,7 +3,7 @@
 itself when imported, which this package does once)."""
 from __future__ import annotations
 
-from . import dare, knots_core, linear, magnitude_prune, svd, tada, ties  # noqa: F401  (registration)
+from . import dare, knots_core, linear, magnitude_prune, svd, tada, ties, tsv_iso  # noqa: F401  (registration)
 from ..errors import TadaError
 from ..options import closest
 from .base import (REGISTRY, Calibrate, MethodSpec, ModuleInput, ModuleResult, check_weights, make_params,
