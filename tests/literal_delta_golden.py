@@ -1,4 +1,4 @@
-"""The golden file of ``tests/test_delta_auto.py::test_literal_delta_reproduces_the_adapters_of_before``.
+"""The golden file of ``tests/test_methods_tada_delta.py::test_literal_delta_reproduces_the_adapters_of_before``.
 
 ``PYTHONPATH=<checkout of the commit>/src python tests/literal_delta_golden.py > tests/golden/literal_delta.json``
 records, for each TaDA variant merged with the paper's literal δ = 0.1 on a fixed random pair,
@@ -68,6 +68,6 @@ if __name__ == "__main__":  # record the golden file: see the module docstring
     commit = subprocess.run(["git", "-C", str(Path(tada.__file__).parent), "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
     print(json.dumps({"_about": f"tada.merge on main {commit} (before delta: auto) with the paper's literal delta "
-                                "0.1 (then the default) on tests/test_delta_auto.py's random pair: per module the "
+                                "0.1 (then the default) on tests/test_methods_tada_delta.py's random pair: per module the "
                                 "kept components and a fingerprint of ΔW (see fingerprint()). `--delta 0.1` must "
                                 "keep reproducing them.", "merges": merges}, indent=1, sort_keys=True))

@@ -46,16 +46,25 @@ def input_identity(source: str | list | None) -> str | None:
     return str(source)
 
 
+#: The :class:`tada.options.MergeOptions` a bench configuration may set for every merge
+#: (``merge_options:``); the base, probes, output and device are the bench's own keys.
+BENCH_MERGE_OPTIONS = ("probe_n", "probe_seed", "max_length", "probe_site", "batch_size", "rank", "max_rank", "dtype",
+                       "model_dtype", "allow_partial")
+
+
 def merge_key(task: str, domain: str | list[str], method: str, params: dict | None, *, base: str,
-              probes: list) -> dict:
+              probes: list, merge_options: dict | None = None) -> dict:
     """Everything a cached merged adapter depends on: its inputs' contents, the method and all its
     parameters (defaults included, so a changed default — TaDA's ``delta: auto`` — is a new key),
-    the base and the probes."""
-    return {"task": input_identity(task), "domain": input_identity(domain), "method": method,
-            "params": jsonable(make_params(get_method(method), params,
-                                           n_inputs=1 + (len(domain) if isinstance(domain, list) else 1))),
-            "base": base,
-            "probes": [input_identity(p) for p in probes]}
+    the base, the probes and the bench's other merge options (when it sets any)."""
+    key = {"task": input_identity(task), "domain": input_identity(domain), "method": method,
+           "params": jsonable(make_params(get_method(method), params,
+                                          n_inputs=1 + (len(domain) if isinstance(domain, list) else 1))),
+           "base": base,
+           "probes": [input_identity(p) for p in probes]}
+    if merge_options:
+        key["merge_options"] = jsonable(dict(sorted(merge_options.items())))
+    return key
 
 
 def merge_stamp(folder: Path) -> Path:
@@ -87,7 +96,8 @@ class Grid:
         (their files are part of the key); ``base_name`` names the base in the key;
         ``merge_options``: the other options of :func:`tada.merge`."""
         folder = self.out / "adapters" / row
-        key = merge_key(task, domain, method, params, base=base_name, probes=list(probes.values()))
+        tuned = {k: v for k, v in merge_options.items() if k in BENCH_MERGE_OPTIONS}
+        key = merge_key(task, domain, method, params, base=base_name, probes=list(probes.values()), merge_options=tuned)
         if not merge_is_current(folder, key):
             merge(task, domain, method=method, params=params, out=folder, force=True, progress=self.progress,
                   **{k: v for k, v in probes.items() if v is not None}, **merge_options)

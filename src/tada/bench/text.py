@@ -17,10 +17,10 @@ from typing import Any
 from .._util import PROGRESS_DELAY_S
 from ..errors import TadaError
 from ..io.files import load_yaml_mapping
-from .grid import Grid
+from .grid import BENCH_MERGE_OPTIONS, Grid
 from ..methods import bench_methods, get_method, register_row_label, REGISTRY
 from ..models import load_model, load_tokenizer, resolve_base
-from ..options import closest
+from ..options import build, closest, MergeOptions
 from ..eval.records import cell_record, text_cell_key, write_predictions
 from ..eval.datasets import DATASETS, declares_format, load_dataset_by_name
 from ..eval import mcq
@@ -76,6 +76,9 @@ class BenchConfig:
     leakage_train: list[str] = field(default_factory=list)
     knowledge_sets: list[str] = field(default_factory=list)
     method_params: dict[str, dict] = field(default_factory=dict)
+    # Options of every merge (tada.options.MergeOptions fields: probe_n, max_length, rank, max_rank,
+    # dtype…; validated by its model); base, probes, out and device are the keys above.
+    merge_options: dict[str, Any] = field(default_factory=dict)
     device: str = "cpu"
     model_dtype: str | None = None
     out: str = "runs/bench"
@@ -87,6 +90,7 @@ class BenchConfig:
                            hint=" (give `task`/`domain` for a preset)")
         if isinstance(cfg.scoring, str):
             cfg.scoring = [cfg.scoring]
+        check_merge_options(cfg.merge_options, where)
         if not cfg.domain and not cfg.domains:
             raise TadaError(f"{where}: missing domain (give `task`/`domain` for a preset)")
         if cfg.domain and cfg.domains:
@@ -139,6 +143,19 @@ def with_sweeps(data: dict, defaults: dict[str, list], where: str) -> dict:
                         "{density: [0.3, 0.5]}")
     data["sweeps"] = {**sweeps, **given}
     return data
+
+
+def check_merge_options(options: dict, where: str) -> None:
+    """A bench's ``merge_options``: MergeOptions fields (checked by the options model, with its
+    bounds and "did you mean"), only those a bench does not set itself."""
+    if not isinstance(options, dict):
+        raise TadaError(f"{where}: merge_options must be a mapping of tada merge options")
+    own = sorted(set(options) - set(BENCH_MERGE_OPTIONS))
+    known = {f.name for f in dataclasses.fields(MergeOptions)}
+    if own and own[0] in known:
+        raise TadaError(f"{where}: merge_options.{own[0]} is set by the bench itself; allowed: "
+                        f"{', '.join(BENCH_MERGE_OPTIONS)}")
+    build(MergeOptions, options, f"{where}: merge_options")
 
 
 def build_config(cls, data: dict, where: str, required: tuple[str, ...], hint: str = ""):
@@ -265,12 +282,13 @@ class Bench:
                                     probes={"domain_probe": extra.get("domain_probe"),
                                             "general_probe": self.cfg.general_probe},
                                     base=spec.path, gguf_file=spec.gguf_file, revision=spec.revision,
+                                    **self.cfg.merge_options,
                                     device=self.cfg.device)
         assert run.method is not None, "a merge row names its method"
         domain, probes = self.cfg.domain_inputs()
         return self.grid.merged(run.key, self.cfg.task, domain, run.method, run.params_dict, base_name=spec.name,
                                 probes=probes, base=spec.path, gguf_file=spec.gguf_file, revision=spec.revision,
-                                device=self.cfg.device)
+                                device=self.cfg.device, **self.cfg.merge_options)
 
     def result_path(self, run: Run, dataset: str, scoring: str) -> Path:
         return self.grid.result_path(run.key, dataset, f"{scoring}.json")

@@ -18,13 +18,14 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .._util import PROGRESS_DELAY_S
 from ..io.atomic import write_json
 from ..adapters import load_adapter
 from ..errors import TadaError
 from .results import BEGIN, END, replace_generated_block
-from .text import build_config
+from .text import build_config, check_merge_options
 from ..io.hub import hub_reachable
 from ..eval.stats import paired
 from .grid import Grid
@@ -57,6 +58,7 @@ class VisionBenchConfig:
     columns: dict[str, str] = field(default_factory=dict)
     methods: list[str] = field(default_factory=lambda: list(bench_methods()))
     method_params: dict[str, dict] = field(default_factory=dict)
+    merge_options: dict[str, Any] = field(default_factory=dict)  # as the language bench's (MergeOptions fields)
     probe_n: int = 32
     seed: int = 42
     limit: int = 500
@@ -68,7 +70,9 @@ class VisionBenchConfig:
 
     @classmethod
     def from_dict(cls, data: dict, where: str = "config") -> VisionBenchConfig:
-        return build_config(cls, data, where, ("name", "base", "datasets"))
+        cfg = build_config(cls, data, where, ("name", "base", "datasets"))
+        check_merge_options(cfg.merge_options, where)
+        return cfg
 
     def rows(self) -> list[str]:
         return ["base", "task", "domain", *self.methods]
@@ -140,7 +144,8 @@ class VisionBench:
         params = self.cfg.method_params.get(row) if params is None else params
         stats = self.stats() if get_method(method).needs_probes else {}
         return self.grid.merged(row, self.task, self.domain, method, params, base_name=self.base,
-                                probes={"domain_stats": stats.get("domain"), "general_stats": stats.get("general")})
+                                probes={"domain_stats": stats.get("domain"), "general_stats": stats.get("general")},
+                                **self.cfg.merge_options)
 
     # ---- cells --------------------------------------------------------------------------------
     def cell_key(self, row: str, dataset: str, adapter: str | None, recipe: str) -> dict:

@@ -14,7 +14,7 @@ values of a sum of LoRAs count in the mean and arbitrary null-space directions e
 here min(d_out, d_in) is replaced by the number of non-zero singular values (σ > 1e-9·σ₁), which
 gives the authors' result exactly whenever that number is min(d_out, d_in) (Σr ≥ min(d_out, d_in)
 and generic adapters), and keeps the result in the span of the inputs' factors otherwise
-(pinned by tests/test_subspace_tsv_iso.py).
+(pinned by tests/test_methods_tsv_iso.py).
 """
 from __future__ import annotations
 

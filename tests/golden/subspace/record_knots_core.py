@@ -2,7 +2,7 @@
 
 Writes ``knots_core.npz`` (inputs and outputs) and ``knots_core.json`` (the cases: the authors'
 merge configuration used, our method's parameters, the source commits) next to this file;
-``tests/test_subspace_knots_core.py::test_golden_*`` compares tada's ``knots`` / ``core_space``
+``tests/test_methods_knots_core.py::test_golden_*`` compares tada's ``knots`` / ``core_space``
 against them.
 
 Run (needs the two repositories as git directories, e.g. from the ``fetch`` tool's mirror):

@@ -15,7 +15,7 @@ from tada.probes import extract_stats
 from tada.stopwatch import Stopwatch, step
 
 from conftest import llama_shapes, write_adapter, write_probe
-from test_eval_runner import toy_jsonl
+from test_bench_text import toy_jsonl
 
 
 @pytest.fixture
