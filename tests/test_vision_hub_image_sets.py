@@ -1,4 +1,4 @@
-"""The six image benchmarks by hub id (tada.vision.hub), against tiny local datasets: no network."""
+"""The six image benchmarks by hub id (tada.vision.hub_image_sets), against tiny local datasets: no network."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +9,7 @@ Image = pytest.importorskip("PIL.Image")
 datasets = pytest.importorskip("datasets")
 
 from tada.errors import TadaError
-from tada.vision import hub
+from tada.vision import hub_image_sets as hub
 from tada.vision.images import sample
 
 CLASSES = ["apple", "bear", "cloud"]
