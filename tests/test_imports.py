@@ -83,18 +83,3 @@ def test_every_module_imports_in_a_fresh_interpreter():
             "    except Exception as e:\n        bad.append(f'{n}: {e!r}')\nprint('\\n'.join(bad))")
     run = subprocess.run([sys.executable, "-c", code, *sorted(graph())], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and not run.stdout.strip(), run.stdout + run.stderr[-2000:]
-
-
-def test_eval_datasets_submodules_import_only_downward():
-    """tada.eval.datasets is layered types ← local ← wheels, hub ← registry; no submodule imports
-    the package itself (its __init__ re-exports them all), so none can form a circle."""
-    g = graph()
-    package = "tada.eval.datasets"
-    level = {"types": 0, "local": 1, "wheels": 2, "hub": 2, "registry": 3}
-    assert {f"{package}.{name}" for name in level} <= set(g)  # the import checks above cover them
-    assert {m for m in g if m.startswith(package + ".")} == {f"{package}.{name}" for name in level}
-    for name, rank in level.items():
-        for dep in g[f"{package}.{name}"]:
-            assert dep != package, f"{name} imports the package"
-            if dep.startswith(package + "."):
-                assert level[dep.rpartition(".")[2]] < rank, f"{name} imports {dep}"
