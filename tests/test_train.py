@@ -121,8 +121,9 @@ def test_train_writes_a_loadable_peft_folder(tiny, tmp_path):
     summary = train_lora(tiny, answer_data(tmp_path), out, mode="answer", r=4, alpha=8, steps=3,
                          batch_size=2, lr=1e-2, progress=False)
     assert summary["steps"] == 3 and summary["tokens"] > 0 and summary["tokens_per_s"] > 0
-    assert {"adapter_config.json", "adapter_model.safetensors", "train_args.json"} <= {
+    assert {"adapter_config.json", "adapter_model.safetensors", "train_args.json", "tada_prompt.json"} <= {
         p.name for p in out.iterdir()}
+    assert json.loads((out / "tada_prompt.json").read_text())["format"] == "raw"
     config = json.loads((out / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == tiny.name and config["r"] == 4
     record = json.loads((out / "train_args.json").read_text())
@@ -183,3 +184,24 @@ def test_name_base_reaches_adapter_config_and_model_card(tiny, tmp_path):
         "org/some-base"
     card = (tmp_path / "ad" / "README.md").read_text()
     assert "base_model: org/some-base" in card and tiny.path not in card
+
+
+def test_chat_template_training_on_smollm2s_template(tiny, tokenizer, tmp_path):
+    """With the SmolLM2 chat template: the prompt is the rendered user turn plus the generation
+    prompt, the labels are the answer and the template's end of turn; the folder records it."""
+    data = answer_data(tmp_path)
+    record = read_records(data, "answer")[0][1]
+    example = encode(tokenizer, record, "answer", 256, chat=True)
+    head = tokenizer.apply_chat_template([{"role": "user", "content": record["prompt"]}], tokenize=False,
+                                         add_generation_prompt=True)
+    assert head.endswith("<|im_start|>assistant\n")
+    n = len(tokenizer(head, add_special_tokens=False)["input_ids"])
+    assert example.labels[:n] == [IGNORE] * n
+    assert tokenizer.decode(example.input_ids[n:]) == record["answer"] + "<|im_end|>\n"
+    assert example.input_ids != encode(tokenizer, record, "answer", 256).input_ids
+    out = tmp_path / "chat"
+    train_lora(tiny, data, out, mode="answer", r=2, alpha=4, steps=1, batch_size=2, chat_template=True,
+               progress=False)
+    prompt = json.loads((out / "tada_prompt.json").read_text())
+    assert prompt["format"] == "chat_template" and prompt["template"] == tokenizer.chat_template
+    assert prompt["example"] == head

@@ -35,6 +35,11 @@ from .models import EMBEDDED_HUB_ID, is_embedded
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
 PICKLE_NAME = "adapter_model.bin"
+#: The prompt an adapter was trained on (written by ``tada train``, carried by ``tada merge``, read
+#: by ``tada eval`` and the model card): ``{"format": "raw" | "chat_template", "mode", "template",
+#: "example", …}``; see :func:`read_prompt_format`.
+PROMPT_NAME = "tada_prompt.json"
+PROMPT_FORMATS = ("raw", "chat_template")
 _PREFIX = "base_model.model."
 _LORA_KEY = re.compile(r"^(?:base_model\.model\.)?(?P<module>.+)\.lora_(?P<ab>[AB])(?:\.(?P<adapter>[^.]+))?\.weight$")
 
@@ -183,10 +188,27 @@ def resolve_adapter_path(source: str | os.PathLike, revision: str | None = None)
 
     try:
         return Path(snapshot_download(s, revision=revision,
-                                      allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, PICKLE_NAME]))
+                                      allow_patterns=[CONFIG_NAME, WEIGHTS_NAME, PICKLE_NAME, PROMPT_NAME]))
     except Exception as exc:
         raise TadaError(f"adapter {source!r} is neither a local folder nor reachable on the hub "
                         f"({type(exc).__name__})") from None
+
+
+def read_prompt_format(folder: str | os.PathLike) -> dict | None:
+    """The prompt format an adapter folder records in ``tada_prompt.json``, or None without one.
+
+    ``format``: ``raw`` (the data's text as it is: ``template`` says how, e.g. ``{prompt}{answer}``,
+    the answer appended with nothing between) or ``chat_template`` (``template``: the tokenizer's
+    chat template; the prompt is the user turn, rendered with the generation prompt, and the answer
+    the assistant turn); ``example``: one training prompt exactly as the model saw it. A malformed
+    file is a one-line error."""
+    path = Path(folder) / PROMPT_NAME
+    if not path.is_file():
+        return None
+    record = read_json_object(path, PROMPT_NAME)
+    if record.get("format") not in PROMPT_FORMATS or not isinstance(record.get("template"), str):
+        raise TadaError(f"{path}: `format` must be one of {', '.join(PROMPT_FORMATS)} and `template` a string")
+    return record
 
 
 def _read_config(folder: Path) -> dict:

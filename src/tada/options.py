@@ -278,7 +278,9 @@ class EvalOptions:
     first: int | None = opt(None, "Evaluate the first N questions in dataset order (lm-evaluation-harness's "
                                   "--limit); excludes `limit`.", ge=1)
     batch_size: int = opt(8, "Batch size.", ge=1)
-    chat_template: bool = opt(False, "Wrap the prompt in the tokenizer's chat template.")
+    chat_template: bool | None = opt(None, "Wrap the prompt in the tokenizer's chat template (--no-chat-template: "
+                                           "the raw prompt) [default: what the adapter's tada_prompt.json records; "
+                                           "raw without one].", flag="--chat-template/--no-chat-template")
     prefix_cache: bool = opt(True, "Encode the few-shot prefix once (--no-prefix-cache: for every question).",
                              flag="--prefix-cache/--no-prefix-cache")
     device: str = opt("cpu", "cpu, cuda or auto.")
@@ -326,7 +328,15 @@ class TrainOptions:
     dropout: float = opt(0.05, "LoRA dropout.", ge=0, lt=1)
     seed: int = opt(0, "Seed of the initialisation and the batches.")
     device: str = opt("cpu", "cpu, cuda or auto.")
+    chat_template: bool = opt(False, "answer mode: train through the tokenizer's chat template (the prompt as the "
+                                     "user turn, the answer as the assistant turn), so the adapter answers "
+                                     "chat-formatted prompts; recorded in the adapter's tada_prompt.json.")
     progress: bool = opt(True, "Show a progress bar.", cli=False)
+
+    def validate(self) -> None:
+        if self.chat_template and self.mode != "answer":
+            raise TadaError("`chat_template` needs mode answer (a prompt is the user turn, its answer the "
+                            "assistant turn); lm mode trains on the raw text")
 
 
 @dataclass(frozen=True)

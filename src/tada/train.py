@@ -8,6 +8,13 @@ Data modes:
   token after the prompt) and the loss covers only the answer tokens. A too-long example loses the
   start of its prompt, never its answer.
 
+Prompt format: by default the data's text is the model's input as it is (the ``raw`` prompt; the
+tokenizer adds its own special tokens, e.g. BOS). With ``chat_template`` (answer mode) each example
+is rendered through the tokenizer's chat template instead: the prompt as the user turn with the
+generation prompt, then the answer as the assistant turn (with the template's end of turn), the loss
+on the assistant part only. Either way the adapter folder records it in ``tada_prompt.json``
+(:func:`prompt_record`; read by ``tada eval`` and carried into merges and their model cards).
+
 Schedule: AdamW, linear warm-up over the first 5% of the steps, then cosine decay to zero.
 Batches are length-bucketed: each epoch shuffles the examples, sorts them by length inside chunks
 of 64 batches, cuts the chunks into batches (right padding) and shuffles the batches, all with one
@@ -17,7 +24,7 @@ arguments give identical adapter weights.
 
 The output folder is a standard PEFT adapter (``adapter_config.json`` +
 ``adapter_model.safetensors``) plus ``train_args.json`` (arguments, data sha256, summary,
-library versions). ``tada train --help`` runs it from the command line.
+library versions) and ``tada_prompt.json`` (the prompt format). ``tada train --help`` runs it from the command line.
 """
 from __future__ import annotations
 
@@ -35,6 +42,7 @@ import torch
 
 from ._util import PROGRESS_DELAY_S, file_sha256
 from .errors import TadaError
+from .adapters import PROMPT_NAME
 from .options import build, TrainOptions
 from .io.atomic import write_text
 from .io.files import parse_json_object
@@ -81,26 +89,67 @@ def _parse_line(path: Path, number: int, line: str, mode: str) -> dict:
     return record
 
 
-def encode(tokenizer, record: dict, mode: str, max_length: int) -> Example:
-    """Tokenize one record; in ``answer`` mode the prompt tokens get ``IGNORE`` labels."""
+def chat_parts(tokenizer, prompt: str, answer: str) -> tuple[str, str]:
+    """One example through the tokenizer's chat template, split where the answer starts: the user
+    turn with the generation prompt, and the rest (the assistant's answer and the end of its turn)."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise TadaError("`chat_template`: this tokenizer has no chat template")
+    user = [{"role": "user", "content": prompt}]
+    head = tokenizer.apply_chat_template(user, tokenize=False, add_generation_prompt=True)
+    full = tokenizer.apply_chat_template([*user, {"role": "assistant", "content": answer}], tokenize=False)
+    if not full.startswith(head):
+        raise TadaError("`chat_template`: this tokenizer's chat template does not render the assistant turn "
+                        "after its generation prompt; train on the raw prompt")
+    return head, full[len(head):]
+
+
+def encode(tokenizer, record: dict, mode: str, max_length: int, chat: bool = False) -> Example:
+    """Tokenize one record; in ``answer`` mode the prompt tokens get ``IGNORE`` labels. ``chat``
+    (answer mode): through the chat template (:func:`chat_parts`), whose text carries the special
+    tokens, so the tokenizer adds none."""
     if mode == "lm":
         ids = tokenizer(record["text"])["input_ids"][:max_length]
         return Example(ids, list(ids))
-    prompt = tokenizer(record["prompt"])["input_ids"]
-    answer = tokenizer(record["answer"], add_special_tokens=False)["input_ids"][:max_length]
+    if chat:
+        head, rest = chat_parts(tokenizer, record["prompt"], record["answer"])
+        prompt = tokenizer(head, add_special_tokens=False)["input_ids"]
+        answer = tokenizer(rest, add_special_tokens=False)["input_ids"][:max_length]
+    else:
+        prompt = tokenizer(record["prompt"])["input_ids"]
+        answer = tokenizer(record["answer"], add_special_tokens=False)["input_ids"][:max_length]
     prompt = prompt[max(0, len(prompt) + len(answer) - max_length):]
     return Example(prompt + answer, [IGNORE] * len(prompt) + answer)
 
 
-def encode_file(tokenizer, path: str | Path, mode: str, max_length: int) -> list[Example]:
+def encode_file(tokenizer, path: str | Path, mode: str, max_length: int, chat: bool = False) -> list[Example]:
     """Read and tokenize a whole JSONL file; an example with no token to learn is an error."""
     examples = []
     for number, record in read_records(path, mode):
-        example = encode(tokenizer, record, mode, max_length)
+        example = encode(tokenizer, record, mode, max_length, chat)
         if all(label == IGNORE for label in example.labels[1:]):
             raise TadaError(f"{path}:{number}: nothing to learn (empty answer or text under 2 tokens)")
         examples.append(example)
     return examples
+
+
+def prompt_record(record: dict, mode: str, tokenizer=None, chat: bool = False) -> dict:
+    """What ``tada_prompt.json`` holds for an adapter trained on data whose first record is ``record``:
+    ``format`` (``raw`` or ``chat_template``), ``mode``, ``template`` (raw: how the data's fields
+    make the input, e.g. ``{prompt}{answer}``: the answer appended with nothing between; chat: the
+    tokenizer's chat template), ``add_special_tokens`` (whether the tokenizer adds its own, e.g.
+    BOS, to the prompt's text), ``example`` (the record's prompt exactly as the model saw it),
+    ``example_prompt`` and ``example_answer`` (the record's fields; chat: the answer's rendering)."""
+    if not chat:
+        if mode == "lm":
+            return {"format": "raw", "mode": mode, "template": "{text}", "add_special_tokens": True,
+                    "example": record["text"]}
+        return {"format": "raw", "mode": mode, "template": "{prompt}{answer}", "add_special_tokens": True,
+                "example": record["prompt"], "example_prompt": record["prompt"], "example_answer": record["answer"]}
+    head, rest = chat_parts(tokenizer, record["prompt"], record["answer"])
+    template = tokenizer.get_chat_template() if hasattr(tokenizer, "get_chat_template") else tokenizer.chat_template
+    return {"format": "chat_template", "mode": mode, "template": template, "add_generation_prompt": True,
+            "add_special_tokens": False, "example": head, "example_prompt": record["prompt"],
+            "example_answer": rest}
 
 
 def bucketed_batches(lengths: list[int], batch_size: int, rng: random.Random) -> list[list[int]]:
@@ -175,15 +224,17 @@ def train_lora(base: BaseSpec, data: str | Path, out: str | Path, **options: Any
     o: TrainOptions = build(TrainOptions, options, "tada.train")
     mode, r, alpha, steps, lr, batch_size = o.mode, o.r, o.alpha, o.steps, o.lr, o.batch_size
     max_length, seed, device, dropout, progress = o.max_length, o.seed, o.device, o.dropout, o.progress
+    chat = o.chat_template
     target_modules = leaf_names(o.target_modules)
     arguments = {"base": {"path": base.path, "gguf_file": base.gguf_file, "revision": base.revision,
                           "name": base.name},
                  "data": str(data), "out": str(out), "mode": mode, "r": r, "alpha": alpha,
                  "target_modules": list(target_modules), "steps": steps, "lr": lr,
                  "batch_size": batch_size, "max_length": max_length, "seed": seed,
-                 "device": device, "dropout": dropout}
+                 "device": device, "dropout": dropout, "chat_template": chat}
     tokenizer = load_tokenizer(base)
-    examples = encode_file(tokenizer, data, mode, max_length)
+    examples = encode_file(tokenizer, data, mode, max_length, chat)
+    prompt = prompt_record(read_records(data, mode)[0][1], mode, tokenizer, chat)
 
     torch.manual_seed(seed)
     model = load_model(base, device=device, dtype="float32")
@@ -228,7 +279,7 @@ def train_lora(base: BaseSpec, data: str | Path, out: str | Path, **options: Any
     summary = {"steps": steps, "final_loss": sum(tail) / len(tail), "tokens": tokens,
                "seconds": round(seconds, 2), "tokens_per_s": round(tokens / seconds, 1),
                "examples": len(examples), "first_loss": losses[0]}
-    _save(model, out, arguments, data, summary)
+    _save(model, out, arguments, data, summary, prompt)
     return summary
 
 
@@ -247,8 +298,8 @@ def leaf_names(target_modules: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(t.strip() for t in names if t.strip())
 
 
-def _save(model, out: str | Path, arguments: dict, data: str | Path, summary: dict) -> None:
-    """Write the PEFT folder and ``train_args.json`` next to it."""
+def _save(model, out: str | Path, arguments: dict, data: str | Path, summary: dict, prompt: dict) -> None:
+    """Write the PEFT folder, ``train_args.json`` and ``tada_prompt.json`` next to it."""
     import peft
     import transformers
 
@@ -261,3 +312,4 @@ def _save(model, out: str | Path, arguments: dict, data: str | Path, summary: di
                            "peft": peft.__version__},
               "torch_threads": torch.get_num_threads()}
     write_text(out / "train_args.json", json.dumps(record, indent=2) + "\n")
+    write_text(out / PROMPT_NAME, json.dumps(prompt, indent=2) + "\n")

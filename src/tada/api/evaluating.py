@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import os
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from ..adapters import load_adapter
+from ..adapters import load_adapter, PROMPT_NAME, read_prompt_format
 from ..eval.datasets import load_dataset_by_name
 from ..eval.mcq import evaluate as score
 from ..eval.records import adapter_sha256, cell_record, text_cell_key, write_predictions
@@ -29,15 +30,19 @@ def evaluate(dataset: str, **options: Any) -> tuple[Any, dict, Path]:
     (:mod:`tada.eval.records`, as ``tada bench`` caches it) beside it as ``.json``. Returns (result,
     record, predictions path). ``shots``: default 3, or 0 with ``format`` scoring (whose compliance
     the shots would teach). ``limit``: a seeded sample of that many questions, kept in dataset
-    order; ``first``: the first that many (lm-evaluation-harness's ``--limit``); not both."""
+    order; ``first``: the first that many (lm-evaluation-harness's ``--limit``); not both.
+    ``chat_template``: None (default) follows the adapter's ``tada_prompt.json`` (raw without one, and
+    for the base); a given value that differs from the recorded format is used, with a one-line
+    warning. The record's key holds the choice made, its ``prompt`` field where it came from."""
     o: EvalOptions = build(EvalOptions, options, "tada.evaluate")
     base, gguf_file, revision, adapter, scoring = o.base, o.gguf_file, o.revision, o.adapter, o.scoring
-    seed, limit, first, model_dtype, chat_template = o.seed, o.limit, o.first, o.model_dtype, o.chat_template
+    seed, limit, first, model_dtype = o.seed, o.limit, o.first, o.model_dtype
     shots = (0 if scoring == "format" else 3) if o.shots is None else o.shots
     spec = resolve_base(base, gguf_file, revision) if base else smollm2_gguf()
     ds = load_dataset_by_name(dataset, split_seed=seed)
     model, tok = load_model(spec, device=o.device, dtype=model_dtype), load_tokenizer(spec)
     adapter_path = str(load_adapter(adapter).path) if adapter else None
+    chat_template, prompt = prompt_choice(o.chat_template, read_prompt_format(adapter_path) if adapter_path else None)
     if adapter_path:
         from peft import PeftModel
 
@@ -50,9 +55,26 @@ def evaluate(dataset: str, **options: Any) -> tuple[Any, dict, Path]:
     key = text_cell_key(base=spec.name, adapter=adapter_path, dataset=dataset, scoring=scoring, shots=shots,
                         seed=seed, limit=limit, chat_template=chat_template, model_dtype=model_dtype, first=first)
     record = cell_record(key, res, seconds=time.perf_counter() - started, adapter=adapter, dataset=dataset,
-                         dataset_meta=ds.meta, scoring=scoring)
+                         dataset_meta=ds.meta, scoring=scoring, prompt=prompt)
     write_json(path.with_suffix(".json"), record)
     return res, record, path
+
+
+def prompt_choice(asked: bool | None, recorded: dict | None) -> tuple[bool, dict]:
+    """Whether to wrap the prompt in the chat template, and what the record says about it
+    (``{"chat_template": …, "source": "asked" | "tada_prompt.json" | "default", "recorded": format or
+    None}``): the user's choice when given (a warning when it differs from the adapter's recorded
+    format), else the recorded format, else the raw prompt."""
+    fmt = recorded.get("format") if recorded else None
+    if asked is None:
+        chat = fmt == "chat_template"
+        return chat, {"chat_template": chat, "source": PROMPT_NAME if fmt else "default", "recorded": fmt}
+    if fmt is not None and asked != (fmt == "chat_template"):
+        trained = "the chat template" if fmt == "chat_template" else "the raw prompt"
+        using = "the chat template" if asked else "the raw prompt"
+        warnings.warn(f"this adapter was trained on {trained} (its {PROMPT_NAME}); evaluating with {using} "
+                      "as asked", stacklevel=3)
+    return asked, {"chat_template": asked, "source": "asked", "recorded": fmt}
 
 
 def default_eval_path(dataset: str, scoring: str, adapter: str | os.PathLike | None) -> Path:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 
-from ..adapters import Adapter, check_output, load_adapter, output_base_model, write_adapter
+from ..adapters import Adapter, check_output, load_adapter, output_base_model, PROMPT_NAME, write_adapter
 from ..config import load_merge_config
 from ..report.card import CARD_NAME, model_card
 from ..engine import merge_adapters, MergeResult
@@ -126,8 +126,9 @@ def merge(task: AdapterSource | None = None, domain: AdapterSource | list[str] |
     result.timings = {**timings, **result.timings}
     if o.out is not None:
         t = time.perf_counter()
-        extra = {REPORT_NAME: result.report, TIMINGS_NAME: jsonable(result.timings), **_sidecars(task_a),
-                 CARD_NAME: model_card(result.report, result.config)}
+        sidecars = _sidecars(task_a)
+        extra = {REPORT_NAME: result.report, TIMINGS_NAME: jsonable(result.timings), **sidecars,
+                 CARD_NAME: model_card(result.report, result.config, prompt=sidecars.get(PROMPT_NAME))}
         write_adapter(o.out, result.tensors, result.config, extra, force=o.force)
         result.timings["write"] = time.perf_counter() - t
         result.out = str(o.out)
@@ -162,11 +163,12 @@ def _per_domain(value: Any, k: int, name: str) -> list:
 
 #: JSON files beside a task adapter that describe its ``modules_to_save`` and travel with them
 #: into the merged adapter (``labels.json``: the class names of an image-classification head).
-SIDECARS = ("labels.json",)
+SIDECARS = ("labels.json", PROMPT_NAME)
 
 
 def _sidecars(task: Adapter) -> dict[str, dict]:
-    """The task adapter's sidecar files, parsed (the merged adapter carries its head)."""
+    """The task adapter's sidecar files, parsed: the merged adapter carries its head's labels and the
+    prompt format it was trained on (the merge answers the task's prompt)."""
     out = {}
     for name in SIDECARS:
         path = Path(task.path) / name

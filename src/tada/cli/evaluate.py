@@ -15,6 +15,8 @@ from .options import add_options, given
 
 EVAL_OPTIONS = options_of(EvalOptions)
 IMAGE_OPTIONS = [o for o in options_of(ImageEvalOptions) if o.name not in {e.name for e in EVAL_OPTIONS}]
+PROMPT_SOURCES = {"asked": "as asked", "default": "the default: no tada_prompt.json",
+                  "tada_prompt.json": "as the adapter's tada_prompt.json records"}
 HELP = {"seed": "Sampling seed [default: 0; --images: 42].",
         "limit": "Evaluate a sample of this many questions (images), drawn with --seed and kept in dataset order "
                  "[--images: 500].",
@@ -62,6 +64,9 @@ def eval_cmd(dataset, images, as_json, **opts) -> None:
     name = Path(dataset).stem if dataset.endswith(".jsonl") else dataset
     shots = record["key"]["shots"]
     click.echo(f"{name} ({scoring}, {shots}-shot): accuracy {res.accuracy:.3f}  n={res.n}  95% CI [{lo:.3f}, {hi:.3f}]")
+    prompt = record["prompt"]
+    click.echo(f"  prompt: {'chat template' if prompt['chat_template'] else 'raw'} "
+               f"({PROMPT_SOURCES.get(prompt['source'], prompt['source'])})")
     if scoring == "format":
         lo, hi = res.metrics["format_ci"]
         click.echo(f"  format compliance {res.metrics['format_rate']:.3f}  n={res.n}  95% CI [{lo:.3f}, {hi:.3f}] "

@@ -2,7 +2,8 @@
 
 YAML front matter (``base_model`` when it is a hub id, ``library_name: peft``, ``tags``), then the
 method and every parameter, the inputs (source, revision, sha256 of the weights), the probes and
-their hashes, TaDA's α summary, how to load the adapter with PEFT, and optionally a table of
+their hashes, TaDA's α summary, how to load the adapter with PEFT, how to prompt it (from the task
+adapter's ``tada_prompt.json``, when it has one), and optionally a table of
 ``tada eval`` records (:mod:`tada.eval.records`). Same report ⇒ same bytes.
 """
 from __future__ import annotations
@@ -61,9 +62,10 @@ def _inputs(report: dict) -> list[tuple[str, dict]]:
     return out
 
 
-def model_card(report: dict, config: dict, evals: list[dict] | None = None) -> str:
+def model_card(report: dict, config: dict, evals: list[dict] | None = None, prompt: dict | None = None) -> str:
     """The card's Markdown text for a merge ``report`` (``tada_report.json``) and the written
-    ``config`` (``adapter_config.json``); ``evals``: ``tada eval`` records for a results table."""
+    ``config`` (``adapter_config.json``); ``evals``: ``tada eval`` records for a results table;
+    ``prompt``: the task adapter's ``tada_prompt.json`` for a "How to prompt" section."""
     method = report.get("method", "?")
     base = config.get("base_model_name_or_path")
     lines = [_front_matter(base), f"# LoRA adapter merged with tada ({method})", ""]
@@ -121,12 +123,49 @@ def model_card(report: dict, config: dict, evals: list[dict] | None = None) -> s
               'model = PeftModel.from_pretrained(base, "PATH_OR_REPO_OF_THIS_ADAPTER")',
               "model = model.merge_and_unload()  # optional: fold the LoRA delta into the weights",
               "```", ""]
+    if prompt:
+        lines += how_to_prompt(prompt, base, auto)
     if evals:
         lines += evaluation_table(evals)
     versions = report.get("versions") or {}
     if versions:
         lines += ["## Versions", "", ", ".join(f"{k} {v}" for k, v in sorted(versions.items())), ""]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def how_to_prompt(prompt: dict, base: Any, auto: str = "AutoModelForCausalLM") -> list[str]:
+    """Markdown lines of the "How to prompt" section from a ``tada_prompt.json`` record: the prompt
+    format the task adapter was trained on and a PEFT snippet that builds its prompt that way (a
+    raw string, or ``tokenizer.apply_chat_template``). An unknown format gives no section."""
+    fmt = prompt.get("format")
+    if fmt not in ("raw", "chat_template"):
+        return []
+    example = prompt.get("example_prompt", prompt.get("example", ""))
+    lines = ["## How to prompt", ""]
+    if fmt == "raw":
+        how = ("on the **raw prompt**, without a chat template: the model reads the prompt text as "
+               "`tokenizer(prompt)` tokenizes it, and the answer follows it directly "
+               f"(`{_cell(prompt.get('template'))}`). Wrapped in the chat template, the prompt is not what it "
+               "learned to answer")
+        build = ["inputs = tokenizer(prompt, return_tensors=\"pt\")  # the raw prompt, as trained"]
+    else:
+        how = ("through the base tokenizer's **chat template**: the prompt is the user turn, rendered with the "
+               "generation prompt, and the answer the assistant turn")
+        build = ["messages = [{\"role\": \"user\", \"content\": prompt}]",
+                 "text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)",
+                 "inputs = tokenizer(text, return_tensors=\"pt\", add_special_tokens=False)"]
+    lines += [f"The task adapter was trained {how}. `tada_prompt.json` in this folder records it, and `tada eval` "
+              "follows it unless told otherwise. One training prompt as the model saw it:", "", "```text",
+              str(prompt.get("example", "")), "```", "", "```python",
+              f"from transformers import {auto}, AutoTokenizer", "from peft import PeftModel", "",
+              f"base = {auto}.from_pretrained({json.dumps(base)})",
+              f"tokenizer = AutoTokenizer.from_pretrained({json.dumps(base)})",
+              'model = PeftModel.from_pretrained(base, "PATH_OR_REPO_OF_THIS_ADAPTER")', "",
+              f"prompt = {json.dumps(example)}", *build,
+              "output = model.generate(**inputs, max_new_tokens=32, do_sample=False)",
+              'print(tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))',
+              "```", ""]
+    return lines
 
 
 def evaluation_table(records: list[dict]) -> list[str]:
@@ -172,5 +211,7 @@ def write_card(folder: str | os.PathLike, eval_files: tuple[str, ...] | list[str
     folder = Path(folder)
     report = read_json_object(folder / REPORT_NAME, "merge report (is this a folder written by tada merge?)")
     config = read_json_object(folder / "adapter_config.json", "adapter config")
-    text = model_card(report, config, [read_eval_record(f) for f in eval_files])
+    from ..adapters import read_prompt_format
+
+    text = model_card(report, config, [read_eval_record(f) for f in eval_files], prompt=read_prompt_format(folder))
     return write_text(folder / CARD_NAME, text)
