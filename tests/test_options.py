@@ -103,7 +103,7 @@ def _stats_file(tmp_path: Path) -> Path:
 
 def test_registry_owns_the_table_labels_and_grid_axes():
     assert bench_methods() == ("linear", "task_arithmetic", "ties", "dare_linear", "dare_ties", "magnitude_prune",
-                               "svd", "tada")
+                               "svd", "knots", "core_space", "tsv", "iso_c", "iso_cts", "tada")
     assert row_label("tada") == "TaDA (ours)" and row_label("base") == "Base model" and row_label("x-1") == "x-1"
     assert REGISTRY["dare_ties"].sweeps == ("density", "seed") and REGISTRY["ties"].sweeps == ("density",)
     assert all(spec.label and spec.reference for spec in REGISTRY.values())
@@ -121,7 +121,7 @@ PLUGIN = textwrap.dedent('''
         gamma: float = opt(0.25, "The toy method's knob.", ge=0, le=1)
         combine: str = opt("sum", "How the toy combines.", choices=("sum", "mean"))
 
-    @register("toy", ToyParams, label="Toy", reference="this test", row=9, sweeps=("gamma",))
+    @register("toy", ToyParams, label="Toy", reference="this test", row=30, sweeps=("gamma",))
     def toy(module: ModuleInput, params: ToyParams) -> ModuleResult:
         """gamma·(ΔW_T + ΔW_D)."""
         res = weighted_concat(module, (params.gamma,) * len(module.inputs))
@@ -204,7 +204,7 @@ def test_a_registered_method_joins_the_bench_grid(monkeypatch):
 
     spec = REGISTRY["svd"]
     monkeypatch.setitem(REGISTRY, "toy", MethodSpec("toy", spec.params, spec.fn, False, False, "toy", label="Toy",
-                                                    reference="test", sweeps=("density",), row=9))
+                                                    reference="test", sweeps=("density",), row=30))
     cfg = BenchConfig(name="n", base="b", task="t", domain="d", datasets=["x"], sweeps={"density": [0.3, 0.7], "seed": [0, 1, 2]})
     assert cfg.methods[-1] == "toy" and row_label("toy") == "Toy"
     assert [r.key for r in grid(cfg) if r.group == "toy"] == ["toy-d0.3", "toy-d0.7"]
@@ -218,7 +218,7 @@ def test_a_bench_sweep_axis_is_one_edit(monkeypatch):
 
     spec = REGISTRY["svd"]
     monkeypatch.setitem(REGISTRY, "toy", MethodSpec("toy", spec.params, spec.fn, False, False, "toy", label="Toy",
-                                                    reference="test", sweeps=("gamma", "seed"), row=9))
+                                                    reference="test", sweeps=("gamma", "seed"), row=30))
     cfg = BenchConfig.from_dict({"name": "n", "base": "b", "task": "t", "domain": "d", "datasets": ["x"],
                                  "methods": ["dare_ties", "toy"], "sweeps": {"gamma": [0.2, 0.4], "seed": [0, 1]},
                                  "densities": [0.5]})

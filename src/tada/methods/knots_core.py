@@ -177,7 +177,7 @@ def _generator(module: ModuleInput, params) -> torch.Generator | None:
     return module.seed_for(params.seed, "subspace-dare") if params.rule == "dare_ties" else None
 
 
-@register("knots", KnotsParams, label="KnOTS", exact=False,
+@register("knots", KnotsParams, row=9, label="KnOTS", exact=False,
           reference="Stoica et al. 2025 (KnOTS, ICLR); github.com/gstoica27/KnOTS task_merger.SVDMerger")
 def knots(module: ModuleInput, params: KnotsParams) -> ModuleResult:
     """KnOTS: SVD of the adapters side by side, merge rule on the Σ·V blocks, ΔW = U·merged (rank ≤ Σr).
@@ -259,7 +259,7 @@ def isotropize(M: torch.Tensor) -> torch.Tensor:
     return (U * S.mean()) @ Vh
 
 
-@register("core_space", CoreSpaceParams, label="Core Space", exact=False,
+@register("core_space", CoreSpaceParams, row=10, label="Core Space", exact=False,
           reference="Panariello et al. 2025 (NeurIPS), arXiv 2509.17786; "
                     "github.com/apanariello4/core-space-merging task_merger.MatrixPerLayerMerger")
 def core_space_merge(module: ModuleInput, params: CoreSpaceParams) -> ModuleResult:

@@ -294,7 +294,7 @@ def _unchanged(module: ModuleInput, comps: list[Components], active: list[int], 
 
 
 @register("tada", TadaParams, needs_probes=True, calibrate=calibrate_delta, summarize=lambda m: summarize(m),
-          label="TaDA (ours)", row=8,
+          label="TaDA (ours)", row=20,
           reference="the TaDA paper, Algorithm 1 (SPEC §5-6)")
 def tada(module: ModuleInput, p: TadaParams) -> ModuleResult:
     """TaDA: probe-gated, per-component weighted merge of the filtered SVD components, rank r.

@@ -91,7 +91,7 @@ def tsv_kept(module: ModuleInput, params: TsvParams, comps: list[Components]) ->
     return [min(per, c.k) for c in comps]
 
 
-@register("tsv", TsvParams, label="TSV-M",
+@register("tsv", TsvParams, row=11, label="TSV-M",
           reference="Gargiulo et al. 2025 (CVPR), Task Singular Vectors; authors' TSVM_utils."
                     "compute_and_sum_svd_mem_reduction")
 def tsv(module: ModuleInput, params: TsvParams) -> ModuleResult:
@@ -109,7 +109,7 @@ def tsv(module: ModuleInput, params: TsvParams) -> ModuleResult:
 
 # ---- Iso-C ----------------------------------------------------------------------------------------
 
-@register("iso_c", IsoCParams, label="Iso-C",
+@register("iso_c", IsoCParams, row=12, label="Iso-C",
           reference="Marczak et al. 2025 (ICML), No Task Left Behind; authors' iso.iso_c")
 def iso_c(module: ModuleInput, params: IsoCParams) -> ModuleResult:
     """Iso-C: the sum's singular values all set to their mean (over the non-zero ones), times α."""
@@ -137,7 +137,7 @@ def cts_split(k: int, n_tasks: int, fraction: float) -> tuple[int, int]:
     return common, int((k - common) / n_tasks)
 
 
-@register("iso_cts", IsoCtsParams, label="Iso-CTS",
+@register("iso_cts", IsoCtsParams, row=13, label="Iso-CTS",
           reference="Marczak et al. 2025 (ICML), No Task Left Behind; authors' iso.iso_cts")
 def iso_cts(module: ModuleInput, params: IsoCtsParams) -> ModuleResult:
     """Iso-CTS: the sum's top directions plus each adapter's task-specific ones, orthogonalised, flat spectrum, α."""
