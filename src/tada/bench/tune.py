@@ -398,16 +398,17 @@ class Tuner:
 
         study = self.study(method, storage)
         budget = self.o.budget
-        objective = self.objective(method, budget)
+        # a grid smaller than the budget is run once, whole
+        cap = min(budget, grid_size(self.spaces[method]) or budget)
+        objective = self.objective(method, cap)
         while True:
             optuna.storages.fail_stale_trials(study)
             trials = study.get_trials(deepcopy=False)
             done = sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED) for t in trials)
             running = sum(t.state == TrialState.RUNNING for t in trials)
-            if done >= budget or (sampler_name(self.spaces[method], budget) == "grid"
-                                  and done >= (grid_size(self.spaces[method]) or 0)):
+            if done >= cap:
                 return study
-            if done + running >= budget:
+            if done + running >= cap:
                 time.sleep(min(1.0, self.o.heartbeat))  # other workers' trials: wait for them (or for them to go stale)
                 continue
             before = len(trials)
@@ -465,6 +466,9 @@ class Tuner:
                                "pruned": sum(t.state == TrialState.PRUNED for t in trials),
                                "failed": sum(t.state == TrialState.FAIL and not t.user_attrs.get("skipped")
                                              for t in trials)}
+        for part in ("merge_s", "score_s"):  # mean seconds per trial: building the merge, scoring it
+            xs = [t.user_attrs[part] for t in trials if part in t.user_attrs]
+            row[f"mean_{part}"] = round(sum(xs) / len(xs), 3) if xs else None
         if not complete:
             return {**row, "score": None, "ci": None, "setting": None, "params": None, "trial": None}
         best = max(complete, key=lambda t: (t.value, -t.number))  # ties: the earliest trial
@@ -566,15 +570,17 @@ def leaderboard_markdown(summary: dict) -> str:
              + ", ".join(f"`{v}`" for v in summary["validation"])
              + f" ({summary['limit'] or 'all'} questions each). Budget: {summary['budget']} trials per method "
                f"(the same for every method). Pruner: {summary['pruner']}.", "",
-             "| rank | method | best setting | score | 95% CI | trials used | pruned | sampler |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| rank | method | best setting | score | 95% CI | trials used | pruned | sampler | s/trial (merge + scoring) |",
+             "|---|---|---|---|---|---|---|---|---|"]
     rows = sorted(summary["methods"], key=lambda r: -(r["score"] if r["score"] is not None else -1))
     for i, r in enumerate(rows, 1):
         setting = ", ".join(f"{k}={_num(v)}" for k, v in (r["setting"] or {}).items()) or "-"
         score = f"{r['score']:.3f}" if r["score"] is not None else "-"
         ci = "[{:.3f}, {:.3f}]".format(*r["ci"]) if r.get("ci") else "-"
+        cost = (f"{r['mean_merge_s']:.2f} + {r['mean_score_s']:.2f}"
+                if r.get("mean_merge_s") is not None and r.get("mean_score_s") is not None else "-")
         lines.append(f"| {i} | {r['label']} | {setting} | {score} | {ci} | {r['trials_used']} | {r['pruned']} | "
-                     f"{r['sampler']} |")
+                     f"{r['sampler']} | {cost} |")
     lines += ["", "The interval is Wilson's on the questions pooled over the validation sets (it is the mean's "
               "interval when every set has the same n)."]
     if summary.get("winner"):
