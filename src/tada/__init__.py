@@ -18,11 +18,13 @@ from .errors import TadaError
 
 if TYPE_CHECKING:
     from .api import evaluate, export_base, extract_probes, merge
+    from .bench.tune import tune
     from .methods import method_names
 
-__all__ = ["merge", "extract_probes", "evaluate", "export_base", "method_names", "TadaError", "__version__"]
+__all__ = ["merge", "extract_probes", "evaluate", "export_base", "tune", "method_names", "TadaError", "__version__"]
 
-_LAZY = {"merge": "api", "extract_probes": "api", "evaluate": "api", "export_base": "api", "method_names": "methods"}
+_LAZY = {"merge": "api", "extract_probes": "api", "evaluate": "api", "export_base": "api", "tune": "bench.tune",
+         "method_names": "methods"}
 
 
 def __getattr__(name: str) -> Any:

@@ -27,14 +27,21 @@ from .errors import TadaError
 
 def opt(default: Any = MISSING, help: str = "", *, factory: Any = None, flag: str | None = None,
         choices: tuple[str, ...] | None = None, ge: float | None = None, gt: float | None = None,
-        le: float | None = None, lt: float | None = None, cli: bool = True) -> Any:
+        le: float | None = None, lt: float | None = None, cli: bool = True,
+        search: tuple | list | None = None, log: bool = False) -> Any:
     """A dataclass field with its user-facing description: ``help`` (one line), ``flag`` (default
     ``--<name with dashes>``), ``choices`` (the allowed strings), numeric bounds ``ge``/``gt``/
     ``le``/``lt`` (≥, >, ≤, <; checked on every number of the field), ``cli=False`` to keep it off
     the command line (API-only). :func:`build` enforces choices and bounds for the API, YAML and
-    CLI alike; the CLI also shows them in ``--help``."""
+    CLI alike; the CLI also shows them in ``--help``.
+
+    ``search``: where ``tada tune`` searches this parameter (:class:`Search`): a pair ``(low,
+    high)`` is a range (``log=True``: sampled on a log scale), a list ``[a, b, c]`` the values to
+    try (a grid). On a ``weights`` field the search is over the task's weight w_T, the domain
+    adapters sharing 1 − w_T equally (the tuner's ``task_weight`` knob)."""
     metadata = {"help": help, "flag": flag, "choices": choices, "cli": cli,
-                "bounds": Bounds(ge, gt, le, lt) if any(b is not None for b in (ge, gt, le, lt)) else None}
+                "bounds": Bounds(ge, gt, le, lt) if any(b is not None for b in (ge, gt, le, lt)) else None,
+                "search": Search.of(search, log) if search is not None else None}
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -64,6 +71,42 @@ class Bounds:
         return f"{'<=' if high and high[-1] == ']' else '<'} {(high or '')[:-1]}"
 
 
+@dataclass(frozen=True)
+class Search:
+    """Where ``tada tune`` searches one parameter: ``values`` (a finite list, tried as a grid) or
+    the range ``low``…``high`` (``log``: on a log scale; ``integer``: whole numbers)."""
+
+    values: tuple | None = None
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    integer: bool = False
+
+    @classmethod
+    def of(cls, search: tuple | list, log: bool = False) -> Search:
+        """``(low, high)`` → a range; ``[a, b, …]`` → values (a grid)."""
+        if isinstance(search, list):
+            if not search:
+                raise ValueError("search: give at least one value")
+            return cls(values=tuple(search))
+        if isinstance(search, tuple) and len(search) == 2 and all(isinstance(x, (int, float)) for x in search):
+            low, high = search
+            if not low < high or (log and low <= 0):
+                raise ValueError(f"search: need low < high (and low > 0 with log), got {search}")
+            integer = all(isinstance(x, int) and not isinstance(x, bool) for x in search)
+            return cls(low=low, high=high, log=log, integer=integer)
+        raise ValueError(f"search: a (low, high) pair or a [values] list, got {search!r}")
+
+    @property
+    def finite(self) -> bool:
+        return self.values is not None
+
+    def __str__(self) -> str:
+        if self.values is not None:
+            return "{" + ", ".join(_num(v) if isinstance(v, (int, float)) else str(v) for v in self.values) + "}"
+        return f"[{_num(self.low or 0)}, {_num(self.high or 0)}]" + (" (log)" if self.log else "")
+
+
 def _num(x: float) -> str:
     return f"{x:g}"
 
@@ -82,6 +125,7 @@ class Option:
     choices: tuple[str, ...] | None
     cli: bool
     bounds: Bounds | None = None
+    search: Search | None = None
 
 
 def flag_of(name: str) -> str:
@@ -135,7 +179,7 @@ def options_of(cls: type) -> list[Option]:
         md = _metadata(cls, f.name)
         out.append(Option(f.name, _kind(hints[f.name]), default_of(f), md.get("help", ""),
                           md.get("flag") or flag_of(f.name), md.get("choices"), md.get("cli", True),
-                          md.get("bounds")))
+                          md.get("bounds"), md.get("search")))
     return out
 
 
@@ -384,3 +428,44 @@ class BenchOverrides:
     model_dtype: str | None = opt(None, "dtype the base model runs in: float32, bfloat16… (overrides the "
                                         "configuration).")
     report: str | None = opt(None, "Results document to write or update (overrides the config).")
+
+
+@dataclass(frozen=True)
+class TuneOptions:
+    """``tada tune`` / :func:`tada.tune`: every method given the same trial budget on validation
+    data (an Optuna study per method); the best merge written as an adapter folder."""
+
+    domain_probe: str | list[str] | None = opt(None, "Domain probe (.txt or .jsonl); one per --domain, in the same "
+                                                     "order (methods that need probes: tada).")
+    domain_stats: str | list[str] | None = opt(None, "Domain probe statistics written by `tada probe` (instead of a "
+                                                     "probe); one per --domain.")
+    general_probe: str | None = opt(None, "General probe file.")
+    general_stats: str | None = opt(None, "General probe statistics written by `tada probe`.")
+    val: str | list[str] | None = opt(None, "Validation dataset: a .jsonl file or a registered name; repeat for "
+                                            "several (the objective is the mean over them).")
+    scoring: str | None = opt(None, "How the validation sets are scored [default: format when every set declares "
+                                    "an answer format (objective: the joint score), else letter].",
+                              choices=("format", "letter", "cloze"))
+    methods: str | list[str] | None = opt(None, "Methods to tune, comma-separated or repeated [default: every "
+                                                "registered method].")
+    budget: int = opt(8, "Trials per method, the same for every method (pruned trials count).", ge=1)
+    out: str | None = opt(None, "Output folder: the study, leaderboard.json/.md and the winning adapter (best/).")
+    storage: str | None = opt(None, "Optuna storage URL [default: sqlite:///OUT/study.db]; several workers may "
+                                    "share one (e.g. PostgreSQL).")
+    seed: int = opt(0, "Seed of the samplers (TPE) and of the validation sample.")
+    limit: int | None = opt(None, "Validation questions per set (a seeded sample kept in dataset order).", ge=1)
+    shots: int | None = opt(None, "Few-shot examples [default: 0 with format scoring, else 3].", ge=0)
+    prune: bool = opt(True, "Score the first third of each set first and stop weak trials (successive halving, "
+                            "the same rule for every method).", flag="--prune/--no-prune")
+    write_all: bool = opt(False, "Also write every method's best merge under OUT/<method>/.")
+    search: dict = opt(help="Replace a declared search space: METHOD.PARAM=[a,b,c] (values: a grid) or "
+                            "METHOD.PARAM=LO..HI (a range; LO..HI:log on a log scale); repeatable.", factory=dict)
+    base: str | None = opt(None, "Base model: folder, hub id, .gguf file [default: the embedded SmolLM2].")
+    gguf_file: str | None = opt(None, "GGUF file name inside `base`.")
+    revision: str | None = opt(None, "Hub revision of `base`.")
+    device: str = opt("cpu", "cpu, cuda or auto.")
+    model_dtype: str | None = opt(None, "dtype the base model is loaded in.")
+    batch_size: int = opt(8, "Scoring batch size.", ge=1)
+    heartbeat: int = opt(5, "Seconds between a running trial's heartbeats; a trial silent for three heartbeats "
+                            "(its worker was killed) is marked failed and run again.", ge=1)
+    progress: bool = opt(True, "Report each trial on stderr.", cli=False)

@@ -34,13 +34,15 @@ DEMO_N = 40
 
 
 def measure(model, tokenizer, sets: dict, n: int) -> dict[str, dict]:
-    """Format compliance and content accuracy (with 95% intervals) of ``model`` on each set."""
+    """Format compliance, content accuracy and the joint score (in the format and correct), with
+    95% intervals, of ``model`` on each set."""
 
     out = {}
     for name, ds in sets.items():
         res = evaluate(model, tokenizer, ds, scoring="format", shots=0, seed=0, limit=n, progress=False)
         out[name] = {"format": (res.metrics["format_rate"], *res.metrics["format_ci"]),
-                     "content": (res.accuracy, *res.ci), "n": res.n}
+                     "content": (res.accuracy, *res.ci), "joint": (res.metrics["joint_rate"], *res.metrics["joint_ci"]),
+                     "n": res.n}
     return out
 
 
@@ -49,11 +51,12 @@ def table_lines(rows: dict[str, dict[str, dict]], set_names: list[str]) -> list[
     def cell(v: tuple) -> str:
         return f"{v[0]:.2f} [{v[1]:.2f}, {v[2]:.2f}]"
 
-    head = ["model"] + [f"format, {s}" for s in set_names] + [f"content, {s}" for s in set_names]
+    measures = ("format", "content", "joint")
+    head = ["model"] + [f"{m}, {s}" for m in measures for s in set_names]
     lines = [" | ".join(head)]
     for who, by_set in rows.items():
-        lines.append(" | ".join([who] + [cell(by_set[s]["format"]) for s in set_names]
-                                + [cell(by_set[s]["content"]) for s in set_names]))
+        lines.append(" | ".join([who] + [cell(by_set[s][m]) for m in measures for s in set_names
+                                         if m in by_set[s]]))
     return lines
 
 

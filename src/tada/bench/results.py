@@ -87,13 +87,17 @@ def _correct(bench: Bench, run_key: str, dataset: str, scoring: str, field: str 
     path = bench.out / "results" / run_key / f"{dataset.replace('/', '_').replace(':', '_')}.{scoring}.jsonl"
     if not path.is_file():
         return None
-    return {p["id"]: bool(p[field]) for p in map(json.loads, path.read_text().splitlines())}
+    preds = [json.loads(line) for line in path.read_text().splitlines()]
+    if any(field not in p for p in preds):  # scored before the measure existed (``joint``)
+        return None
+    return {p["id"]: bool(p[field]) for p in preds}
 
 
 def paired_rows(bench: Bench, picked: dict[str, float], scoring: str, field: str = "correct") -> list[str]:
     """Markdown rows: TaDA minus each other row, per dataset, with the McNemar p-value (for DARE
     rows: the seed whose p is largest, i.e. the least favourable to a claimed difference).
-    ``field``: the per-question outcome compared (``correct``; ``format_ok`` for compliance)."""
+    ``field``: the per-question outcome compared (``correct``; ``format_ok`` for compliance;
+    ``joint`` for both at once)."""
     runs = grid(bench.cfg, picked or None)
     by_group: dict[str, list[str]] = {}
     for r in runs:
@@ -208,7 +212,7 @@ def generated_block(bench: Bench, records: list[dict], results: dict, *, command
                 to_markdown(head, columns, ci=True).rstrip()]
         outcomes = [("correct", "accuracy" if scoring != "format" else "content accuracy")]
         if scoring == "format":
-            outcomes.append(("format_ok", "format compliance"))
+            outcomes += [("format_ok", "format compliance"), ("joint", "joint score (in format and correct)")]
         for field, what in outcomes:
             lines = paired_rows(bench, picked, scoring, field)
             if lines:

@@ -22,9 +22,10 @@ from .text import BenchConfig
 
 
 #: Metrics that are proportions of the n questions (their Wilson interval is computed from them).
-PROPORTIONS = ("accuracy", "acc_norm", "acc_norm_bytes", "format_rate")
-#: ``format`` scoring's two columns per dataset: (metric, column suffix).
-FORMAT_COLUMNS = (("format_rate", "format"), ("accuracy", "acc"))
+PROPORTIONS = ("accuracy", "acc_norm", "acc_norm_bytes", "format_rate", "joint_rate")
+#: ``format`` scoring's columns per dataset: (metric, column suffix): compliance, content, and the
+#: joint score (in the format and correct; records scored before it existed have no joint column).
+FORMAT_COLUMNS = (("format_rate", "format"), ("accuracy", "acc"), ("joint_rate", "joint"))
 
 
 @dataclass
@@ -191,23 +192,28 @@ def format_rows(records: list[dict], datasets: list[str], methods: list[str],
                 validation: dict[str, str] | None = None,
                 picked: dict[str, float] | None = None) -> tuple[list[Row], list[Row], list[str]]:
     """``format`` scoring in the Table 3 layout: two columns per dataset, the format-compliance rate
-    (``<dataset> format``) and the content accuracy inside the format (``<dataset> acc``); the
+    (``<dataset> format``), the content accuracy inside the format (``<dataset> acc``) and the joint
+    score, in the format and correct (``<dataset> joint``, when the records have it); the
     average is the mean content accuracy. Returns (headline rows, density-grid rows, columns).
     Datasets without a format cell (no declared format) are left out."""
     present = [d for d in datasets if any(r["scoring"] == "format" and r["dataset"] == d for r in records)]
-    columns = [f"{d} {suffix}" for d in present for _, suffix in FORMAT_COLUMNS]
+    format_records = [r for r in records if r["scoring"] == "format"]
+    shown = [(m, s) for m, s in FORMAT_COLUMNS
+             if m != "joint_rate" or all("joint_rate" in r.get("metrics", {}) for r in format_records)]
+    columns = [f"{d} {suffix}" for d in present for _, suffix in shown]
     parts = {metric: build_rows(records, present, methods, "format", validation, metric, picked)
-             for metric, _ in FORMAT_COLUMNS}
+             for metric, _ in shown}
 
-    rate_rows = parts["format_rate"][0] + parts["format_rate"][1]
+    other = {suffix: parts[metric][0] + parts[metric][1] for metric, suffix in shown if metric != "accuracy"}
 
     def merged(acc: list[Row]) -> list[Row]:
         # The rate of the same row: same group and density (the density is picked on content accuracy).
         out = []
         for a in acc:
-            f = next(r for r in rate_rows if r.group == a.group and r.density == a.density)
+            same = {s: next(r for r in rows if r.group == a.group and r.density == a.density)
+                    for s, rows in other.items()}
             row = Row(a.label, a.group, {}, {}, a.average, a.average_std, a.note, {}, {}, a.density)
-            for source, suffix in ((f, "format"), (a, "acc")):
+            for source, suffix in ((same[s], s) if s != "acc" else (a, s) for _, s in shown):
                 for d in present:
                     key = f"{d} {suffix}"
                     if d in source.values:
@@ -231,7 +237,7 @@ def write_tables(records: list[dict], cfg: BenchConfig, *, show: bool = True,
     for scoring in cfg.scoring:
         if scoring == "format":
             head, full, columns = format_rows(records, cfg.datasets, cfg.methods, cfg.validation, picked)
-            title = (f"{cfg.name}: format compliance and content accuracy (format scoring, {cfg.shots}-shot; "
+            title = (f"{cfg.name}: format compliance, content accuracy and joint score (format scoring, {cfg.shots}-shot; "
                      "Ave. = mean content accuracy)")
         else:
             head, full = build_rows(records, cfg.datasets, cfg.methods, scoring, cfg.validation, picked=picked)

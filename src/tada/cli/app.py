@@ -66,6 +66,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'probe': ('probe', 'Compute probe statistics once (e.g. on a GPU box) for later merges without...'),
     'push': ('push', 'Upload adapter folder OUT to hub model repository REPO (owner/name), creating...'),
     'train': ('train', 'Train a LoRA adapter (PEFT + transformers), seeded and deterministic on CPU;...'),
+    'tune': ('tune', 'Tune every merge method with the same trial budget on validation data; write...'),
 }
 
 

@@ -71,8 +71,11 @@ def eval_cmd(dataset, images, as_json, **opts) -> None:
         lo, hi = res.metrics["format_ci"]
         click.echo(f"  format compliance {res.metrics['format_rate']:.3f}  n={res.n}  95% CI [{lo:.3f}, {hi:.3f}] "
                    f"(greedy, {res.metrics['format_max_new_tokens']} new tokens)")
+        lo, hi = res.metrics["joint_ci"]
+        click.echo(f"  joint (in format and correct) {res.metrics['joint_rate']:.3f}  n={res.n}  "
+                   f"95% CI [{lo:.3f}, {hi:.3f}]")
     for k, v in res.metrics.items():
-        if isinstance(v, float) and k != "format_rate":
+        if isinstance(v, float) and k not in ("format_rate", "joint_rate"):
             click.echo(f"  {k}: {v:.3f}")
     t = res.tokens
     click.echo(f"  forward tokens/question {t['per_question']:.1f} vs {t['lm_eval_style_per_question']:.1f} scoring "

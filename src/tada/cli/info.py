@@ -56,14 +56,18 @@ def methods(as_json) -> None:
             spec = get_method(name)
             out[name] = {"summary": spec.summary, "label": spec.label, "reference": spec.reference,
                          "exact": spec.exact, "needs_probes": spec.needs_probes, "sweeps": list(spec.sweeps),
-                         "params": {o.name: {"default": o.default, "help": o.help, "flag": o.flag}
+                         "params": {o.name: {"default": o.default, "help": o.help, "flag": o.flag,
+                                             "search": None if o.search is None else str(o.search)}
                                     for o in options_of(spec.params)}}
         click.echo(json.dumps(out, default=list))
         return
     for name in method_names():
         spec = get_method(name)
         fields = ", ".join(f"{o.name}={o.default!r}" for o in options_of(spec.params))
-        click.echo(f"{name:16s} {spec.summary}\n{'':16s} params: {fields}")
+        searched = ", ".join(f"{'task_weight' if o.name == 'weights' else o.name} {o.search}"
+                             for o in options_of(spec.params) if o.search is not None)
+        click.echo(f"{name:16s} {spec.summary}\n{'':16s} params: {fields}"
+                   + (f"\n{'':16s} tada tune searches: {searched}" if searched else ""))
 
 
 @cli.command()

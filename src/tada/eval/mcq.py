@@ -17,12 +17,15 @@ The few-shot prefix is cached once per dataset and each question's context once 
 options run as one batch on top of it.
 
 *format* (for a dataset that declares an answer format, see :mod:`tada.eval.datasets`): two
-measures after each question's own ``prompt``. Format compliance: a greedy generation of at most
+measures after each question's own ``prompt``, and their conjunction. Format compliance: a greedy generation of at most
 ``FORMAT_MAX_NEW_TOKENS`` tokens complies when the dataset's regex matches in it (rate with a 95%
 Wilson interval). Content accuracy inside the format: the cloze log-likelihood of each option
 written in the dataset's template (``acc`` = raw sum; ``acc_norm`` = sum / the filled template's
 length in characters, lm-evaluation-harness's normalisation of a choice written with an empty
 ``target_delimiter``; ``acc_norm_bytes`` = sum / its UTF-8 length), with the cloze machinery above.
+Joint score: per question, the generation complies **and** the option picked by log-likelihood is
+the right one (``joint`` in each prediction; ``joint_rate`` with its Wilson interval): knowledge
+delivered in the format as one measure.
 
 The model input is always ``prefix_ids + question_ids`` (the two parts tokenized separately),
 with or without cache reuse, so reuse changes the cost and not the prompt.
@@ -467,7 +470,8 @@ class Scorer:
 
                 for (q, _), new in zip(chunk, self.greedy([ids for _, ids in chunk], max_new_tokens, known)):
                     text = self.tok.decode(new, skip_special_tokens=True)
-                    preds[q.id].update(generation=text, format_ok=q.format is not None and q.format.complies(text))
+                    ok = q.format is not None and q.format.complies(text)
+                    preds[q.id].update(generation=text, format_ok=ok, joint=ok and bool(preds[q.id]["correct"]))
                 bar.update(len(chunk))
         bar.close()
         return [preds[q.id] for q in questions]
@@ -558,8 +562,10 @@ def evaluate(model, tokenizer, dataset: MCQDataset, *, scoring: str = "letter", 
             metrics[name + "_ci"] = list(wilson_interval(c_norm, n))
     if scoring == "format":
         ok = sum(p["format_ok"] for p in preds)
+        both = sum(p["joint"] for p in preds)
         metrics.update(format_rate=ok / n, format_ci=list(wilson_interval(ok, n)), format_n=n,
-                       format_max_new_tokens=FORMAT_MAX_NEW_TOKENS)
+                       format_max_new_tokens=FORMAT_MAX_NEW_TOKENS,
+                       joint_rate=both / n, joint_ci=list(wilson_interval(both, n)))
     if dataset.meta.get("metric_extra") == "macro_f1":
         key = "predicted"
         metrics["macro_f1"] = macro_f1([p["gold"] for p in preds], [p[key] for p in preds], len(questions[0].options))

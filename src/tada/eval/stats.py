@@ -40,3 +40,21 @@ def paired(first: Mapping[Any, bool], second: Mapping[Any, bool]) -> Paired:
     c = sum(1 for i in ids if second[i] and not first[i])
     n = len(ids)
     return Paired(n, b, c, (b - c) / n if n else 0.0, mcnemar_exact(b, c))
+
+
+#: The per-question measures of a prediction record that a paired test can compare: ``correct``
+#: (content / accuracy), ``format_ok`` (format compliance), ``joint`` (both at once).
+MEASURES = ("correct", "format_ok", "joint")
+
+
+def paired_predictions(first: list[Mapping[str, Any]], second: list[Mapping[str, Any]],
+                       measure: str = "correct") -> Paired:
+    """Exact McNemar on one per-question ``measure`` of two models' prediction records (the
+    ``id`` field pairs them): ``correct``, ``format_ok`` or ``joint``."""
+    if measure not in MEASURES:
+        raise ValueError(f"measure must be one of {', '.join(MEASURES)}, got {measure!r}")
+
+    def as_map(preds: list[Mapping[str, Any]]) -> dict:
+        return {p["id"]: bool(p[measure]) for p in preds if measure in p}
+
+    return paired(as_map(first), as_map(second))

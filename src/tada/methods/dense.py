@@ -24,8 +24,9 @@ class DenseParams:
     float64 with the exact solver, float32 with the randomized one — its approximation error,
     ~1e-6 relative against the exact truncation, is far above float32 rounding)."""
 
-    density: float = opt(0.5, "Fraction of each ΔW's entries kept.", gt=0, le=1)
-    weights: tuple[float, ...] = opt((1.0, 1.0), "One weight per input (task, then each domain adapter), e.g. 0.5,0.5.")
+    density: float = opt(0.5, "Fraction of each ΔW's entries kept.", gt=0, le=1, search=(0.1, 0.9))
+    weights: tuple[float, ...] = opt((1.0, 1.0), "One weight per input (task, then each domain adapter), e.g. 0.5,0.5.",
+                                   search=(0.2, 0.8))  # tada tune: the task's weight, the domains share the rest
     svd_solver: str = opt("auto", "How the dense result returns to rank r.", choices=SOLVER_CHOICES)
     seed: int = opt(0, "Seed of DARE drops, TaDA's random filter and the randomized SVD.")
     precision: str = opt("auto", "dtype of the dense ΔW work.", choices=("auto", "float64", "float32"))

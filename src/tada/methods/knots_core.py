@@ -94,8 +94,8 @@ class KnotsParams:
 
     rule: str = opt("ties", "Merge rule in the subspace (knots, core_space).", choices=RULES)
     density: float = opt(0.2, "Fraction of each input's entries kept (ties) or DARE keep probability (dare_ties).",
-                         gt=0, le=1)
-    scale: float = opt(1.0, "Factor on the merged update.")
+                         gt=0, le=1, search=(0.1, 0.9))
+    scale: float = opt(1.0, "Factor on the merged update.", search=(0.2, 2.0))
     seed: int = opt(0, "Seed of the DARE drops (rule dare_ties).")
 
 

@@ -16,7 +16,8 @@ from .base import ModuleInput, ModuleResult, check_weights, register
 
 @dataclass(frozen=True)
 class WeightParams:
-    weights: tuple[float, ...] = opt((0.5, 0.5), "One weight per input (task, then each domain adapter), e.g. 0.5,0.5.")
+    weights: tuple[float, ...] = opt((0.5, 0.5), "One weight per input (task, then each domain adapter), e.g. 0.5,0.5.",
+                                   search=(0.2, 0.8))  # tada tune: the task's weight, the domains share the rest
 
     def validate(self) -> None:
         check_weights(self.weights)
@@ -29,7 +30,7 @@ class CatParams(WeightParams):
 
 @dataclass(frozen=True)
 class TaskArithmeticParams:
-    scale: float = opt(1.0, "Factor on the sum of the task vectors.")
+    scale: float = opt(1.0, "Factor on the sum of the task vectors.", search=(0.2, 1.2))
 
 
 def weighted_concat(module: ModuleInput, weights: tuple[float, ...]) -> ModuleResult:

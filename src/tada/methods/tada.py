@@ -46,10 +46,11 @@ class TadaParams:
     ``seed``); layer_alpha (every component takes the module's α of Eq. 3).
     """
 
-    beta: float = opt(5.0, "Sigmoid slope β (Eq. 3).", gt=0)
+    beta: float = opt(5.0, "Sigmoid slope β (Eq. 3).", gt=0, search=(1.0, 20.0), log=True)
     delta: float | str = opt("auto", "Overlap threshold δ (Eq. 5): auto (calibrated to the pair, SPEC §6) "
                                      "or a number (the paper's literal value is 0.1).", gt=0)
-    delta_drop: float = opt(0.025, "With delta auto: the fraction q of pooled components dropped.", ge=0, lt=1)
+    delta_drop: float = opt(0.025, "With delta auto: the fraction q of pooled components dropped.", ge=0, lt=1,
+                             search=(0.0, 0.2))
     overlap_lambda: float = opt(0.5, "λ of Eq. 5 (weight of the U overlap against V's).", ge=0, le=1)
     filter_side: str = opt("both", "Filter both adapters' components (Algorithm 1) or the task's only "
                                    "(Eq. 5 literally).", choices=FILTER_SIDES)

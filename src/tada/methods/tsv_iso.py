@@ -32,7 +32,7 @@ SCALE_HELP = ("α, the factor on the merged update (the authors pick it on valid
 
 @dataclass(frozen=True)
 class TsvParams:
-    scale: float = opt(1.0, SCALE_HELP)
+    scale: float = opt(1.0, SCALE_HELP, search=(0.2, 2.0))
     keep: float | str = opt("auto", "Fraction of min(d_out, d_in) kept per adapter (the paper's sv_reduction): "
                                     "auto = 1/number of adapters (the paper's rule); never more than the "
                                     "adapter's non-zero components.", gt=0, le=1)
@@ -40,7 +40,7 @@ class TsvParams:
 
 @dataclass(frozen=True)
 class IsoCParams:
-    scale: float = opt(1.0, SCALE_HELP)
+    scale: float = opt(1.0, SCALE_HELP, search=(0.2, 2.0))
     weights: tuple[float, ...] = opt((1.0, 1.0), "One weight per input (task, then each domain adapter) in "
                                                  "the sum whose spectrum is flattened; 1 each is the paper's sum.")
 
@@ -50,10 +50,11 @@ class IsoCParams:
 
 @dataclass(frozen=True)
 class IsoCtsParams:
-    scale: float = opt(1.0, SCALE_HELP)
+    scale: float = opt(1.0, SCALE_HELP, search=(0.2, 2.0))
     common_fraction: float = opt(0.8, "Fraction of the subspace given to the common directions (the top "
                                       "singular directions of the sum); the rest is split equally among the "
-                                      "adapters' task-specific directions.", ge=0, le=1)
+                                      "adapters' task-specific directions.", ge=0, le=1,
+                                  search=(0.5, 1.0))
 
 
 def _empty_result(module: ModuleInput, info: dict) -> ModuleResult:

@@ -62,10 +62,13 @@ def _inputs(report: dict) -> list[tuple[str, dict]]:
     return out
 
 
-def model_card(report: dict, config: dict, evals: list[dict] | None = None, prompt: dict | None = None) -> str:
+def model_card(report: dict, config: dict, evals: list[dict] | None = None, prompt: dict | None = None,
+               tuning: dict | None = None) -> str:
     """The card's Markdown text for a merge ``report`` (``tada_report.json``) and the written
     ``config`` (``adapter_config.json``); ``evals``: ``tada eval`` records for a results table;
-    ``prompt``: the task adapter's ``tada_prompt.json`` for a "How to prompt" section."""
+    ``prompt``: the task adapter's ``tada_prompt.json`` for a "How to prompt" section; ``tuning``:
+    how ``tada tune`` picked these settings (objective, budget, validation sets, score, sampler,
+    pruner)."""
     method = report.get("method", "?")
     base = config.get("base_model_name_or_path")
     lines = [_front_matter(base), f"# LoRA adapter merged with tada ({method})", ""]
@@ -80,6 +83,8 @@ def model_card(report: dict, config: dict, evals: list[dict] | None = None, prom
         if key in report:
             lines.append(f"| {key} | {_cell(report[key])} |")
     lines.append("")
+    if tuning:
+        lines += tuning_section(tuning)
 
     lines += ["## Inputs", "", "| role | adapter | revision | base model | r | modules | weights sha256 |",
               "|---|---|---|---|---|---|---|"]
@@ -168,6 +173,28 @@ def how_to_prompt(prompt: dict, base: Any, auto: str = "AutoModelForCausalLM") -
     return lines
 
 
+def tuning_section(tuning: dict) -> list[str]:
+    """Markdown lines naming how ``tada tune`` chose this merge's settings."""
+    ci = tuning.get("ci") or [None, None]
+    ci_text = f" (95% CI [{ci[0]:.3f}, {ci[1]:.3f}])" if all(isinstance(c, (int, float)) for c in ci[:2]) else ""
+    score = tuning.get("score")
+    lines = ["## Tuning", "",
+             f"Settings picked by `tada tune` on validation data: the best of {_cell(tuning.get('trials_used'))} "
+             f"trials ({_cell(tuning.get('pruned', 0))} stopped early) of a budget of {_cell(tuning.get('budget'))} "
+             "per method, every method given the same budget.", "",
+             f"- objective: {_cell(tuning.get('objective'))}",
+             f"- validation sets: {', '.join(f'`{v}`' for v in tuning.get('validation') or [])}"
+             f" ({_cell(tuning.get('scoring'))} scoring, {_cell(tuning.get('limit') or 'all')} questions each)",
+             f"- score on validation: {f'{score:.3f}' if isinstance(score, (int, float)) else '-'}{ci_text}",
+             f"- search: {_cell(tuning.get('space'))}; sampler {_cell(tuning.get('sampler'))}; "
+             f"pruner {_cell(tuning.get('pruner'))}"]
+    ranking = tuning.get("ranking") or []
+    if ranking:
+        lines.append("- every method's best on validation: " + ", ".join(
+            f"{r['method']} {r['score']:.3f}" for r in ranking if isinstance(r.get("score"), (int, float))))
+    return [*lines, ""]
+
+
 def evaluation_table(records: list[dict]) -> list[str]:
     """Markdown lines of an evaluation table from ``tada eval`` records (one row per record; a
     ``format`` record gives two: the content accuracy and the format compliance rate)."""
@@ -190,6 +217,9 @@ def evaluation_table(records: list[dict]) -> list[str]:
             lines.append(row(rec, f"{scoring}: content", rec.get("accuracy"), rec.get("ci") or [None, None]))
             lines.append(row(rec, f"{scoring}: compliance", metrics["format_rate"],
                              metrics.get("format_ci") or [None, None]))
+            if "joint_rate" in metrics:
+                lines.append(row(rec, f"{scoring}: joint (in format and correct)", metrics["joint_rate"],
+                                 metrics.get("joint_ci") or [None, None]))
         else:
             lines.append(row(rec, scoring, rec.get("accuracy"), rec.get("ci") or [None, None]))
     return [*lines, ""]
