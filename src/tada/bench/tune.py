@@ -303,7 +303,7 @@ class Tuner:
         """The per-question outcome of the objective (joint, or correct) on ``questions``."""
         tok = self.model()[1]
         # the prompt the task adapter was trained on (tada_prompt.json), as `tada eval` does
-        chat = (read_prompt_format(self.task) or {}).get("format") == "chat_template"
+        chat = (read_prompt_format(self.task.path) or {}).get("format") == "chat_template"
         scorer = mcq.Scorer(model, tok, batch_size=self.o.batch_size, chat_template=chat)
         fn = {"letter": scorer.score_letter, "cloze": scorer.score_cloze, "format": scorer.score_format}[self.scoring]
         preds = fn(vs.dataset, questions, self.shots, self.o.seed, False)
