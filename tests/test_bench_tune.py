@@ -99,7 +99,7 @@ def test_search_spaces_are_declared_on_the_parameters_and_read():
     for m in ("task_arithmetic", "knots", "core_space", "tsv", "iso_c", "iso_cts"):
         assert "scale" in declared_space(m), m
     assert "common_fraction" in declared_space("iso_cts")
-    assert set(declared_space("tada")) == {"beta", "delta_drop"} and declared_space("tada")["beta"].log
+    assert set(declared_space("tada")) == {"tau_scale", "beta", "delta_drop"} and declared_space("tada")["beta"].log
     # the derived knob: the domains share 1 − w_T equally
     assert method_params({TASK_WEIGHT: 0.4, "density": 0.5}, 2) == {"density": 0.5, "weights": (0.4, 0.3, 0.3)}
 
@@ -226,7 +226,7 @@ def test_tada_and_ties_tune_on_cached_probe_statistics(inputs, tmp_path):
                         domain_stats=str(tmp_path / "d.safetensors"), general_stats=str(tmp_path / "g.safetensors"),
                         out=str(tmp_path / "run"), progress=False)
     rows = {r["method"]: r for r in summary["methods"]}
-    assert set(rows["tada"]["setting"]) == {"beta", "delta_drop"} and rows["tada"]["trials_used"] == 2
+    assert set(rows["tada"]["setting"]) == {"tau_scale", "beta", "delta_drop"} and rows["tada"]["trials_used"] == 2
     assert set(rows["ties"]["setting"]) == {"density", TASK_WEIGHT}
     assert abs(sum(rows["ties"]["params"]["weights"]) - 1) < 1e-9
 

@@ -157,3 +157,22 @@ def test_filter_ablations_match_dense_oracle(ablation):
 def test_layer_alpha_uses_module_alpha_everywhere():
     res = run(module(8), layer_alpha=True)
     assert set(res.info["alpha_task"]) == {res.info["alpha"]} == set(res.info["alpha_domain"])
+
+
+def test_tau_scale_moves_every_gate_towards_the_task(tmp_path):
+    """tau_scale multiplies every τ of Eq. 3: above 1 each module's α rises, 1 changes nothing."""
+    import tada
+    from conftest import random_stats, write_adapter
+
+    task, domain = write_adapter(tmp_path / "t", seed=1), write_adapter(tmp_path / "d", seed=2)
+    from conftest import SHAPES
+
+    stats = {"domain_stats": random_stats(SHAPES, seed=3), "general_stats": random_stats(SHAPES, seed=4)}
+    alphas = {}
+    for scale in (1.0, 2.0):
+        rep = tada.merge(task, domain, method="tada", params={"tau_scale": scale, "no_filter": True}, progress=False,
+                         **stats).report
+        alphas[scale] = {n: m["alpha"] for n, m in rep["modules"].items() if "alpha" in m}
+    default = tada.merge(task, domain, method="tada", params={"no_filter": True}, progress=False, **stats).report
+    assert alphas[1.0] == {n: m["alpha"] for n, m in default["modules"].items() if "alpha" in m}
+    assert alphas[2.0] and all(alphas[2.0][n] > alphas[1.0][n] for n in alphas[1.0] if alphas[1.0][n] < 1.0)

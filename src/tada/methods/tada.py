@@ -55,6 +55,9 @@ class TadaParams:
     filter_side: str = opt("both", "Filter both adapters' components (Algorithm 1) or the task's only "
                                    "(Eq. 5 literally).", choices=FILTER_SIDES)
     tau: dict = opt(help="τ override ROLE_OR_PATTERN=VALUE, e.g. attn_out=1.5 (repeatable).", factory=dict)
+    tau_scale: float = opt(1.0, "Factor on every module's τ (Eq. 3's balance point: above 1 moves every gate "
+                                "towards the task adapter); tada tune's balance knob.", gt=0, search=(0.5, 4.0),
+                           log=True)
     global_tau: float | None = opt(None, "Ablation: τ = this value for every role.")
     fixed_alpha: float | None = opt(None, "Ablation: every α = this value.", ge=0, le=1)
     no_filter: bool = opt(False, "Ablation: keep every component.")
@@ -305,7 +308,7 @@ def tada(module: ModuleInput, p: TadaParams) -> ModuleResult:
     """
     if p.delta == "auto":
         p, _ = calibrate_delta([module], p)
-    tau = p.tau_table.tau(module.name)
+    tau = p.tau_table.tau(module.name) * p.tau_scale
     sides = module.sides
     with step("components"):
         comps = module_components(module)  # Eq. 4
