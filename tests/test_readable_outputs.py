@@ -146,3 +146,22 @@ def test_card_refuses_a_readme_tada_did_not_write_unless_forced(deep_merge, tmp_
     assert code == 0, err
     text = (out / "README.md").read_text()
     assert "# LoRA adapter merged with tada (tada)" in text and text.rstrip().endswith("Hand-written.")
+
+
+@pytest.mark.parametrize("rank, advice", [(24, "--max-lora-rank 32"), (100, "--max-lora-rank 128"),
+                                          (300, "--max-lora-rank 320"), (600, "cannot serve it")])
+def test_check_vllm_names_a_rank_vllm_accepts(tmp_path, capsys, rank, advice):
+    """vLLM takes --max-lora-rank only from its list (vllm/config/lora.py MaxLoRARanks): rank 24
+    needs 32, not 24; a rank above 512 cannot be served at all."""
+    from tada.report.serving import VLLM_MAX_LORA_RANKS, vllm_max_lora_rank
+
+    adapter = write_adapter(tmp_path / "a", {"model.layers.0.self_attn.q_proj": (8, 8)}, r=rank, alpha=rank)
+    code, out, _ = run_cli(capsys, "check", adapter)
+    assert code == 2 and f"rank {rank}" in out and advice in out, out
+    if rank > 512:
+        assert "--max-lora-rank 600" not in out and "--max-rank 512" in out
+    else:
+        assert f"--max-lora-rank {rank} " not in out
+    assert VLLM_MAX_LORA_RANKS[-1] == 512 and vllm_max_lora_rank(24) == 32 and vllm_max_lora_rank(513) is None
+    code, out, _ = run_cli(capsys, "check", adapter, "--max-lora-rank", "24")
+    assert code == 2 and "vLLM accepts only one of 1, 8, 16, 32" in out
