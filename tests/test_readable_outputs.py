@@ -165,3 +165,34 @@ def test_check_vllm_names_a_rank_vllm_accepts(tmp_path, capsys, rank, advice):
     assert VLLM_MAX_LORA_RANKS[-1] == 512 and vllm_max_lora_rank(24) == 32 and vllm_max_lora_rank(513) is None
     code, out, _ = run_cli(capsys, "check", adapter, "--max-lora-rank", "24")
     assert code == 2 and "vLLM accepts only one of 1, 8, 16, 32" in out
+
+
+@pytest.fixture
+def umask_022():
+    import os
+
+    old = os.umask(0o022)
+    yield
+    os.umask(old)
+
+
+def test_probe_stats_and_eval_records_follow_the_umask(tmp_path, tiny_base, capsys, monkeypatch, umask_022):
+    """`tada probe --out` statistics are meant to be shared, and `tada eval`'s records read by
+    others: 0644 under umask 022 (they were 0600), like a merged folder's files."""
+    from conftest import write_probe
+    from test_eval_lm_eval import toy
+
+    from tada.eval.datasets import write_jsonl
+
+    monkeypatch.chdir(tmp_path)
+    probe = write_probe(tmp_path / "p.txt")
+    code, _, err = run_cli(capsys, "probe", "--base", tiny_base, "--probe", probe, "--out", "stats.safetensors")
+    assert code == 0, err
+    data = tmp_path / "q.jsonl"
+    write_jsonl(data, toy(4).test)
+    code, _, err = run_cli(capsys, "eval", "--base", tiny_base, "--dataset", data, "--shots", "0", "--first", "2")
+    assert code == 0, err
+    written = [tmp_path / "stats.safetensors", *sorted((tmp_path / "tada-eval").iterdir())]
+    assert [p.suffix for p in written] == [".safetensors", ".json", ".jsonl"]
+    assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {p.name: "0o644" for p in written}
+    assert oct((tmp_path / "tada-eval").stat().st_mode & 0o777) == "0o755"
