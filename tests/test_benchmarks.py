@@ -105,6 +105,16 @@ def test_merge_speed_leaves_no_temporary_folder(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_vs_peft_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    """/tmp/tada-vs-peft-* stayed behind after every run (issue #26)."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    load("vs_peft").main(["--layers", "1", "--peft-layers", "1", "--dim", "16", "--rank", "2", "--in-process"])
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_vs_peft_tiny(monkeypatch):
     import tada
 

@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["merge", "extract_probes", "evaluate", "export_base", "method_names", "TadaError", "__version__"]
 
-_LAZY = {"merge": "api", "extract_probes": "api", "evaluate": "api", "export_base": "api", "method_names": "methods"}
+_LAZY = {"merge": "api.merging", "extract_probes": "api.merging", "evaluate": "api.evaluating",
+         "export_base": "api.evaluating", "method_names": "methods"}
 
 
 def __getattr__(name: str) -> Any:
