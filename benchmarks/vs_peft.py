@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -226,6 +227,14 @@ def main(argv: list[str] | None = None) -> dict:
         return out
 
     work = Path(tempfile.mkdtemp(prefix="tada-vs-peft-"))
+    try:
+        return compare(work, args)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)  # the adapters (a 7B-shaped pair: ~270 MB) and spools
+
+
+def compare(work: Path, args: argparse.Namespace) -> dict:
+    """Both sides on the pair written into ``work``: PEFT's combinations, then ours."""
     cfg = prepare(work, args)
     scale = cfg["modules"] / (4 * args.peft_layers)
     peft = {}

@@ -79,6 +79,36 @@ def random_stats(shapes=SHAPES, seed: int = 1):
                       {"synthetic": True})
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_cache():
+    """The suite's own tada cache (probe statistics, vision conversions): a temporary folder that
+    is removed at the end, never ``~/.cache/tada`` (115 MB stayed there after a run). Debian's
+    Fashion-MNIST files, when the user's cache already holds them unpacked, are linked in rather
+    than fetched again (read only)."""
+    import os
+    import shutil
+    import tempfile
+
+    from tada._util import cache_root
+
+    user = cache_root()
+    tmp = Path(tempfile.mkdtemp(prefix="tada-test-cache-"))
+    fashion = user / "debian" / "dataset-fashion-mnist"
+    if fashion.is_dir():
+        (tmp / "debian").mkdir()
+        (tmp / "debian" / fashion.name).symlink_to(fashion, target_is_directory=True)
+    before = os.environ.get("TADA_CACHE")
+    os.environ["TADA_CACHE"] = str(tmp)
+    try:
+        yield tmp
+    finally:
+        if before is None:
+            os.environ.pop("TADA_CACHE", None)
+        else:
+            os.environ["TADA_CACHE"] = before
+        shutil.rmtree(tmp, ignore_errors=True)  # the link only, not what it points to
+
+
 @pytest.fixture
 def pair(tmp_path):
     """A task adapter (r=4, alpha=8) and a domain adapter (r=6, rsLoRA, rank_pattern) of the same modules."""

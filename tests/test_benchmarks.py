@@ -105,6 +105,38 @@ def test_merge_speed_leaves_no_temporary_folder(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
 
 
+def test_vs_peft_leaves_no_temporary_folder(tmp_path, monkeypatch):
+    """/tmp/tada-vs-peft-* stayed behind after every run (issue #26)."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    load("vs_peft").main(["--layers", "1", "--peft-layers", "1", "--dim", "16", "--rank", "2", "--in-process"])
+    assert list(tmp_path.glob("tada-*")) == []  # (torch's own inductor cache may appear beside it)
+
+
+def test_merge_cli_tiny(tmp_path, monkeypatch, capsys):
+    """benchmarks/merge_cli.py: the whole tada merge process (linear; TaDA from statistics files)
+    and PEFT's svd process, on a tiny pair; nothing left in the temporary folder."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    result = load("merge_cli").main(["--layers", "2", "--dim", "32", "--rank", "2", "--repeat", "1"])
+    assert set(result["rows"]) == {"python -c pass", "import tada.cli", "tada merge --method linear",
+                                   "tada merge (TaDA, statistics files)"}
+    assert all(s > 0 for s in result["rows"].values()) and result["peft"]["total_s"] > 0
+    assert list(tmp_path.glob("tada-*")) == []
+
+
+def test_the_suite_uses_its_own_cache(private_cache):
+    from tada._util import cache_root
+    from tada.probes import cache_dir
+
+    assert cache_root() == private_cache != Path.home() / ".cache" / "tada"
+    assert cache_dir().is_relative_to(private_cache)
+
+
 def test_vs_peft_tiny(monkeypatch):
     import tada
 

@@ -270,11 +270,12 @@ def test_kway_report_shows_one_alpha_row_per_domain(three, tmp_path, capsys):
     res = tada.merge(task, doms, domain_stats=stats, general_stats=g, progress=False, out=tmp_path / "m")
     fig = plot_alpha([res.report], tmp_path / "a.png")
     titles = [ax.get_title() for ax in fig.axes if ax.get_title()]
-    assert [t.split(", vs ")[1].split(" ")[0] for t in titles] == ["domain", "domain2", "domain3"]
+    # each panel and table names its domain adapter by its folder (d0, d1, d2), not domain2 (#26)
+    assert [t.split(", vs ")[1].split(" ")[0] for t in titles] == ["d0", "d1", "d2"]
     info = describe(tmp_path / "m")
     assert list(info["merge"]["alpha"]) == ["domain", "domain2", "domain3"]
     assert info["merge"]["alpha"]["domain2"][0] == pytest.approx(
         sum(res.report["modules"][n]["alpha_by_domain"]["domain2"] for n in WIDE if ".0." in n) / 3)
     print_summary(res)
     err = capsys.readouterr().err
-    assert all(f"against {d}" in err for d in ("domain", "domain2", "domain3"))
+    assert all(f"against {d}" in err for d in ("d0", "d1", "d2")) and "domain2" not in err

@@ -138,11 +138,28 @@ def test_default_output_names_the_adapter(capsys, tmp_path, tiny_base, monkeypat
 # ---------------------------------------------------------------- --export-lm-eval
 
 
-REQUIRED = {"task", "dataset_path", "dataset_kwargs", "test_split", "output_type", "doc_to_text", "doc_to_choice",
+REQUIRED = {"task", "custom_dataset", "dataset_path", "dataset_kwargs", "test_split", "output_type", "doc_to_text",
+            "doc_to_choice",
             "doc_to_target", "target_delimiter", "num_fewshot", "metric_list", "metadata"}
 
 
-def test_export_writes_a_complete_multiple_choice_task(capsys, tmp_path):
+class FunctionLoader(yaml.SafeLoader):
+    """lm-eval's YAML: ``!function module.name`` kept as its text."""
+
+
+FunctionLoader.add_constructor("!function", lambda loader, node: "!function " + loader.construct_scalar(node))
+
+
+def load_module_from(path: Path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_export_writes_a_complete_multiple_choice_task(capsys, tmp_path, monkeypatch):
     data = tmp_path / "my set.jsonl"
     questions = toy(5).test
     write_jsonl(data, questions)
@@ -150,12 +167,23 @@ def test_export_writes_a_complete_multiple_choice_task(capsys, tmp_path):
     assert code == 0, err
     task = task_name(str(data))
     assert task == "tada_my_set" and f"lm-eval task {task}: 5 questions" in out
-    config = yaml.safe_load((tmp_path / "lm" / f"{task}.yaml").read_text())
+    # the message names the tada eval flags that give lm-eval's number
+    assert f"tada eval --dataset {data} --scoring cloze --shots 0" in out and "--first N" in out
+    config = yaml.load((tmp_path / "lm" / f"{task}.yaml").read_text(), Loader=FunctionLoader)
     assert set(config) == REQUIRED
     assert config["task"] == task and config["output_type"] == "multiple_choice"
     assert config["dataset_path"] == "json" and config["test_split"] == "test"
+    # relative to the YAML's folder, read by the loader module beside it (the folder can move)
+    assert config["custom_dataset"] == "!function tada_lm_eval_data.load"
     data_file = Path(config["dataset_kwargs"]["data_files"]["test"])
-    assert data_file.is_absolute() and data_file == (tmp_path / "lm" / f"{task}.jsonl").resolve()
+    assert str(data_file) == f"{task}.jsonl"
+    moved = tmp_path / "moved"
+    (tmp_path / "lm").rename(moved)
+    loader = load_module_from(moved / "tada_lm_eval_data.py")
+    monkeypatch.chdir(tmp_path)
+    loaded = loader.load(data_files={"test": str(data_file)}, version=1.0)
+    assert [r["id"] for r in loaded["test"]] == [q.id for q in questions]
+    data_file = moved / data_file
     assert (config["doc_to_text"], config["doc_to_choice"], config["doc_to_target"]) == ("query", "choices", "answer")
     assert config["target_delimiter"] == " " and config["num_fewshot"] == 0
     assert [m["metric"] for m in config["metric_list"]] == ["acc", "acc_norm"]

@@ -76,6 +76,25 @@ def test_export_base_writes_a_plain_transformers_folder(tmp_path, tiny_base, cap
     assert code == 2 and "not a model folder" in err and (notes / "todo.txt").read_text() == "mine"
 
 
+def test_export_base_drops_the_gguf_quantization_config(tmp_path, tiny_base, monkeypatch):
+    """A base read from GGUF carries ``quantization_config: {quant_method: gguf}``; the export is a
+    plain transformers folder, which lm-eval's ``--model hf`` refuses otherwise (issue #26)."""
+    import json
+
+    import tada.api.evaluating as evaluating
+    from tada.models import load_model
+
+    def gguf_like(spec, **kw):
+        model = load_model(spec, **kw)
+        model.config.quantization_config = {"quant_method": "gguf"}
+        return model
+
+    monkeypatch.setattr(evaluating, "load_model", gguf_like)
+    evaluating.export_base(tmp_path / "exp", base=str(tiny_base))
+    config = json.loads((tmp_path / "exp" / "config.json").read_text())
+    assert "quantization_config" not in config and config["model_type"] == "llama"
+
+
 @pytest.mark.slow
 def test_export_of_the_embedded_gguf_gives_the_same_logits(tmp_path):
     import torch

@@ -36,30 +36,91 @@ def copy_examples(to: Path) -> dict[str, str]:
 
 def test_the_bash_block_uses_only_shipped_files():
     """Every examples/ path the Use block names exists (the slow test runs it)."""
-    (block,) = blocks("bash")[1:]
+    block = blocks("bash")[1]
     for path in re.findall(r"\$ex/(\S+)", block):
         assert (ROOT / "examples" / path).exists(), path
+
+
+def test_the_use_block_writes_under_one_ignored_folder():
+    """The Use block starts in `work/`, which .gitignore covers, and reads the examples from there."""
+    block = blocks("bash")[1]
+    assert block.startswith("mkdir -p work && cd work && ex=../examples")
+    assert "/work/" in (ROOT / ".gitignore").read_text().splitlines()
+    assert "cd " not in block.split("\n", 1)[1]
 
 
 @pytest.mark.slow
 def test_the_use_block_runs_as_written(tmp_path):
     """README's `Use` bash block, every line, offline, from a copy of the repository."""
     env = copy_examples(tmp_path)
-    (block,) = blocks("bash")[1:]
+    block = blocks("bash")[1]
     run = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, capture_output=True,
                          text=True, timeout=1800, env=env)
     assert run.returncode == 0, (run.stdout[-2000:], run.stderr[-3000:])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "examples", "work"]  # nothing else
+    work = tmp_path / "work"
     for out in ("merged", "merged-ties", "merged-k", "merged-stats"):
-        assert (tmp_path / out / "adapter_model.safetensors").is_file(), out
-        assert (tmp_path / out / "README.md").is_file(), out
-    assert json.loads((tmp_path / "merge.json").read_text())["method"] == "tada"
-    card = (tmp_path / "merged" / "README.md").read_text(encoding="utf-8")
+        assert (work / out / "adapter_model.safetensors").is_file(), out
+        assert (work / out / "README.md").is_file(), out
+    assert json.loads((work / "merge.json").read_text())["method"] == "tada"
+    card = (work / "merged" / "README.md").read_text(encoding="utf-8")
     assert "## Evaluation" in card
     for part in ("content", "compliance"):  # a format record: both rates
-        assert f"| examples/data/eval/domain_trained_format.jsonl | format: {part} | 0 |" in card
-    assert (tmp_path / "alpha.png").is_file() and (tmp_path / "alpha.svg").is_file()
-    assert list((tmp_path / "lm-eval-tasks").glob("*.yaml"))
-    assert (tmp_path / "smollm2-hf" / "config.json").is_file()
+        assert f"| ../examples/data/eval/domain_trained_format.jsonl | format: {part} | 0 |" in card
+    assert (work / "alpha.png").is_file() and (work / "alpha.svg").is_file()
+    assert list((work / "lm-eval-tasks").glob("*.yaml"))
+    assert (work / "smollm2-hf" / "config.json").is_file()
+
+
+def lm_eval_command() -> list[str] | None:
+    """The `lm_eval` executable, or this interpreter running lm_eval's module where only that is
+    importable (e.g. installed with `pip install --target` on PYTHONPATH); None without lm-eval."""
+    import importlib.util
+    import shutil as sh
+
+    if sh.which("lm_eval"):
+        return ["lm_eval"]
+    return [sys.executable, "-m", "lm_eval"] if importlib.util.find_spec("lm_eval") else None
+
+
+@pytest.mark.slow
+def test_the_lm_eval_command_agrees_with_tada_eval(tmp_path):
+    """README's lm_eval command as written (plus --log_samples to read its predictions), on the
+    exported embedded base, a merged adapter and the exported task: the same prediction as `tada
+    eval --scoring cloze --shots 0 --first 20` on every question, and the same acc/acc_norm."""
+    runner = lm_eval_command()
+    if runner is None:
+        pytest.skip("lm-eval is not installed (pip install lm-eval==0.4.13)")
+    env = {**copy_examples(tmp_path), "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    work = tmp_path / "work"
+    work.mkdir()
+    ex = "../examples"
+    setup = (f"tada merge --task {ex}/adapters/task-format --domain {ex}/adapters/domain --method linear --out merged/ "
+             f"--quiet\ntada datasets --export-lm-eval lm-eval-tasks {ex}/data/eval/domain_trained.jsonl\n"
+             "tada export-base smollm2-hf/\n")
+    run = subprocess.run(["bash", "-euo", "pipefail", "-c", setup], cwd=work, capture_output=True, text=True,
+                         timeout=1800, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    config = json.loads((work / "smollm2-hf" / "config.json").read_text())
+    assert "quantization_config" not in config  # lm-eval's hf model raised a ValueError on it
+    (command,) = [line for line in blocks("bash")[2].splitlines() if line.startswith("lm_eval ")]
+    args = command.split()[1:] + ["--log_samples", "--output_path", "lm-out"]
+    run = subprocess.run(runner + args, cwd=work, capture_output=True, text=True, timeout=1800, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    (samples_file,) = (work / "lm-out").rglob("samples_tada_domain_trained_*.jsonl")
+    samples = sorted((json.loads(line) for line in samples_file.read_text().splitlines()), key=lambda s: s["doc_id"])
+    run = subprocess.run([sys.executable, "-m", "tada", "eval", "--base", "smollm2-hf/", "--adapter", "merged/",
+                          "--dataset", f"{ex}/data/eval/domain_trained.jsonl", "--scoring", "cloze", "--shots", "0",
+                          "--first", "20", "--out", "tada.jsonl"], cwd=work, capture_output=True, text=True,
+                         timeout=1800, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    preds = [json.loads(line) for line in (work / "tada.jsonl").read_text().splitlines()]
+    assert len(samples) == len(preds) == 20
+    for p, s in zip(preds, samples):
+        lls = [float(ll) for ll, _ in s["filtered_resps"]]
+        assert p["id"] == s["doc"]["id"]
+        assert p["predicted"] == max(range(len(lls)), key=lls.__getitem__), p["id"]
+        assert (p["correct"], p["correct_norm"]) == (s["acc"] == 1.0, s["acc_norm"] == 1.0), p["id"]
 
 
 @pytest.mark.slow

@@ -23,8 +23,8 @@ if TYPE_CHECKING:
 
 __all__ = ["merge", "extract_probes", "evaluate", "export_base", "tune", "method_names", "TadaError", "__version__"]
 
-_LAZY = {"merge": "api", "extract_probes": "api", "evaluate": "api", "export_base": "api", "tune": "bench.tune",
-         "method_names": "methods"}
+_LAZY = {"merge": "api.merging", "extract_probes": "api.merging", "evaluate": "api.evaluating",
+         "export_base": "api.evaluating", "tune": "bench.tune", "method_names": "methods"}
 
 
 def __getattr__(name: str) -> Any:

@@ -25,6 +25,8 @@ class LazyModule(types.ModuleType):
 
 
 if TYPE_CHECKING:
+    import numpy as np
     import torch as torch
 else:
     torch = LazyModule("torch")
+    np = LazyModule("numpy")  # for modules whose constants a quick command reads (tada.vision.dinov2_onnx)

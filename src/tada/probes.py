@@ -26,7 +26,7 @@ from safetensors.torch import save_file
 from ._util import PROGRESS_DELAY_S, cache_root
 from .errors import TadaError
 from .io.atomic import atomic_file
-from .io.files import parse_json_object
+from .io.files import read_probe_items
 from .roles import layer_of
 
 SITES = ("module-input", "layer-hidden")
@@ -49,27 +49,7 @@ def read_probe(path: str | os.PathLike, n: int = 32, seed: int = 42) -> ProbeSet
     More than ``n`` items: ``random.Random(seed).sample(items, n)``; fewer: all, with a warning.
     """
     p = Path(path)
-    if not p.is_file():
-        raise TadaError(f"probe file not found: {path}")
-    raw = p.read_bytes()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise TadaError(f"{path}: probe file is not UTF-8 text") from None
-    items: list[str] = []
-    if p.suffix == ".jsonl":
-        for i, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            obj = parse_json_object(line, f"{path}:{i}")
-            if not isinstance(obj.get("text"), str):
-                raise TadaError(f"{path}:{i}: expected an object with a string field \"text\"")
-            if obj["text"].strip():
-                items.append(obj["text"])
-    else:
-        items = [line for line in text.splitlines() if line.strip()]
-    if not items:
-        raise TadaError(f"{path}: probe file has no inputs")
+    items, raw = read_probe_items(path)
     if len(items) > n:
         chosen = random.Random(seed).sample(items, n)
     else:

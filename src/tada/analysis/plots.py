@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ..errors import TadaError
 from ..report import REPORT_NAME, load
-from ..report.alpha import alpha_grid, alpha_rows
+from ..report.alpha import alpha_grid, alpha_rows, input_name, source_name
 
 ROLE_LABELS = {"query": "q", "key": "k", "value": "v", "attn_out": "o", "qkv": "qkv", "mlp": "mlp", "other": "other"}
 
@@ -26,6 +26,13 @@ def read_report(source: str | Path) -> dict:
     if not alpha_grid(report)["layers"]:
         raise TadaError(f"{p}: no per-module α with a layer index in this report")
     return report
+
+
+def panel_title(source: str | Path) -> str:
+    """A panel's name for a report read from ``source``: the merged folder's name (the folder
+    holding a ``tada_report.json`` file), not the base model's file."""
+    p = Path(source)
+    return source_name(p.resolve().parent if p.is_file() or p.suffix == ".json" else p.resolve())
 
 
 def _title(report: dict, fallback: str) -> str:
@@ -62,7 +69,8 @@ def plot_alpha(reports: list[dict], out: str | Path, titles: list[str] | None = 
         ax.set_yticklabels([ROLE_LABELS.get(r, r) for r in roles])
         ax.set_xlabel("normalised depth ℓ / L")
         name = titles[i] if titles else _title(report, f"report {i + 1}")
-        ax.set_title(f"{name}{f', vs {domain}' if domain else ''} (L = {L})", fontsize=10)
+        against = input_name(report, domain)
+        ax.set_title(f"{name}{f', vs {against}' if against else ''} (L = {L})", fontsize=10)
     assert image is not None, "at least one report"
     cbar = fig.colorbar(image, ax=list(axes[0]), fraction=0.03, pad=0.02)
     cbar.set_label("task weight α (blue: task, green: domain)")

@@ -9,7 +9,23 @@ Merging (:mod:`.merging`): :func:`merge`, :func:`extract_probes`; evaluating
 """
 from __future__ import annotations
 
-from .evaluating import default_eval_path, evaluate, evaluate_images, export_base
-from .merging import extract_probes, merge
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .evaluating import default_eval_path, evaluate, evaluate_images, export_base
+    from .merging import extract_probes, merge
 
 __all__ = ["merge", "extract_probes", "evaluate", "evaluate_images", "export_base", "default_eval_path"]
+
+#: Each name's module, imported on first use: a merge does not import the evaluation stack
+#: (transformers' model code, datasets), which it never needs.
+_LAZY = {"merge": "merging", "extract_probes": "merging", "evaluate": "evaluating",
+         "evaluate_images": "evaluating", "export_base": "evaluating", "default_eval_path": "evaluating"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,6 +1,7 @@
 """The evaluating half of the API: ``tada eval`` (language and images) and ``tada export-base``."""
 from __future__ import annotations
 
+import copy
 import os
 import time
 import warnings
@@ -138,7 +139,11 @@ def export_base(out: str | os.PathLike, **options: Any) -> Path:
     spec = resolve_base(base, gguf_file, revision) if base else smollm2_gguf()
     with step("load_base"):
         model, tok = load_model(spec, device="cpu", dtype=dtype), load_tokenizer(spec)
-    fresh = type(model)(model.config)
+    config = copy.deepcopy(model.config)
+    for key in ("quantization_config", "_pre_quantization_dtype"):  # GGUF's de-quantisation marker:
+        if hasattr(config, key):  # lm-eval's `--model hf` and vLLM refuse a plain folder carrying it
+            delattr(config, key)
+    fresh = type(model)(config)
     fresh.load_state_dict(model.state_dict())
     fresh = fresh.to(parse_dtype(dtype) or torch.float32)
     fresh.config.name_or_path = spec.name

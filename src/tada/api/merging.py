@@ -214,13 +214,13 @@ def extract_probes(base: str | None, probe: str | os.PathLike, *, modules: list[
     adapter, gguf_file, revision = o.adapter, o.gguf_file, o.revision
     recorded = [load_adapter(adapter).base_model] if adapter is not None else []
     spec = resolve_base(base, gguf_file, revision) if base else default_base(recorded)
+    probe_set = read_probe(probe, o.n, o.seed)  # a missing or empty file: before the model loads
     model, tok = load_model(spec, device=o.device, dtype=o.model_dtype), load_tokenizer(spec)
     if modules is None and adapter is not None:
         modules = load_adapter(adapter).module_names
     if modules is None:
         modules = linear_modules(model, o.target_modules)
     find_modules(model, modules)
-    probe_set = read_probe(probe, o.n, o.seed)
     stats = extract_stats(model, tok, probe_set.items, modules, batch_size=o.batch_size,
                           max_length=o.max_length, site=o.site, max_tokens=o.max_tokens, progress=o.progress)
     stats.meta.update({"base": spec.name, "probe_file": str(probe), "probe_sha256": probe_set.sha256,

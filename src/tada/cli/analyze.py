@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
-from ..bench import run as bench_run
+if TYPE_CHECKING:  # the runner is imported inside each command (start-up time: --help without torch)
+    from ..bench import run as bench_run
 from ..errors import TadaError
 from .app import cli
 from .bench import device_override, model_dtype_override
@@ -40,6 +42,8 @@ def analyze() -> None:
 @click.option("--seed", type=int, default=0, show_default=True)
 def analyze_probe_size(config_file, preset, out, device, model_dtype, quiet, sizes, subsets, seed) -> None:
     """Table 5: mean over modules of std(α) across random probe subsets of each size N."""
+    from ..bench import run as bench_run
+
     cfg = bench_run.text_bench_config(config_file, preset, {"device": device, "model_dtype": model_dtype})
     try:
         ns = [int(x) for x in sizes.split(",") if x]
@@ -54,6 +58,8 @@ def analyze_probe_size(config_file, preset, out, device, model_dtype, quiet, siz
               show_default=True)
 def analyze_timing(config_file, preset, out, device, quiet, methods) -> None:
     """Table 8: wall time of each merge step for TaDA and the baselines, in one run."""
+    from ..bench import run as bench_run
+
     cfg = bench_run.text_bench_config(config_file, preset, {"device": device})
     result = bench_run.timing(cfg, [m for m in methods.split(",") if m], Path(out), progress=not quiet)
     click.echo(result.markdown)
@@ -68,6 +74,8 @@ def analyze_timing(config_file, preset, out, device, quiet, methods) -> None:
 @click.option("--limit", type=int)
 def analyze_ablation(config_file, preset, out, device, model_dtype, quiet, datasets, scoring, limit) -> None:
     """Table 7: every TaDA ablation switch (SPEC §6) evaluated on the benchmark sets."""
+    from ..bench import run as bench_run
+
     cfg = bench_run.any_bench_config(config_file, preset, {"datasets": datasets, "scoring": scoring, "limit": limit,
                                                            "device": device, "model_dtype": model_dtype})
     if scoring and getattr(cfg, "modality", "text") == "vision":
@@ -85,6 +93,8 @@ def analyze_ablation(config_file, preset, out, device, model_dtype, quiet, datas
 def analyze_probe_mismatch(config_file, preset, out, device, model_dtype, quiet, mismatch, datasets, scoring,
                            limit) -> None:
     """Table 6: TaDA with the matched domain probe vs general text or another domain's probe."""
+    from ..bench import run as bench_run
+
     cfg = bench_run.text_bench_config(config_file, preset, {"datasets": datasets, "scoring": scoring,
                                                             "limit": limit, "device": device,
                                                             "model_dtype": model_dtype})

@@ -1,4 +1,5 @@
 """``tada bench``: the paper's Table 3 (language) or Table 4 (vision) from a YAML or a preset."""
+# The runner is imported inside the command (start-up time: `tada bench --help` without torch).
 from __future__ import annotations
 
 import sys
@@ -7,7 +8,6 @@ import click
 
 from ..bench.config import PRESETS
 from ..options import BenchOverrides, options_of
-from ..bench.run import any_bench_config, run_bench
 from .app import cli
 from .options import add_options, click_option, given
 
@@ -27,6 +27,8 @@ device_override, model_dtype_override = (click_option(o) for o in BENCH_OVERRIDE
 def bench(config_file, preset, dry_run, quiet, **overrides) -> None:
     """Base, task only, domain only and every merge method on every dataset: the paper's Table 3
     (language) or Table 4 (vision: presets vit-l16, dinov2-offline, or a config with modality: vision)."""
+    from ..bench.run import any_bench_config, run_bench
+
     cfg = any_bench_config(config_file, preset, given(overrides, BENCH_OVERRIDES))
     command = "tada " + " ".join(sys.argv[1:]) if sys.argv[1:2] == ["bench"] else f"tada bench --preset {preset}"
     outcome = run_bench(cfg, command=command, dry_run=dry_run, progress=not quiet, show=not quiet)

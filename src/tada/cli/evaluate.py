@@ -6,7 +6,6 @@ from pathlib import Path
 
 import click
 
-from .. import api
 from ..errors import TadaError
 from ..options import EvalOptions, ImageEvalOptions, options_of
 from .app import cli
@@ -42,7 +41,9 @@ def eval_cmd(dataset, images, as_json, **opts) -> None:
         text_only = sorted(set(values) - image_names)
         if text_only:
             raise TadaError(f"`{text_only[0]}` applies to multiple-choice sets, not to --images")
-        res, record, path = api.evaluate_images(dataset, **values)
+        from ..api.evaluating import evaluate_images
+
+        res, record, path = evaluate_images(dataset, **values)
         if as_json:
             click.echo(json.dumps({**{k: v for k, v in record.items() if k != "predictions"}, "path": str(path)}))
             return
@@ -55,7 +56,12 @@ def eval_cmd(dataset, images, as_json, **opts) -> None:
     image_only = sorted(set(values) - {o.name for o in EVAL_OPTIONS})
     if image_only:
         raise TadaError(f"`{image_only[0]}` applies to --images only")
-    res, record, path = api.evaluate(dataset, **values)
+    from ..api.checks import check_eval_arguments
+
+    check_eval_arguments(values)  # option mistakes answer before torch is imported
+    from ..api.evaluating import evaluate
+
+    res, record, path = evaluate(dataset, **values)
     scoring = record["key"]["scoring"]
     if as_json:
         click.echo(json.dumps({**record, "predictions_path": str(path)}))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import click
 
-from .. import api
 from ..options import ExportOptions, options_of
 from .app import cli
 from .options import add_options, given
@@ -15,5 +14,7 @@ from .options import add_options, given
 def export_base(out, **opts) -> None:
     """Write the base model as a transformers folder (config + safetensors + tokenizer) that
     lm-evaluation-harness, vLLM and PEFT load without GGUF support."""
-    path = api.export_base(out, **given(opts, options_of(ExportOptions)))
+    from ..api.evaluating import export_base
+
+    path = export_base(out, **given(opts, options_of(ExportOptions)))
     click.echo(f"wrote {path} (load it with AutoModelForCausalLM.from_pretrained({str(path)!r}))")

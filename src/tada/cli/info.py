@@ -35,12 +35,16 @@ def inspect(adapter, revision, as_json) -> None:
         table.add_row(m["name"], str(m["rank"]), f"{m['scaling']:.4g}", f"{m['d_out']}×{m['d_in']}", f"{m['norm']:.4g}")
     console.print(table)
     merge = info.get("merge")
-    if merge and merge.get("alpha"):
-        alpha = Table("α (task weight) against", *(str(layer) for layer in next(iter(merge["alpha"].values()))),
-                      title=f"merged by tada ({merge['method']}): mean α per layer")
-        for domain, row in merge["alpha"].items():
-            alpha.add_row(domain, *(f"{a:.2f}" for a in row.values()))
-        console.print(alpha)
+    if merge and merge.get("grids"):
+        from ..report.summary import alpha_table
+
+        names = merge.get("names", {})
+        for side, grid in merge["grids"].items():
+            against = f" against {names.get(side, side)}"
+            alpha = alpha_table(grid, title=f"merged by tada ({merge['method']}): task weight α{against} "
+                                            "per layer and role (α ≥ 0.5: task-dominant)")
+            if alpha is not None:
+                console.print(alpha)
 
 
 @cli.command()
@@ -81,13 +85,15 @@ def methods(as_json) -> None:
 def datasets(export, seed) -> None:
     """List the registered evaluation datasets (a .jsonl path works too; see docs/datasets.md)."""
     if export:
-        from ..eval.lm_eval_export import export_lm_eval
+        from ..eval.lm_eval_export import export_lm_eval, tada_eval_flags
 
         out_dir, name = export
         task, config, data = export_lm_eval(out_dir, name, split_seed=seed)
         n = sum(1 for _ in data.open(encoding="utf-8"))
         click.echo(f"lm-eval task {task}: {n} questions\n  {config}\n  {data}\n"
-                   f"run: lm_eval --model hf --model_args pretrained=... --include_path {out_dir} --tasks {task}")
+                   f"run: lm_eval --model hf --model_args pretrained=... --include_path {out_dir} --tasks {task}\n"
+                   f"the same number in tada (zero-shot cloze, lm-eval's --limit N is --first N): "
+                   f"{tada_eval_flags(name)}")
         return
     from ..eval.datasets import DATASETS
     from ..vision.hub_image_sets import HUB_IMAGE_SETS

@@ -1,15 +1,16 @@
 """``tada merge``: flags generated from :class:`tada.options.MergeOptions` and every method's parameters."""
+# Imports inside the command function are deferred on purpose (start-up time): `tada merge --help` and
+# every argument error answer without importing torch; a merge without probes never imports
+# transformers or peft.
 from __future__ import annotations
 
 import json
 
 import click
 
-from .. import api
 from ..errors import TadaError
 from ..config import load_merge_config
 from ..options import MergeOptions, options_of
-from ..report.summary import print_summary
 from .app import cli
 from .options import add_options, given, method_options, pairs
 
@@ -44,7 +45,14 @@ def merge(config_file, task, domain, method, no_cache, params, show_tables, as_j
     for required in ("task", "domain", "out"):
         if not merged.get(required):
             raise TadaError(f"`{required}` is required (on the command line or in --config)")
-    result = api.merge(merged.pop("task"), merged.pop("domain"), params=method_params, use_cache=not no_cache,
+    from ..api.checks import check_merge_arguments
+
+    options = {k: v for k, v in merged.items() if k not in ("task", "domain", "method")}
+    check_merge_arguments(merged.get("task"), merged.get("domain"), merged.get("method"), method_params, options)
+    from ..api.merging import merge as run_merge  # torch, and transformers only where probes must run
+    from ..report.summary import print_summary
+
+    result = run_merge(merged.pop("task"), merged.pop("domain"), params=method_params, use_cache=not no_cache,
                        progress=not (quiet or as_json), **merged)
     if as_json:
         rep = result.report

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import click
 
-from .. import api
 from ..errors import TadaError
 from ..options import ProbeOptions, options_of
 from .app import cli
@@ -35,5 +34,10 @@ def probe(base, probe, out, images, **opts) -> None:
         stats = extract_image_probes(base or EMBEDDED_VIT, probe, out=out, **options)
         click.echo(f"wrote {out}: {len(stats.means)} modules, {stats.meta['tokens']} patch tokens")
         return
-    stats = api.extract_probes(base, probe, out=out, **options)
+    from ..api.checks import check_probe_arguments
+
+    check_probe_arguments(probe, options)  # a missing or empty probe file: before any model is loaded
+    from ..api.merging import extract_probes
+
+    stats = extract_probes(base, probe, out=out, **options)
     click.echo(f"wrote {out}: {len(stats.means)} modules, {stats.meta['tokens']} tokens")

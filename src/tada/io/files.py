@@ -57,3 +57,32 @@ def load_yaml_mapping(path: str | os.PathLike, what: str, path_keys: tuple[str, 
                 key in output_keys or (p.parent / val).exists()):
             data[key] = str(p.parent / val)
     return data
+
+
+def read_probe_items(path: str | os.PathLike) -> tuple[list[str], bytes]:
+    """A probe file's inputs and its bytes: a ``.txt`` file (one input per non-empty line) or a
+    ``.jsonl`` file (a ``text`` field per line); one-line errors for a missing, non-UTF-8 or empty
+    file. No torch: ``tada probe`` and ``tada merge`` check their probe files before loading anything."""
+    p = Path(path)
+    if not p.is_file():
+        raise TadaError(f"probe file not found: {path}")
+    raw = p.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise TadaError(f"{path}: probe file is not UTF-8 text") from None
+    items: list[str] = []
+    if p.suffix == ".jsonl":
+        for i, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            obj = parse_json_object(line, f"{path}:{i}")
+            if not isinstance(obj.get("text"), str):
+                raise TadaError(f"{path}:{i}: expected an object with a string field \"text\"")
+            if obj["text"].strip():
+                items.append(obj["text"])
+    else:
+        items = [line for line in text.splitlines() if line.strip()]
+    if not items:
+        raise TadaError(f"{path}: probe file has no inputs")
+    return items, raw

@@ -16,6 +16,31 @@ def report_domains(report: dict) -> list[str]:
     return []
 
 
+def source_name(source: object) -> str:
+    """What a table calls an input: its folder's name (a hub id's last part), e.g. ``domain-hpo``."""
+    text = str(source).replace("\\", "/").rstrip("/")
+    name = text.rsplit("/", 1)[-1]
+    return name if name not in ("", ".", "..") else text or "?"
+
+
+def input_names(report: dict) -> dict[str, str]:
+    """The report's inputs by the names a reader knows them by: ``{side: folder name}`` for
+    ``task``, ``domain`` (``domain2``… in a K-way report), from ``report["inputs"]``'s sources; the
+    side's own name where the report holds no source; two inputs of one name get their side added."""
+    inputs = report.get("inputs", {}) or {}
+    sides = {"task": inputs.get("task"), **({"domain": inputs.get("domain")} if "domain" in inputs else {}),
+             **(inputs.get("domains") or {})}
+    names = {side: source_name(info["source"]) if isinstance(info, dict) and info.get("source") else side
+             for side, info in sides.items()}
+    seen = [n for n in names.values()]
+    return {side: (f"{n} ({side})" if seen.count(n) > 1 else n) for side, n in names.items()}
+
+
+def input_name(report: dict, side: str | None) -> str | None:
+    """:func:`input_names`' name for one side (None stays None)."""
+    return None if side is None else input_names(report).get(side, side)
+
+
 def alpha_rows(report: dict) -> list[str | None]:
     """What to draw one α grid for: each domain of a K-way report, else the one module α (None)."""
     return [*report_domains(report)] or [None]

@@ -5,6 +5,13 @@ method and every parameter, the inputs (source, revision, sha256 of the weights)
 their hashes, TaDA's α summary, how to load the adapter with PEFT, how to prompt it (from the task
 adapter's ``tada_prompt.json``, when it has one), and optionally a table of
 ``tada eval`` records (:mod:`tada.eval.records`). Same report ⇒ same bytes.
+
+The generated part sits between :data:`BEGIN` and :data:`END` (the front matter above it): ``tada
+card`` rewrites only that part and the front matter's own keys, so what a user wrote around it
+(and their front-matter keys) stays; a README.md without the markers that tada did not write is
+refused unless ``force`` (then the card goes on top and the user's text is kept below it). The
+evaluations listed so far are kept in :data:`EVALS_NAME` beside the card, so each ``tada card
+--eval`` adds rows (a record of the same key replaces its earlier row in place).
 """
 from __future__ import annotations
 
@@ -14,14 +21,20 @@ from typing import Any
 
 from pathlib import Path
 
-from ..io.atomic import write_text
+from ..io.atomic import write_json, write_text
 from ..io.files import read_json_object
 from ..errors import TadaError
 from ..io.hub import is_hub_id
 from . import REPORT_NAME
+from .alpha import source_name
 
 CARD_NAME = "README.md"
+#: The evaluation records listed in the card so far (rows only: key, accuracy, interval, n, metrics).
+EVALS_NAME = "tada_card_evals.json"
 TAGS = ("tada", "lora", "merge")
+BEGIN = "<!-- tada:begin -->"
+END = "<!-- tada:end -->"
+_TITLE = "# LoRA adapter merged with tada ("
 
 _AUTO_CLASS = {"CAUSAL_LM": "AutoModelForCausalLM", "SEQ_CLS": "AutoModelForSequenceClassification",
                "SEQ_2_SEQ_LM": "AutoModelForSeq2SeqLM", "TOKEN_CLS": "AutoModelForTokenClassification",
@@ -51,15 +64,24 @@ def _front_matter(base: Any) -> str:
     return "---\n" + yaml.safe_dump(meta, sort_keys=False, default_flow_style=False) + "---\n"
 
 
+def _side_order(side: str) -> tuple[int, int]:
+    """task, domain, domain2, domain3, … (a report read back has its keys sorted: domain10 < domain2)."""
+    if side == "task":
+        return (0, 0)
+    digits = side[len("domain"):]
+    return (1, int(digits) if digits.isdigit() else 1)
+
+
 def _inputs(report: dict) -> list[tuple[str, dict]]:
-    """(role, summary) of every input adapter; a list under one role gives role 1, role 2…"""
-    out = []
-    for role, value in (report.get("inputs") or {}).items():
-        items = value if isinstance(value, list) else [value]
-        for i, item in enumerate(items, 1):
-            if isinstance(item, dict):
-                out.append((f"{role} {i}" if isinstance(value, list) else role, item))
-    return out
+    """(role, summary) of every input adapter in the merge's order: the task, then the domain
+    adapters (``domain 1``, ``domain 2``… in a K-way merge)."""
+    inputs = report.get("inputs") or {}
+    sides = {k: v for k, v in inputs.items() if k != "domains" and isinstance(v, dict)}
+    domains = inputs.get("domains")
+    kway: dict = domains if isinstance(domains, dict) else {}
+    sides.update({k: v for k, v in kway.items() if isinstance(v, dict)})
+    ordered = sorted(sides, key=_side_order)
+    return [(f"domain {_side_order(side)[1]}" if kway and side != "task" else side, sides[side]) for side in ordered]
 
 
 def model_card(report: dict, config: dict, evals: list[dict] | None = None, prompt: dict | None = None,
@@ -71,7 +93,7 @@ def model_card(report: dict, config: dict, evals: list[dict] | None = None, prom
     pruner)."""
     method = report.get("method", "?")
     base = config.get("base_model_name_or_path")
-    lines = [_front_matter(base), f"# LoRA adapter merged with tada ({method})", ""]
+    lines = [_front_matter(base) + BEGIN, f"{_TITLE}{method})", ""]
     inputs = _inputs(report)
     lines += [f"A PEFT LoRA adapter (rank {config.get('r')}, scaling 1) merged by tada with the `{method}` "
               f"method from {len(inputs)} adapters. Base model: `{base}`.", ""]
@@ -86,10 +108,11 @@ def model_card(report: dict, config: dict, evals: list[dict] | None = None, prom
     if tuning:
         lines += tuning_section(tuning)
 
-    lines += ["## Inputs", "", "| role | adapter | revision | base model | r | modules | weights sha256 |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["## Inputs", "", "| role | name | adapter | revision | base model | r | modules | weights sha256 |",
+              "|---|---|---|---|---|---|---|---|"]
     for role, s in inputs:
-        lines.append(f"| {role} | `{_cell(s.get('source'))}` | {_cell(s.get('revision') or '-')} | "
+        lines.append(f"| {role} | {_cell(source_name(s.get('source')))} | `{_cell(s.get('source'))}` | "
+                     f"{_cell(s.get('revision') or '-')} | "
                      f"{_cell(s.get('base_model'))} | {_cell(s.get('r'))} | {_cell(s.get('modules'))} | "
                      f"`{_cell(s.get('weights_sha256'))}` |")
     lines.append("")
@@ -135,7 +158,7 @@ def model_card(report: dict, config: dict, evals: list[dict] | None = None, prom
     versions = report.get("versions") or {}
     if versions:
         lines += ["## Versions", "", ", ".join(f"{k} {v}" for k, v in sorted(versions.items())), ""]
-    return "\n".join(lines).rstrip("\n") + "\n"
+    return "\n".join(lines).rstrip("\n") + "\n" + END + "\n"
 
 
 def how_to_prompt(prompt: dict, base: Any, auto: str = "AutoModelForCausalLM") -> list[str]:
@@ -236,12 +259,95 @@ def read_eval_record(path: str | os.PathLike) -> dict:
     return record
 
 
-def write_card(folder: str | os.PathLike, eval_files: tuple[str, ...] | list[str] = ()) -> Path:
-    """Rewrite ``folder``/README.md from its report and config (and ``eval_files``), atomically."""
+def _split_front_matter(text: str) -> tuple[dict, str]:
+    """(front-matter keys, the rest) of a Markdown text; ({}, text) without a YAML front matter."""
+    import yaml
+
+    if text.startswith("---\n") and "\n---\n" in text[3:]:
+        head, rest = text[4:].split("\n---\n", 1)
+        try:
+            meta = yaml.safe_load(head)
+        except yaml.YAMLError:
+            meta = None
+        if isinstance(meta, dict):
+            return meta, rest
+    return {}, text
+
+
+def place_card(generated: str, existing: str | None, *, force: bool = False, where: str = CARD_NAME) -> str:
+    """The new README.md: ``generated`` (front matter, then the part between the markers) over
+    ``existing``: its text outside the markers and its own front-matter keys kept; a card tada
+    wrote before the markers existed is replaced whole; any other text is refused unless ``force``
+    (then kept below the card)."""
+    import yaml
+
+    if existing is None:
+        return generated
+    new_meta, block = _split_front_matter(generated)
+    old_meta, rest = _split_front_matter(existing)
+    if BEGIN in rest and END in rest[rest.index(BEGIN):]:
+        i = rest.index(BEGIN)
+        j = rest.index(END, i) + len(END)
+        tail = rest[j:]
+        rest = rest[:i] + block.rstrip("\n") + (tail if tail.startswith("\n") else "\n" + tail)
+    elif rest.lstrip().startswith(_TITLE) and "tada" in (old_meta.get("tags") or []):
+        rest = block  # a card tada wrote before it had markers
+    elif not rest.strip() and not old_meta:
+        rest = block
+    elif force:
+        rest = block + "\n" + rest
+    else:
+        raise TadaError(f"{where} holds text tada did not write (no {BEGIN} … {END} markers): not replaced; "
+                        f"put the markers where the card goes, or pass --force to put the card above it")
+    tags = [*new_meta.get("tags", []), *(t for t in old_meta.get("tags") or [] if t not in new_meta.get("tags", []))]
+    meta = {**new_meta, **{k: v for k, v in old_meta.items() if k not in new_meta}, "tags": tags}
+    return "---\n" + yaml.safe_dump(meta, sort_keys=False, default_flow_style=False) + "---\n" + rest
+
+
+def _row_record(record: dict) -> dict:
+    """What a card's evaluation row needs from a ``tada eval`` record (not its predictions)."""
+    keep = ("dataset", "scoring", "key", "accuracy", "ci", "n")
+    row = {k: record[k] for k in keep if k in record}
+    metrics = record.get("metrics") or {}
+    if metrics:
+        row["metrics"] = {k: v for k, v in metrics.items() if k in ("format_rate", "format_ci")}
+    return row
+
+
+def accumulate(previous: list[dict], records: list[dict]) -> list[dict]:
+    """The card's evaluations: the earlier ones in their order, then the new ones; a new record
+    with the key of an earlier one (the same cell evaluated again) takes its place."""
+    out = [dict(r) for r in previous]
+    for rec in records:
+        row = _row_record(rec)
+        same = [i for i, r in enumerate(out) if r.get("key") == row.get("key")]
+        if same:
+            out[same[0]] = row
+        else:
+            out.append(row)
+    return out
+
+
+def write_card(folder: str | os.PathLike, eval_files: tuple[str, ...] | list[str] = (), *,
+               force: bool = False) -> Path:
+    """Rewrite the generated part of ``folder``/README.md from its report and config, with every
+    evaluation listed so far plus ``eval_files`` (kept in :data:`EVALS_NAME`); what the user wrote
+    around it stays (:func:`place_card`). Atomic."""
     folder = Path(folder)
     report = read_json_object(folder / REPORT_NAME, "merge report (is this a folder written by tada merge?)")
     config = read_json_object(folder / "adapter_config.json", "adapter config")
+    records = [read_eval_record(f) for f in eval_files]
+    previous: list[dict] = []
+    if (folder / EVALS_NAME).is_file():
+        stored = read_json_object(folder / EVALS_NAME, "the card's evaluations")
+        previous = [r for r in stored.get("evaluations", []) if isinstance(r, dict)]
+    evals = accumulate(previous, records)
+    card = folder / CARD_NAME
+    existing = card.read_text(encoding="utf-8") if card.is_file() else None
     from ..adapters import read_prompt_format
 
-    text = model_card(report, config, [read_eval_record(f) for f in eval_files], prompt=read_prompt_format(folder))
-    return write_text(folder / CARD_NAME, text)
+    text = place_card(model_card(report, config, evals, prompt=read_prompt_format(folder)), existing, force=force,
+                      where=str(card))
+    if records:
+        write_json(folder / EVALS_NAME, {"evaluations": evals}, sort_keys=False)
+    return write_text(card, text)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from ..adapters import load_adapter
-from .alpha import alpha_grid, report_domains
+from .alpha import alpha_grid, input_names, report_domains
 from . import REPORT_NAME, load
 
 
@@ -39,14 +39,20 @@ def describe(source: str | os.PathLike, *, revision: str | None = None) -> dict:
 
 def merge_alpha(report_path: Path) -> dict | None:
     """For a folder tada merged with TaDA: the method and the mean task weight α per layer — one
-    row per domain adapter in a K-way merge (``{"method", "alpha": {domain: {layer: mean α}}}``)."""
+    row per domain adapter in a K-way merge (``{"method", "alpha": {domain: {layer: mean α}}}``),
+    the per-layer, per-role grids (``grids``: :func:`tada.report.alpha.alpha_grid` per domain) and
+    the inputs' names (``names``: ``{side: folder name}``)."""
     if not report_path.is_file():
         return None
     report = load(report_path)
-    rows = {}
+    rows, grids = {}, {}
     for domain in report_domains(report) or ["domain"]:
         grid = alpha_grid(report, domain if report_domains(report) else None)
         if grid["layers"]:
             rows[domain] = {layer: statistics.fmean(a[i] for a in grid["alpha"].values() if a[i] is not None)
                             for i, layer in enumerate(grid["layers"])}
-    return {"method": report.get("method"), "alpha": rows} if rows else {"method": report.get("method")}
+            grids[domain] = grid
+    names = input_names(report)
+    if not rows:
+        return {"method": report.get("method"), "names": names}
+    return {"method": report.get("method"), "alpha": rows, "grids": grids, "names": names}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.console import Console
 from rich.table import Table
 
-from .alpha import alpha_grid, alpha_rows
+from .alpha import alpha_grid, alpha_rows, input_name, input_names
 
 
 def print_summary(result, *, tables: bool = True) -> None:
@@ -15,7 +15,9 @@ def print_summary(result, *, tables: bool = True) -> None:
     rep = result.report
     summ = rep["summary"]
     for domain in alpha_rows(rep) if tables else []:
-        _alpha_table(console, alpha_grid(rep, domain), domain)
+        table = alpha_table(alpha_grid(rep, domain), input_name(rep, domain))
+        if table is not None:
+            console.print(table)
     if alpha_grid(rep)["layers"]:
         console.print(f"mean α {summ['alpha_mean']:.3f} ± {summ['alpha_std']:.3f}; task-dominant "
                       f"{100 * summ['task_dominant_fraction']:.1f}% of {summ['modules']} modules; kept "
@@ -28,22 +30,24 @@ def print_summary(result, *, tables: bool = True) -> None:
         console.print(f"{summ['modules']} modules merged exactly (rank r_T + r_D)")
 
 
-def _alpha_table(console: Console, grid: dict, domain: str | None) -> None:
-    """The per-layer α table (rows: layers; columns: roles); in a K-way merge one per domain."""
+def alpha_table(grid: dict, domain: str | None = None, title: str | None = None) -> Table | None:
+    """The per-layer α table (rows: layers; columns: roles — at most seven, so it fits 80 columns
+    however deep the model); in a K-way merge one per domain (``domain``: its name). None without
+    layers. What ``tada merge --summary`` and ``tada inspect`` print."""
     if not grid["layers"]:
-        return
+        return None
     against = f" against {domain}" if domain else ""
-    table = Table(title=f"TaDA task weight α{against} per layer and role (α ≥ 0.5: task-dominant)")
+    table = Table(title=title or f"TaDA task weight α{against} per layer and role (α ≥ 0.5: task-dominant)")
     table.add_column("layer", justify="right")
     for role in grid["roles"]:
-        table.add_column(role, justify="right")
+        table.add_column(role, justify="right", no_wrap=True)
     for i, layer in enumerate(grid["layers"]):
         cells = []
         for role in grid["roles"]:
             a = grid["alpha"][role][i]
             cells.append("" if a is None else f"[{'blue' if a >= 0.5 else 'green'}]{a:.2f}[/]")
         table.add_row(str(layer), *cells)
-    console.print(table)
+    return table
 
 
 def filter_line(report: dict) -> str:
@@ -59,9 +63,9 @@ def filter_line(report: dict) -> str:
     ov = filt.get("overlaps")
     if ov:
         head += f"; overlaps p50 {ov['p50']:.3f} p95 {ov['p95']:.3f} p99 {ov['p99']:.3f} max {ov['max']:.3f}"
-    parts = []
+    parts, names = [], input_names(report)
     for side in [k for k in filt if k != "overlaps"]:
         if side in filt:
             roles = ", ".join(f"{r} {100 * v['energy_kept']:.0f}%" for r, v in filt[side]["by_role"].items())
-            parts.append(f"{side} {100 * filt[side]['energy_kept']:.1f}% ({roles})")
+            parts.append(f"{names.get(side, side)} {100 * filt[side]['energy_kept']:.1f}% ({roles})")
     return head + ("\nenergy Σσ² kept: " + "; ".join(parts) if parts else "")

@@ -54,9 +54,7 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
-
+from .._lazy import np, torch  # imported on first use (start-up: `tada bench --help` reads EMBEDDED_VIT)
 from .._util import cache_root, file_sha256
 from ..errors import TadaError
 
