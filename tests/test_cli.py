@@ -159,9 +159,10 @@ def test_demo_end_to_end(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     lines = run.stdout.splitlines()
     head = lines.index("model | format, domain terms | format, general words | content, domain terms | "
-                       "content, general words")
+                       "content, general words | joint, domain terms | joint, general words")
     rows = {line.split(" | ")[0]: line.split(" | ")[1:] for line in lines[head + 1:head + 6]}
-    assert "(n = 5 per set" in run.stdout and "Measuring 5 held-out domain terms and 5 general words" in run.stdout
+    assert "(n = 5 per set" in run.stdout and "Measuring 5 domain terms the domain adapter was trained on" in run.stdout
+    assert "tada tune" in run.stdout  # the one line that says what the table shows and what measures it properly
     assert list(rows) == ["base model", "task adapter", "domain adapter", "merged (TaDA)", "merged (linear)"]
     rate = {who: [float(c.split()[0]) for c in cells] for who, cells in rows.items()}
     assert rate["task adapter"][0] >= 0.9 and rate["base model"][0] <= 0.1  # the format is the task's skill

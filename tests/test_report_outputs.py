@@ -44,7 +44,7 @@ def test_inspect_alpha_table_fits_80_columns(deep_merge, capsys, monkeypatch):
 
 @pytest.fixture(scope="module")
 def named_kway(tmp_path_factory):
-    from test_kway import WIDE
+    from test_engine_kway import WIDE
 
     root = tmp_path_factory.mktemp("named")
     task = write_adapter(root / "task-format", WIDE, r=6, alpha=12, seed=30)
