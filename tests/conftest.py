@@ -186,3 +186,18 @@ def run_cli(capsys, *args) -> tuple[int, str, str]:
         code = exc.code or 0
     out = capsys.readouterr()
     return code, out.out, out.err
+
+
+@pytest.fixture
+def adapters(tmp_path):
+    """Two small adapters of the same modules (task seed 1, domain seed 2)."""
+    return write_adapter(tmp_path / "t", seed=1), write_adapter(tmp_path / "d", seed=2)
+
+
+def tada_merge(adapters, **params):
+    """A TaDA merge of ``adapters`` on random probe statistics, with ``params``."""
+    import tada
+
+    task, domain = adapters
+    return tada.merge(task, domain, params=params, domain_stats=random_stats(), general_stats=random_stats(seed=3),
+                      progress=False)

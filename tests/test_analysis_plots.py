@@ -12,6 +12,7 @@ from tada.analysis.plots import plot_alpha, read_report
 from tada.errors import TadaError
 
 from conftest import random_stats
+from conftest import run_cli  # noqa: E402
 
 
 @pytest.fixture
@@ -52,3 +53,49 @@ def test_plot_alpha_bad_input(tmp_path, pair):
         read_report(tmp_path / "bad.json")
     with pytest.raises(TadaError, match="no TaDA report"):
         read_report(tmp_path / "missing")
+
+
+@pytest.fixture
+def merged(tmp_path, pair):
+    task, domain = pair
+    out = tmp_path / "merged"
+    tada.merge(task, domain, method="tada", params={"delta": 0.1}, domain_stats=random_stats(seed=1),
+               general_stats=random_stats(seed=2), out=out, progress=False)
+    return out
+
+
+def test_plot_alpha_cli_writes_png_and_svg(capsys, tmp_path, merged):
+    from PIL import Image
+
+    png = tmp_path / "fig" / "a.png"
+    png.parent.mkdir()
+    code, out, err = run_cli(capsys, "plot-alpha", merged, "--out", png, "--title", "tiny")
+    assert code == 0, err
+    assert f"wrote {png} and {png.with_suffix('.svg')}" in out
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    img = Image.open(png).convert("RGB")
+    w1, h1 = img.size
+    assert w1 > 500 and 200 < h1 < 1000
+    colours = set(img.getdata())
+    assert len(colours) > 50  # a drawn heatmap, axes and text, not an empty canvas
+    svg = png.with_suffix(".svg").read_text()
+    assert svg.lstrip().startswith("<?xml") and "<svg" in svg and svg.rstrip().endswith("</svg>")
+    assert "<image" in svg  # the heatmap raster
+    # two reports: two panels side by side
+    two = tmp_path / "two.png"
+    code, _, err = run_cli(capsys, "plot-alpha", merged, merged / "tada_report.json", "--out", two)
+    assert code == 0, err
+    w2, h2 = Image.open(two).size
+    assert w2 > 1.5 * w1 and h2 == h1
+
+
+def test_plot_alpha_cli_refuses_bad_arguments(capsys, tmp_path, merged, pair):
+    code, _, err = run_cli(capsys, "plot-alpha", merged, merged, merged, "--out", tmp_path / "x.png")
+    assert code == 2 and "one or two reports" in err
+    code, _, err = run_cli(capsys, "plot-alpha", merged, "--title", "a", "--title", "b", "--out", tmp_path / "x.png")
+    assert code == 2 and "one --title per report" in err
+    task, domain = pair
+    tada.merge(task, domain, method="linear", out=tmp_path / "lin", progress=False)
+    code, _, err = run_cli(capsys, "plot-alpha", tmp_path / "lin", "--out", tmp_path / "x.png")
+    assert code == 2 and "has no per-layer" in err
+    assert not (tmp_path / "x.png").exists()

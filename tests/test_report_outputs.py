@@ -8,6 +8,7 @@ import pytest
 import tada
 
 from conftest import random_stats, run_cli, write_adapter
+from tada.errors import TadaError  # noqa: E402
 
 DEEP = {f"model.layers.{i}.self_attn.{m}": (16, 16) for i in range(30) for m in ("q_proj", "v_proj", "o_proj")}
 
@@ -196,3 +197,33 @@ def test_probe_stats_and_eval_records_follow_the_umask(tmp_path, tiny_base, caps
     assert [p.suffix for p in written] == [".safetensors", ".json", ".jsonl"]
     assert {p.name: oct(p.stat().st_mode & 0o777) for p in written} == {p.name: "0o644" for p in written}
     assert oct((tmp_path / "tada-eval").stat().st_mode & 0o777) == "0o755"
+
+
+def test_max_rank_caps_exact_methods_and_tada_check_says_what_vllm_refuses(tmp_path, capsys):
+    import json
+
+    from conftest import dense_delta, merged_delta
+    import reference as ref
+
+    shapes = {f"model.layers.{i}.self_attn.{m}": (64, 48) for i in range(2) for m in ("q_proj", "o_proj")}
+    task = write_adapter(tmp_path / "t", shapes, r=12, seed=1)
+    domain = write_adapter(tmp_path / "d", shapes, r=12, seed=2)
+    code, out, err = run_cli(capsys, "merge", "--task", task, "--domain", domain, "--method", "cat",
+                             "--out", tmp_path / "cat", "--quiet")
+    assert code == 0, err
+    code, out, err = run_cli(capsys, "check", tmp_path / "cat")  # rank 24 > vLLM's default 16
+    assert code == 2 and "rank 24" in out and "--max-rank 16" in out
+    code, out, err = run_cli(capsys, "check", tmp_path / "cat", "--max-lora-rank", "32")
+    assert code == 0 and "loads it as it is" in out
+    res = tada.merge(task, domain, method="cat", max_rank=16, out=tmp_path / "capped", progress=False)
+    name = "model.layers.0.self_attn.q_proj"
+    want = ref.truncate(dense_delta(task, name) + dense_delta(domain, name), 16)
+    assert float((merged_delta(res.tensors, name) - want).norm() / want.norm()) <= 1e-6
+    entry = res.report["modules"][name]
+    assert entry["rank"] == 16 and 0 < entry["max_rank_rel_error"] < 1
+    assert res.report["summary"]["max_rank_capped_modules"] == len(res.report["modules"])
+    assert json.loads((tmp_path / "capped" / "adapter_config.json").read_text())["r"] == 16
+    code, out, _ = run_cli(capsys, "check", tmp_path / "capped")
+    assert code == 0, out
+    with pytest.raises(TadaError, match="`rank` 20 is above `max_rank` 16"):
+        tada.merge(task, domain, method="svd", rank=20, max_rank=16, progress=False)

@@ -8,6 +8,8 @@ import pytest
 import torch
 
 from tada.roles import TauTable, role_of
+from tada.errors import TadaError  # noqa: E402
+from conftest import random_stats, run_cli, tada_merge  # noqa: E402
 
 Q, K, V, O, QKV, MLP, OTHER = "query", "key", "value", "attn_out", "qkv", "mlp", "other"
 TAU = {Q: 1.0, K: 1.0, V: 1.2, O: 1.5, QKV: 1.0, MLP: 1.0, OTHER: 1.0}  # SPEC §5, written out
@@ -79,3 +81,35 @@ def test_roles_and_tau_on_real_module_paths(arch):
         # PEFT's key prefix does not change the role
         assert role_of(f"base_model.model.{name}") == got
     assert not wrong, wrong
+
+
+def test_a_tau_typo_is_an_error_with_a_suggestion(adapters):
+    with pytest.raises(TadaError, match=r"'atn_out' matches no module.*did you mean attn_out"):
+        tada_merge(adapters, tau={"atn_out": 1.5})
+
+
+def test_a_tau_role_no_module_has_is_an_error(adapters):
+    with pytest.raises(TadaError, match=r"'mlp': no module here has that role"):
+        tada_merge(adapters, tau={"mlp": 1.5})
+
+
+def test_valid_tau_overrides_apply(adapters):
+    res = tada_merge(adapters, tau={"attn_out": 1.7, r"layers\.1\.": 0.9})
+    assert res.report["modules"]["model.layers.0.self_attn.o_proj"]["tau"] == 1.7
+    assert res.report["modules"]["model.layers.1.self_attn.q_proj"]["tau"] == 0.9
+
+
+def test_a_bad_tau_regex_is_one_line(adapters):
+    with pytest.raises(TadaError, match="not a valid regular expression"):
+        tada_merge(adapters, tau={"layers.(": 1.0})
+
+
+def test_cli_tau_typo_exits_2_with_one_line(adapters, tmp_path, capsys):
+    task, domain = adapters
+    stats = tmp_path / "s.stats.safetensors"
+    random_stats().save(stats)
+    code, _, err = run_cli(capsys, "merge", "--task", task, "--domain", domain, "--domain-stats", stats,
+                           "--general-stats", stats, "--tau", "atn_out=1.5", "--out", tmp_path / "m")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and "--tau" in lines[0] and "did you mean attn_out" in lines[0], err
+    assert not (tmp_path / "m").exists()
