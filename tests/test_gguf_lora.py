@@ -1,0 +1,214 @@
+"""GGUF LoRA export (issue #26 item 3): llama.cpp's layout, names, scaling and q/k permutation,
+read back with gguf's own reader and checked against the PEFT delta."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import gguf
+import numpy as np
+import pytest
+import torch
+
+from conftest import dense_delta, run_cli, write_adapter
+from tada.errors import TadaError
+from tada.gguf_lora import export_gguf_lora, gguf_tensor_name
+
+N_HEAD, N_KV = 3, 1
+#: Two LLaMA blocks (q: 3 heads of 8, k/v: 1 kv head of 8; hidden 16; MLP 32), every exportable module.
+LLAMA = {
+    **{f"model.layers.{i}.self_attn.q_proj": (24, 16) for i in range(2)},
+    **{f"model.layers.{i}.self_attn.k_proj": (8, 16) for i in range(2)},
+    **{f"model.layers.{i}.self_attn.v_proj": (8, 16) for i in range(2)},
+    **{f"model.layers.{i}.self_attn.o_proj": (16, 24) for i in range(2)},
+    "model.layers.1.mlp.gate_proj": (32, 16),
+    "model.layers.1.mlp.up_proj": (32, 16),
+    "model.layers.1.mlp.down_proj": (16, 32),
+}
+GGUF_NAME = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_output",
+             "gate_proj": "ffn_gate", "up_proj": "ffn_up", "down_proj": "ffn_down"}
+
+
+def config_base(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.json").write_text(json.dumps({
+        "model_type": "llama", "num_attention_heads": N_HEAD, "num_key_value_heads": N_KV,
+        "hidden_size": 16, "head_dim": 8}))
+    return folder
+
+
+def gguf_base(path: Path, shapes=LLAMA) -> Path:
+    """A tiny LLaMA base GGUF: the metadata the export reads and zero tensors of the right shapes."""
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_head_count(N_HEAD)
+    w.add_head_count_kv(N_KV)
+    for name, (d_out, d_in) in shapes.items():
+        w.add_tensor(gguf_tensor_name(name) + ".weight", np.zeros((d_out, d_in), np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    return path
+
+
+def llama_rows(n_rows: int, n_head: int) -> np.ndarray:
+    """Written independently of the module: GGUF row h·d + 2i + j holds HF row h·d + j·d/2 + i
+    (rotary halves → interleaved pairs, per head)."""
+    d = n_rows // n_head
+    order = np.empty(n_rows, dtype=int)
+    for h in range(n_head):
+        for i in range(d // 2):
+            for j in range(2):
+                order[h * d + 2 * i + j] = h * d + j * (d // 2) + i
+    return order
+
+
+def read(path: Path) -> tuple[dict, dict[str, np.ndarray], dict[str, tuple]]:
+    r = gguf.GGUFReader(str(path))
+    fields = {k: f.contents() for k, f in r.fields.items() if not k.startswith("GGUF.")}
+    return (fields, {t.name: np.array(t.data, dtype=np.float64) for t in r.tensors},
+            {t.name: tuple(int(x) for x in t.shape) for t in r.tensors})
+
+
+def peft_delta_of_gguf(tensors: dict, shapes: dict, alpha: float, module: str) -> np.ndarray:
+    """ΔW as llama.cpp computes it (alpha / lora_b.ne[0] · B·A), with q/k rows put back in HF order."""
+    g = gguf_tensor_name(module)
+    a, b = tensors[g + ".lora_a"], tensors[g + ".lora_b"]
+    delta = alpha / shapes[g + ".lora_b"][0] * b @ a
+    kind = module.rsplit(".", 1)[-1]
+    if kind in ("q_proj", "k_proj"):
+        unpermuted = np.empty_like(delta)
+        unpermuted[llama_rows(delta.shape[0], N_HEAD if kind == "q_proj" else N_KV)] = delta
+        delta = unpermuted
+    return delta
+
+
+def test_names_follow_ggufs_llama_tensor_map():
+    names = gguf.get_tensor_name_map(gguf.MODEL_ARCH.LLAMA, 30)
+    for module in LLAMA:
+        kind, layer = module.rsplit(".", 1)[-1], module.split(".")[2]
+        assert gguf_tensor_name(module) == f"blk.{layer}.{GGUF_NAME[kind]}" == names.get_name(module)
+    assert gguf_tensor_name("model.layers.29.mlp.down_proj") == "blk.29.ffn_down"
+
+
+@pytest.mark.parametrize("variant", ["plain", "rslora_patterns"])
+def test_export_reads_back_as_the_peft_delta(tmp_path, variant):
+    kw = {} if variant == "plain" else dict(use_rslora=True, rank_pattern={"v_proj": 2, "down_proj": 6},
+                                            alpha_pattern={"o_proj": 5, "gate_proj": 3})
+    adapter = write_adapter(tmp_path / "a", LLAMA, r=4, alpha=8, seed=3, **kw)
+    out = export_gguf_lora(adapter, tmp_path / "out" / "a.gguf", base=config_base(tmp_path / "base"))
+    assert out == tmp_path / "out" / "a.gguf" and not list(out.parent.glob(".*tmp*"))
+    assert os.stat(out).st_mode & 0o777 == 0o666 & ~_umask()
+    fields, tensors, shapes = read(out)
+    assert fields == {"general.architecture": "llama", "general.type": "adapter", "adapter.type": "lora",
+                      "adapter.lora.alpha": 8.0, "general.name": "a"}
+    assert set(tensors) == {gguf_tensor_name(m) + s for m in LLAMA for s in (".lora_a", ".lora_b")}
+    from safetensors.numpy import load_file
+
+    peft = load_file(str(adapter / "adapter_model.safetensors"))
+    for module, (d_out, d_in) in LLAMA.items():
+        g = gguf_tensor_name(module)
+        r = peft[f"base_model.model.{module}.lora_A.weight"].shape[0]
+        assert shapes[g + ".lora_a"] == (d_in, r) and shapes[g + ".lora_b"] == (r, d_out)  # GGUF ne
+        assert tensors[g + ".lora_a"].shape == (r, d_in)
+        np.testing.assert_array_equal(tensors[g + ".lora_a"], peft[f"base_model.model.{module}.lora_A.weight"])
+        got = peft_delta_of_gguf(tensors, shapes, fields["adapter.lora.alpha"], module)
+        want = dense_delta(adapter, module).numpy()
+        assert np.abs(got - want).max() <= 1e-6 * max(1.0, np.abs(want).max()), module
+        if variant == "plain" and not module.endswith(("q_proj", "k_proj")):  # fold 1: lora_b as stored
+            np.testing.assert_array_equal(tensors[g + ".lora_b"], peft[f"base_model.model.{module}.lora_B.weight"])
+
+
+def test_q_and_k_rows_are_permuted_per_head(tmp_path):
+    adapter = write_adapter(tmp_path / "a", LLAMA, r=4, alpha=4, seed=1)
+    fields, tensors, _ = read(export_gguf_lora(adapter, tmp_path / "a.gguf", base=config_base(tmp_path / "b")))
+    from safetensors.numpy import load_file
+
+    peft = load_file(str(adapter / "adapter_model.safetensors"))
+    for kind, n in (("q_proj", N_HEAD), ("k_proj", N_KV)):
+        B = peft[f"base_model.model.model.layers.0.self_attn.{kind}.lora_B.weight"]
+        got = tensors[f"blk.0.{GGUF_NAME[kind]}.lora_b"]
+        np.testing.assert_array_equal(got, B[llama_rows(B.shape[0], n)])
+        assert not np.array_equal(got, B)
+
+
+def test_a_gguf_base_gives_the_head_counts_and_checks_shapes(tmp_path):
+    adapter = write_adapter(tmp_path / "a", LLAMA, r=4, alpha=8, seed=2)
+    base = gguf_base(tmp_path / "base.gguf")
+    from_gguf = read(export_gguf_lora(adapter, tmp_path / "g.gguf", base=base))
+    from_config = read(export_gguf_lora(adapter, tmp_path / "c.gguf", base=config_base(tmp_path / "b")))
+    for name, t in from_gguf[1].items():
+        np.testing.assert_array_equal(t, from_config[1][name])
+    wrong = gguf_base(tmp_path / "wrong.gguf", {**LLAMA, "model.layers.1.mlp.up_proj": (48, 16)})
+    with pytest.raises(TadaError, match="up_proj: ΔW is 32×16 but the base's blk.1.ffn_up is 48×16"):
+        export_gguf_lora(adapter, tmp_path / "w.gguf", base=wrong)
+    assert not (tmp_path / "w.gguf").exists()
+    with pytest.raises(TadaError, match="is itself an adapter"):
+        export_gguf_lora(adapter, tmp_path / "x.gguf", base=tmp_path / "g.gguf")
+
+
+def test_f16_output(tmp_path):
+    adapter = write_adapter(tmp_path / "a", LLAMA, r=4, alpha=8, seed=2)
+    r = gguf.GGUFReader(str(export_gguf_lora(adapter, tmp_path / "h.gguf", base=config_base(tmp_path / "b"),
+                                             dtype="f16")))
+    assert {t.tensor_type for t in r.tensors} == {gguf.GGMLQuantizationType.F16}
+
+
+@pytest.mark.parametrize("case, match", [
+    ("lm_head", "module lm_head has no llama.cpp LoRA tensor"),
+    ("modules_to_save", "modules_to_save / trainable tokens cannot be exported"),
+    ("mistral-like", None),
+    ("gpt2", "model_type 'gpt2' is not exported to GGUF"),
+    ("suffix", "must end in .gguf"),
+    ("other base", "`base` is needed: the adapter names 'org/other-model'"),
+])
+def test_refusals_are_one_line(tmp_path, case, match):
+    shapes, extra, base, out = dict(LLAMA), None, config_base(tmp_path / "b"), tmp_path / "o.gguf"
+    recorded = "tiny-base"
+    if case == "lm_head":
+        shapes["lm_head"] = (64, 16)
+    elif case == "modules_to_save":
+        extra = {"base_model.model.score.modules_to_save.default.weight": torch.zeros(2, 16)}
+    elif case == "gpt2":
+        (base / "config.json").write_text(json.dumps({"model_type": "gpt2", "num_attention_heads": 3}))
+    elif case == "mistral-like":
+        (base / "config.json").write_text(json.dumps({"model_type": "mistral", "num_attention_heads": 3,
+                                                      "num_key_value_heads": 1}))
+    elif case == "suffix":
+        out = tmp_path / "o.bin"
+    elif case == "other base":
+        base, recorded = None, "org/other-model"
+    adapter = write_adapter(tmp_path / "a", shapes, extra_tensors=extra, base=recorded)
+    if match is None:
+        assert export_gguf_lora(adapter, out, base=base).is_file()
+        return
+    with pytest.raises(TadaError, match=match) as err:
+        export_gguf_lora(adapter, out, base=base)
+    assert "\n" not in str(err.value)
+    assert not out.exists() and not list(tmp_path.glob(".o.*"))
+
+
+def test_cli_export_gguf(tmp_path, capsys):
+    adapter = write_adapter(tmp_path / "a", LLAMA, r=4, alpha=8, seed=2)
+    out = tmp_path / "cli.gguf"
+    code, stdout, stderr = run_cli(capsys, "export-gguf", adapter, out, "--base", config_base(tmp_path / "b"))
+    assert code == 0 and f"wrote {out}" in stdout and "--lora" in stdout and "ADAPTER" in stdout, stderr
+    assert read(out)[0]["general.type"] == "adapter"
+    code, _, stderr = run_cli(capsys, "export-gguf", adapter, tmp_path / "x.gguf", "--base", tmp_path / "nope")
+    assert code == 2 and stderr.startswith("error: base ") and stderr.count("\n") == 1
+
+
+def test_the_embedded_base_is_the_default(tmp_path):
+    """The task-format example adapter names the embedded SmolLM2: no --base needed; checked
+    against the real base GGUF's tensor shapes."""
+    example = Path(__file__).resolve().parents[1] / "examples" / "adapters" / "task-format"
+    fields, _, shapes = read(export_gguf_lora(example, tmp_path / "t.gguf"))
+    assert fields["adapter.lora.alpha"] == 16.0 and fields["general.architecture"] == "llama"
+    assert shapes["blk.0.attn_q.lora_b"] == (16, 576) and shapes["blk.29.attn_k.lora_a"] == (576, 16)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
