@@ -199,6 +199,23 @@ def test_cli_export_gguf(tmp_path, capsys):
     assert code == 2 and stderr.startswith("error: base ") and stderr.count("\n") == 1
 
 
+def test_merge_gguf_writes_the_merge_as_a_gguf_lora(tmp_path, capsys):
+    task = write_adapter(tmp_path / "t", LLAMA, r=4, alpha=8, seed=1)
+    domain = write_adapter(tmp_path / "d", LLAMA, r=2, alpha=4, seed=2, use_rslora=True)
+    base, out = config_base(tmp_path / "b"), tmp_path / "m.gguf"
+    code, stdout, stderr = run_cli(capsys, "merge", "--task", task, "--domain", domain, "--method", "linear",
+                                   "--base", base, "--out", tmp_path / "m", "--gguf", out, "--quiet")
+    assert code == 0 and f"wrote {out}" in stdout, stderr
+    fields, tensors, shapes = read(out)
+    for module in LLAMA:
+        got = peft_delta_of_gguf(tensors, shapes, fields["adapter.lora.alpha"], module)
+        want = dense_delta(tmp_path / "m", module).numpy()
+        assert np.abs(got - want).max() <= 1e-6 * max(1.0, np.abs(want).max()), module
+    code, _, stderr = run_cli(capsys, "merge", "--task", task, "--domain", domain, "--method", "linear",
+                              "--out", tmp_path / "m2", "--gguf", tmp_path / "m2.bin")
+    assert code == 2 and "--gguf" in stderr and not (tmp_path / "m2").exists()
+
+
 def test_the_embedded_base_is_the_default(tmp_path):
     """The task-format example adapter names the embedded SmolLM2: no --base needed; checked
     against the real base GGUF's tensor shapes."""
@@ -212,3 +229,131 @@ def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def test_a_merge_naming_the_embedded_hub_id_needs_no_base(tmp_path):
+    """Merged folders record SmolLM2's hub id; its GGUF is the embedded file (shapes checked)."""
+    from tada.models import EMBEDDED_HUB_ID
+
+    shapes = {"model.layers.0.self_attn.q_proj": (576, 576), "model.layers.0.self_attn.k_proj": (192, 576)}
+    adapter = write_adapter(tmp_path / "m", shapes, r=2, alpha=2, base=EMBEDDED_HUB_ID)
+    assert set(read(export_gguf_lora(adapter, tmp_path / "m.gguf"))[1]) == {
+        "blk.0.attn_q.lora_a", "blk.0.attn_q.lora_b", "blk.0.attn_k.lora_a", "blk.0.attn_k.lora_b"}
+    wrong = write_adapter(tmp_path / "w", {"model.layers.0.self_attn.k_proj": (576, 576)}, r=2,
+                          base=EMBEDDED_HUB_ID)
+    with pytest.raises(TadaError, match="wrong base model"):
+        export_gguf_lora(wrong, tmp_path / "w.gguf")
+
+
+# ---- llama.cpp itself (llama-cpp-python, compiled from PyPI's source) ---------------------------
+
+N_PROMPTS, NEW_TOKENS = 50, 24
+FORMATTED = '{"definition": "'
+
+
+def _answer(text: str) -> str:
+    """The answer a reader sees: the generated text up to its first line break (``{"definition": …}``)."""
+    return text.split("\n", 1)[0].strip()
+
+
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    x, y = x - x.mean(), y - y.mean()
+    return float((x @ y) / np.sqrt((x @ x) * (y @ y)))
+
+
+@pytest.mark.slow
+def test_llama_cpp_with_our_gguf_lora_answers_as_peft(tmp_path):
+    """The embedded base GGUF plus our LoRA GGUF in llama.cpp vs PeftModel on the same base in
+    transformers (float32), on 50 raw prompts of the format task: the same greedy answers for ≥ 95%,
+    and the LoRA's effect on the last-position logits (with minus without; the base is Q4_1 in
+    llama.cpp and de-quantised in transformers, so deltas are compared, not logits) correlates ≥ 0.95.
+    An export without the q/k row permutation is measured too: it must do visibly worse."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from peft import PeftModel
+
+    import tada.gguf_lora as gl
+    from tada.models import load_model, load_tokenizer, smollm2_gguf
+
+    example = Path(__file__).resolve().parents[1] / "examples"
+    adapter = example / "adapters" / "task-format"
+    lines = (example / "data" / "eval" / "domain_trained_format.jsonl").read_text().splitlines()
+    prompts = [json.loads(line)["prompt"] for line in lines[:N_PROMPTS]]
+    spec = smollm2_gguf()
+    base_file = str(Path(spec.path) / str(spec.gguf_file))
+    ours = export_gguf_lora(adapter, tmp_path / "task-format.gguf")
+    unpermuted = tmp_path / "unpermuted.gguf"
+    real_permute = gl.permute_rows
+    try:
+        gl.permute_rows = lambda rows, n_head: rows  # type: ignore[assignment]
+        export_gguf_lora(adapter, unpermuted)
+    finally:
+        gl.permute_rows = real_permute
+
+    tok = load_tokenizer(spec)
+    ids = [tok(p, add_special_tokens=False)["input_ids"] for p in prompts]
+    eos = tok.eos_token_id
+
+    def llama(lora: Path | None):
+        kw = {"lora_path": str(lora)} if lora else {}
+        return llama_cpp.Llama(model_path=base_file, logits_all=True, n_ctx=512, n_threads=2, seed=0,
+                               verbose=False, **kw)
+
+    def run_llama(model) -> tuple[list[np.ndarray], list[str]]:
+        last, answers = [], []
+        for prompt in ids:
+            model.reset()
+            model.eval(prompt)
+            logits = np.array(model.scores[model.n_tokens - 1], dtype=np.float64)
+            last.append(logits)
+            new: list[int] = []
+            for _ in range(NEW_TOKENS):
+                nxt = int(np.argmax(model.scores[model.n_tokens - 1]))
+                if nxt == eos:
+                    break
+                new.append(nxt)
+                model.eval([nxt])
+            answers.append(_answer(tok.decode(new)))
+        return last, answers
+
+    cpp_base, _ = run_llama(llama(None))
+    cpp_lora, cpp_answers = run_llama(llama(ours))
+    cpp_bad, bad_answers = run_llama(llama(unpermuted))
+
+    torch.set_num_threads(2)
+    peft = PeftModel.from_pretrained(load_model(spec, dtype="float32"), str(adapter)).eval()
+    reader = {t.name: t for t in gguf.GGUFReader(base_file).tensors}
+    for kind, n_head in (("q", 9), ("k", 3)):  # the base GGUF's q/k rows are HF's, permuted as ours
+        t = reader[f"blk.0.attn_{kind}.weight"]
+        w = gguf.quants.dequantize(t.data, t.tensor_type).reshape(int(t.shape[1]), int(t.shape[0]))
+        hf = getattr(peft.base_model.model.model.layers[0].self_attn, f"{kind}_proj").base_layer.weight
+        np.testing.assert_array_equal(w, gl.permute_rows(hf.detach().numpy(), n_head))
+    hf_base, hf_lora, hf_answers = [], [], []
+    with torch.no_grad():
+        for prompt in ids:
+            x = torch.tensor([prompt])
+            with peft.disable_adapter():
+                hf_base.append(peft(input_ids=x).logits[0, -1].double().numpy())
+            hf_lora.append(peft(input_ids=x).logits[0, -1].double().numpy())
+            out = peft.generate(input_ids=x, attention_mask=torch.ones_like(x), max_new_tokens=NEW_TOKENS,
+                                do_sample=False, eos_token_id=eos, pad_token_id=eos)
+            hf_answers.append(_answer(tok.decode(out[0, len(prompt):], skip_special_tokens=True)))
+
+    def formatted(answers: list[str]) -> float:
+        return float(np.mean([a.startswith(FORMATTED) for a in answers]))
+
+    agree = np.mean([a == b for a, b in zip(cpp_answers, hf_answers)])
+    agree_bad = np.mean([a == b for a, b in zip(bad_answers, hf_answers)])
+    d_cpp = [lo - b for lo, b in zip(cpp_lora, cpp_base)]
+    d_bad = [lo - b for lo, b in zip(cpp_bad, cpp_base)]
+    d_hf = [lo - b for lo, b in zip(hf_lora, hf_base)]
+    corr = [_pearson(a, b) for a, b in zip(d_cpp, d_hf)]
+    corr_bad = [_pearson(a, b) for a, b in zip(d_bad, d_hf)]
+    pooled = _pearson(np.concatenate(d_cpp), np.concatenate(d_hf))
+    report = (f"llama.cpp+GGUF LoRA vs PeftModel on {len(ids)} prompts: greedy answers agree {agree:.2f}; "
+              f"logit-delta correlation pooled {pooled:.4f}, per prompt mean {np.mean(corr):.4f} min "
+              f"{np.min(corr):.4f}; without the q/k permutation: answers agree {agree_bad:.2f}, "
+              f"correlation mean {np.mean(corr_bad):.4f}; formatted answers llama.cpp "
+              f"{formatted(cpp_answers):.2f} / PEFT {formatted(hf_answers):.2f}")
+    print(report)
+    assert agree >= 0.95 and pooled >= 0.95 and np.mean(corr) >= 0.95, report
+    assert np.mean(corr_bad) < np.mean(corr) - 0.02, report

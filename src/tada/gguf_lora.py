@@ -37,7 +37,7 @@ import numpy as np
 from .adapters import Adapter, load_adapter
 from .errors import TadaError
 from .io.atomic import atomic_file
-from .models import is_embedded, smollm2_gguf
+from .models import EMBEDDED_HUB_ID, is_embedded, smollm2_gguf
 
 #: The LoRA-able linear layers of a LLaMA block (gguf's ``MODEL_TENSOR`` names).
 _EXPORTED = ("ATTN_Q", "ATTN_K", "ATTN_V", "ATTN_OUT", "FFN_GATE", "FFN_UP", "FFN_DOWN")
@@ -88,10 +88,11 @@ def permute_rows(rows: np.ndarray, n_head: int) -> np.ndarray:
 def read_base(base: str | os.PathLike | None, adapter: Adapter) -> BaseInfo:
     """The base as a GGUF file (read with ``gguf.GGUFReader``: architecture, head counts, tensor
     shapes) or a transformers folder (``config.json``); ``None``: the embedded SmolLM2 when the
-    adapter names it (or nothing), else the adapter's recorded base if it is a local file/folder."""
+    adapter names it, its hub id (merges record that) or nothing, else the adapter's recorded base
+    if it is a local file/folder."""
     if base is None or str(base) in ("smollm2", "embedded"):
         recorded = adapter.base_model
-        if base is not None or not recorded or is_embedded(recorded):
+        if base is not None or not recorded or is_embedded(recorded) or recorded == EMBEDDED_HUB_ID:
             spec = smollm2_gguf()
             base = Path(spec.path) / str(spec.gguf_file)
         elif Path(recorded).exists():
@@ -107,6 +108,14 @@ def read_base(base: str | os.PathLike | None, adapter: Adapter) -> BaseInfo:
     if path.is_dir() and len(ggufs := sorted(path.glob("*.gguf"))) == 1:
         return _read_gguf_base(ggufs[0])
     raise TadaError(f"base {base}: not a .gguf file nor a folder with config.json")
+
+
+def gguf_base_of(base: str | os.PathLike | None) -> str | None:
+    """The merge's ``base`` as a GGUF export's: a local file or folder, or ``smollm2``; ``None`` (the
+    adapter's recorded base) for a hub id, whose head counts are not on this machine."""
+    if base is None:
+        return None
+    return str(base) if Path(base).exists() or str(base) in ("smollm2", "embedded") else None
 
 
 def _read_gguf_base(path: Path) -> BaseInfo:
