@@ -74,8 +74,8 @@ def read(path: Path) -> tuple[dict, dict[str, np.ndarray], dict[str, tuple]]:
 def peft_delta_of_gguf(tensors: dict, shapes: dict, alpha: float, module: str) -> np.ndarray:
     """ΔW as llama.cpp computes it (alpha / lora_b.ne[0] · B·A), with q/k rows put back in HF order."""
     g = gguf_tensor_name(module)
-    a, b = tensors[g + ".lora_a"], tensors[g + ".lora_b"]
-    delta = alpha / shapes[g + ".lora_b"][0] * b @ a
+    a, b = tensors[g + ".weight.lora_a"], tensors[g + ".weight.lora_b"]
+    delta = alpha / shapes[g + ".weight.lora_b"][0] * b @ a
     kind = module.rsplit(".", 1)[-1]
     if kind in ("q_proj", "k_proj"):
         unpermuted = np.empty_like(delta)
@@ -103,21 +103,21 @@ def test_export_reads_back_as_the_peft_delta(tmp_path, variant):
     fields, tensors, shapes = read(out)
     assert fields == {"general.architecture": "llama", "general.type": "adapter", "adapter.type": "lora",
                       "adapter.lora.alpha": 8.0, "general.name": "a"}
-    assert set(tensors) == {gguf_tensor_name(m) + s for m in LLAMA for s in (".lora_a", ".lora_b")}
+    assert set(tensors) == {gguf_tensor_name(m) + s for m in LLAMA for s in (".weight.lora_a", ".weight.lora_b")}
     from safetensors.numpy import load_file
 
     peft = load_file(str(adapter / "adapter_model.safetensors"))
     for module, (d_out, d_in) in LLAMA.items():
         g = gguf_tensor_name(module)
         r = peft[f"base_model.model.{module}.lora_A.weight"].shape[0]
-        assert shapes[g + ".lora_a"] == (d_in, r) and shapes[g + ".lora_b"] == (r, d_out)  # GGUF ne
-        assert tensors[g + ".lora_a"].shape == (r, d_in)
-        np.testing.assert_array_equal(tensors[g + ".lora_a"], peft[f"base_model.model.{module}.lora_A.weight"])
+        assert shapes[g + ".weight.lora_a"] == (d_in, r) and shapes[g + ".weight.lora_b"] == (r, d_out)  # GGUF ne
+        assert tensors[g + ".weight.lora_a"].shape == (r, d_in)
+        np.testing.assert_array_equal(tensors[g + ".weight.lora_a"], peft[f"base_model.model.{module}.lora_A.weight"])
         got = peft_delta_of_gguf(tensors, shapes, fields["adapter.lora.alpha"], module)
         want = dense_delta(adapter, module).numpy()
         assert np.abs(got - want).max() <= 1e-6 * max(1.0, np.abs(want).max()), module
         if variant == "plain" and not module.endswith(("q_proj", "k_proj")):  # fold 1: lora_b as stored
-            np.testing.assert_array_equal(tensors[g + ".lora_b"], peft[f"base_model.model.{module}.lora_B.weight"])
+            np.testing.assert_array_equal(tensors[g + ".weight.lora_b"], peft[f"base_model.model.{module}.lora_B.weight"])
 
 
 def test_q_and_k_rows_are_permuted_per_head(tmp_path):
@@ -128,7 +128,7 @@ def test_q_and_k_rows_are_permuted_per_head(tmp_path):
     peft = load_file(str(adapter / "adapter_model.safetensors"))
     for kind, n in (("q_proj", N_HEAD), ("k_proj", N_KV)):
         B = peft[f"base_model.model.model.layers.0.self_attn.{kind}.lora_B.weight"]
-        got = tensors[f"blk.0.{GGUF_NAME[kind]}.lora_b"]
+        got = tensors[f"blk.0.{GGUF_NAME[kind]}.weight.lora_b"]
         np.testing.assert_array_equal(got, B[llama_rows(B.shape[0], n)])
         assert not np.array_equal(got, B)
 
@@ -222,7 +222,14 @@ def test_the_embedded_base_is_the_default(tmp_path):
     example = Path(__file__).resolve().parents[1] / "examples" / "adapters" / "task-format"
     fields, _, shapes = read(export_gguf_lora(example, tmp_path / "t.gguf"))
     assert fields["adapter.lora.alpha"] == 16.0 and fields["general.architecture"] == "llama"
-    assert shapes["blk.0.attn_q.lora_b"] == (16, 576) and shapes["blk.29.attn_k.lora_a"] == (576, 16)
+    assert shapes["blk.0.attn_q.weight.lora_b"] == (16, 576) and shapes["blk.29.attn_k.weight.lora_a"] == (576, 16)
+    from tada.models import smollm2_gguf
+
+    spec = smollm2_gguf()
+    base = {t.name: tuple(int(x) for x in t.shape) for t in gguf.GGUFReader(str(Path(spec.path) / str(spec.gguf_file))).tensors}
+    for name, shape in shapes.items():  # llama.cpp strips .lora_a/.lora_b and looks the rest up in the base
+        stem, ab = name.rsplit(".", 1)
+        assert stem in base and (shape[0] if ab == "lora_a" else shape[1]) == base[stem][0 if ab == "lora_a" else 1]
 
 
 def _umask() -> int:
@@ -238,7 +245,7 @@ def test_a_merge_naming_the_embedded_hub_id_needs_no_base(tmp_path):
     shapes = {"model.layers.0.self_attn.q_proj": (576, 576), "model.layers.0.self_attn.k_proj": (192, 576)}
     adapter = write_adapter(tmp_path / "m", shapes, r=2, alpha=2, base=EMBEDDED_HUB_ID)
     assert set(read(export_gguf_lora(adapter, tmp_path / "m.gguf"))[1]) == {
-        "blk.0.attn_q.lora_a", "blk.0.attn_q.lora_b", "blk.0.attn_k.lora_a", "blk.0.attn_k.lora_b"}
+        "blk.0.attn_q.weight.lora_a", "blk.0.attn_q.weight.lora_b", "blk.0.attn_k.weight.lora_a", "blk.0.attn_k.weight.lora_b"}
     wrong = write_adapter(tmp_path / "w", {"model.layers.0.self_attn.k_proj": (576, 576)}, r=2,
                           base=EMBEDDED_HUB_ID)
     with pytest.raises(TadaError, match="wrong base model"):

@@ -6,8 +6,9 @@ version vendored by llama-cpp-python 0.3.36; this module shares no code with the
 
 - metadata ``general.architecture`` = the base's (``llama``; llama.cpp refuses a mismatch),
   ``general.type`` = ``adapter``, ``adapter.type`` = ``lora``, ``adapter.lora.alpha`` (float32);
-- two tensors per adapted module, named after the base tensor (``blk.N.attn_q`` …) plus
-  ``.lora_a`` and ``.lora_b``: PEFT's ``lora_A`` (r×d_in) and ``lora_B`` (d_out×r) as they are
+- two tensors per adapted module, named after the base tensor plus ``.lora_a`` / ``.lora_b``
+  (``blk.N.attn_q.weight.lora_a``: llama.cpp strips the suffix and looks the rest up among the
+  base's tensors): PEFT's ``lora_A`` (r×d_in) and ``lora_B`` (d_out×r) as they are
   (numpy shapes; GGUF's ``ne`` reverses them: ``lora_a`` is (d_in, r) and ``lora_b`` (r, d_out),
   which is what llama.cpp checks against the base tensor's (d_in, d_out));
 - llama.cpp applies ΔW·x = s·B·(A·x) with **one** alpha per file and the rank of each tensor:
@@ -187,8 +188,8 @@ def gguf_tensors(adapter: Adapter, base: BaseInfo, *, dtype: str = "f32"
             if want != (A.shape[1], B.shape[0]):
                 raise TadaError(f"module {name}: ΔW is {B.shape[0]}×{A.shape[1]} but the base's {gname} "
                                 f"is {want[1]}×{want[0]} (wrong base model?)")
-        tensors[f"{gname}.lora_a"] = np.ascontiguousarray(A, dtype=out_type)
-        tensors[f"{gname}.lora_b"] = np.ascontiguousarray(B, dtype=out_type)
+        tensors[f"{gname}.weight.lora_a"] = np.ascontiguousarray(A, dtype=out_type)
+        tensors[f"{gname}.weight.lora_b"] = np.ascontiguousarray(B, dtype=out_type)
     return alpha, tensors
 
 
