@@ -276,7 +276,8 @@ def test_llama_cpp_with_our_gguf_lora_answers_as_peft(tmp_path):
     """The embedded base GGUF plus our LoRA GGUF in llama.cpp vs PeftModel on the same base in
     transformers (float32), on 50 raw prompts of the format task: the same first token and greedy
     answers that are identical or part only at a near-tie of PeftModel's (< TIE logit) for ≥ 95%
-    (measured: 48% identical over 24 tokens, 78% over 8, 100% up to near-ties), and the LoRA's effect on the last-position logits (with minus without; the base is Q4_1 in
+    (measured: 48% identical over 24 tokens, 78% over 8, 100% up to near-ties), and the LoRA's effect
+    on the last-position logits (with minus without; the base is Q4_1 in
     llama.cpp and de-quantised in transformers, so deltas are compared, not logits) correlates ≥ 0.95.
     An export without the q/k row permutation is measured too: it must do visibly worse."""
     llama_cpp = pytest.importorskip("llama_cpp")
