@@ -58,6 +58,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     'datasets': ('info', 'List the registered evaluation datasets (a .jsonl path works too; see...'),
     'demo': ('demo', 'The embedded default: merge the shipped example adapters on...'),
     'eval': ('evaluate', 'Multiple-choice accuracy (or --images: top-1) with n and a 95% Wilson...'),
+    'export-gguf': ('export_gguf', 'Write LoRA adapter ADAPTER as GGUF file OUT for llama.cpp (--lora) and Ollama...'),
     'export-base': ('export', 'Write the base model as a transformers folder (config + safetensors +...'),
     'inspect': ('info', 'Rank, alpha, scaling, targets and per-module ‖ΔW‖ of an adapter.'),
     'merge': ('merge', "Merge TASK and DOMAIN adapters (see `tada methods` for every method's..."),

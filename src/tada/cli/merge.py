@@ -32,7 +32,10 @@ METHOD_OPTIONS, METHOD_HELP = method_options()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (output, method, parameters, "
                                                       "calibration, summary) and nothing else on stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars or summary.")
-def merge(config_file, task, domain, method, no_cache, params, show_tables, as_json, quiet, **opts) -> None:
+@click.option("--gguf", "gguf_out", help="Also write the merge as this GGUF LoRA file for llama.cpp / Ollama "
+                                         "(see `tada export-gguf`).")
+def merge(config_file, task, domain, method, no_cache, params, show_tables, as_json, quiet, gguf_out,
+          **opts) -> None:
     """Merge TASK and DOMAIN adapters (see `tada methods` for every method's parameters)."""
     cfg = load_merge_config(config_file) if config_file else {}
     method_params = dict(cfg.pop("parameters", None) or {})
@@ -45,6 +48,8 @@ def merge(config_file, task, domain, method, no_cache, params, show_tables, as_j
     for required in ("task", "domain", "out"):
         if not merged.get(required):
             raise TadaError(f"`{required}` is required (on the command line or in --config)")
+    if gguf_out and not str(gguf_out).endswith(".gguf"):
+        raise TadaError(f"--gguf {gguf_out}: the file name must end in .gguf")
     from ..api.checks import check_merge_arguments
 
     options = {k: v for k, v in merged.items() if k not in ("task", "domain", "method")}
@@ -54,14 +59,20 @@ def merge(config_file, task, domain, method, no_cache, params, show_tables, as_j
 
     result = run_merge(merged.pop("task"), merged.pop("domain"), params=method_params, use_cache=not no_cache,
                        progress=not (quiet or as_json), **merged)
+    if gguf_out and result.out:  # `out` is required above
+        from ..gguf_lora import export_gguf_lora, gguf_base_of
+
+        export_gguf_lora(result.out, gguf_out, base=gguf_base_of(merged.get("base")))
     if as_json:
         rep = result.report
         click.echo(json.dumps({"out": result.out, "method": rep["method"], "params": rep["params"],
                                "calibration": rep.get("calibration"), "summary": rep["summary"],
-                               "warnings": rep["warnings"]}))
+                               "warnings": rep["warnings"], **({"gguf": gguf_out} if gguf_out else {})}))
         return
     if not quiet:
         print_summary(result, tables=show_tables)
     click.echo(f"wrote {result.out}")
+    if gguf_out:
+        click.echo(f"wrote {gguf_out} (llama.cpp: --lora {gguf_out}; Ollama Modelfile: ADAPTER {gguf_out})")
     if merged.get("push_to_hub"):
         click.echo(f"pushed to {merged['push_to_hub']}")
