@@ -231,6 +231,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dim", type=int, default=4096)
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--density", type=float, default=0.5)
+    ap.add_argument("--methods", default=",".join(ours for ours, _ in PAIRS),
+                    help="comma-separated rows of ours to run (and the PEFT combinations they compare with)")
     ap.add_argument("--in-process", action="store_true", help="no child processes (tests; RSS not isolated)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
@@ -246,13 +248,14 @@ def main(argv: list[str] | None = None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="tada-vs-peft-"))
     cfg = prepare(work, args)
     scale = cfg["modules"] / (4 * args.peft_layers)
+    pairs = [(ours, combo) for ours, combo in PAIRS if ours in args.methods.split(",")]
     peft = {}
-    for combo in PEFT_TYPES:
+    for combo in (c for c in PEFT_TYPES if c in {combo for _, combo in pairs}):
         peft[combo] = r = run_worker("peft", combo, work, cfg, args.in_process)
         r["seconds"] = r["seconds_timed"] * scale
         print(f"PEFT {combo:20s} {r['seconds']:9.1f} s (extrapolated)  peak RSS {r['peak_rss_mb']:7.0f} MB", flush=True)
     rows = []
-    for ours, combo in PAIRS:
+    for ours, combo in pairs:
         o = run_worker("ours", ours, work, cfg, args.in_process)
         p = peft[combo] if combo else {}  # no PEFT counterpart: "—"
         row = {"ours": ours, "peft": combo, "peft_s_extrapolated": p.get("seconds"), "ours_s": o["seconds"],
