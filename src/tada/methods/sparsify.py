@@ -10,12 +10,14 @@ disjoint mean weighted by the agreeing entries' weights (mergekit's ``normalize=
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from .._lazy import torch  # imported on first use (start-up: `tada methods`)
 
 from ..errors import TadaError
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used (start-up: `tada methods` loads this module)
 
 
 def check_density(density: float) -> None:
@@ -76,6 +78,8 @@ def threshold_rule(values: torch.Tensor, k: int) -> Threshold:
     those few; if the bracket misses (possible, never seen), the full ``kthvalue`` runs. The
     threshold is always ``torch.kthvalue(values.abs(), n - k + 1)``.
     """
+    import numpy as np
+
     n = values.numel()
     if n >= BRACKET_MIN_NUMEL:
         idx = torch.randint(n, (_SAMPLE,), generator=torch.Generator().manual_seed(0))
@@ -109,6 +113,8 @@ class _Keep:
         self.ties_left = rule.k - rule.above
 
     def __call__(self, part: np.ndarray) -> np.ndarray:
+        import numpy as np
+
         mag = np.abs(part)
         if self.rule.every_tie_kept:
             return mag >= self.rule.value
@@ -132,6 +138,8 @@ def magnitude_trim(delta: torch.Tensor, density: float) -> torch.Tensor:
 
     Entries equal to the k-th largest magnitude are kept in index order until k are kept.
     """
+    import numpy as np
+
     rule = trim_rule(delta, density)
     if rule is None:
         return delta.clone()
@@ -205,6 +213,8 @@ def merge_entrywise(deltas: list[torch.Tensor], weights: list[float], rule: str,
     in cache; the deltas are never stacked. Products with 0/1 masks replace ``where``: the values
     are the same (a dropped entry may be −0.0 instead of +0.0).
     """
+    import numpy as np
+
     flats = [d.reshape(-1) for d in deltas]
     arrays = [_array(f) for f in flats]
     dtype = arrays[0].dtype.type
