@@ -13,6 +13,9 @@ method. Relative distance to the exact answer in float64, on the first module:
 * linear / task_arithmetic / cat: the weighted sum of the dense deltas;
 * svd: its exact rank-r truncation (``torch.linalg.svd``);
 * tada: the dense float64 oracle of the tests (``tests/reference.py``, Eqs. 1–8 entry by entry);
+* knots / core_space / tsv / iso_c / iso_cts: the dense float64 oracles of tests/reference.py
+  with each method's defaults, up to ``ORACLE_MAX_DIM`` (full d×d SVDs; above it "—": the tests
+  check these rows against the same oracles at small sizes); no PEFT counterpart ("—");
 * ties / dare_* / magnitude_prune: the same method on the same float32 ΔW (DARE: the same
   random draws) truncated with the exact SVD in float64 (ours: a randomized SVD in float32): the
   error of the randomized truncation. PEFT's ``*_svd``
@@ -48,8 +51,14 @@ PEFT_TYPES = ["svd", "cat", "linear", "ties_svd", "dare_linear_svd", "dare_ties_
 #: ours → the PEFT combination that does the same work
 PAIRS = [("tada", "svd"), ("svd", "svd"), ("task_arithmetic", "svd"), ("linear", "linear"), ("cat", "cat"),
          ("ties", "ties_svd"), ("dare_linear", "dare_linear_svd"), ("dare_ties", "dare_ties_svd"),
-         ("magnitude_prune", "magnitude_prune_svd")]
+         ("magnitude_prune", "magnitude_prune_svd"),
+         # the subspace methods (issue #27): no PEFT counterpart ("—")
+         ("knots", None), ("core_space", None), ("tsv", None), ("iso_c", None), ("iso_cts", None)]
 ENTRYWISE = ("ties", "dare_linear", "dare_ties", "magnitude_prune")
+SUBSPACE = ("knots", "core_space", "tsv", "iso_c", "iso_cts")
+#: The subspace rows' error is against the dense float64 oracles of tests/reference.py (full SVDs
+#: of d×d matrices: minutes each at 4096², so only up to this size; above it "—").
+ORACLE_MAX_DIM = 1024
 
 
 class Attn(torch.nn.Module):
@@ -129,7 +138,7 @@ def ours_worker(work: Path, method: str, cfg: dict) -> dict:
     from tada.probes import ProbeStats
 
     stats = [ProbeStats.load(work / f"{side}.stats.safetensors") for side in ("domain", "general")]
-    params = {} if method in ("tada", "task_arithmetic") else {"weights": tuple(weights_for(method))}
+    params = {} if method in ("tada", "task_arithmetic", *SUBSPACE) else {"weights": tuple(weights_for(method))}
     if method in ENTRYWISE:
         params["density"] = cfg["density"]
     before = rss_mb()
@@ -156,6 +165,14 @@ def ours_worker(work: Path, method: str, cfg: dict) -> dict:
     elif method == "svd":
         U, S, Vh = torch.linalg.svd(0.5 * WT + 0.5 * WD, full_matrices=False)
         exact = (U[:, :r] * S[:r]) @ Vh[:r]
+    elif method in SUBSPACE:
+        if cfg["dim"] > ORACLE_MAX_DIM:
+            exact = None
+        else:
+            sys.path.insert(0, str(ROOT / "tests"))
+            from test_benchmarks import subspace_answer
+
+            exact = subspace_answer(method, work / "task", work / "domain", first, WT, WD)
     elif method == "tada":
         sys.path.insert(0, str(ROOT / "tests"))
         import reference
@@ -173,7 +190,8 @@ def ours_worker(work: Path, method: str, cfg: dict) -> dict:
         ref = spec.fn(module, make_params(spec, {**params, "svd_solver": "exact", "precision": same}))
         exact = ref.B @ ref.A
     return {"seconds": seconds, "modules": cfg["modules"], "rss_before_mb": before, "peak_rss_mb": peak,
-            "rel_err": rel(got, exact), "reported_trunc_err_max": res.report["summary"].get("rel_error_max")}
+            "rel_err": None if exact is None else rel(got, exact),
+            "reported_trunc_err_max": res.report["summary"].get("rel_error_max")}
 
 
 def run_worker(kind: str, name: str, work: Path, cfg: dict, in_process: bool) -> dict:
@@ -214,6 +232,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--dim", type=int, default=4096)
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--density", type=float, default=0.5)
+    ap.add_argument("--methods", default=",".join(ours for ours, _ in PAIRS),
+                    help="comma-separated rows of ours to run (and the PEFT combinations they compare with)")
     ap.add_argument("--in-process", action="store_true", help="no child processes (tests; RSS not isolated)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
@@ -237,27 +257,28 @@ def compare(work: Path, args: argparse.Namespace) -> dict:
     """Both sides on the pair written into ``work``: PEFT's combinations, then ours."""
     cfg = prepare(work, args)
     scale = cfg["modules"] / (4 * args.peft_layers)
+    pairs = [(ours, combo) for ours, combo in PAIRS if ours in args.methods.split(",")]
     peft = {}
-    for combo in PEFT_TYPES:
+    for combo in (c for c in PEFT_TYPES if c in {combo for _, combo in pairs}):
         peft[combo] = r = run_worker("peft", combo, work, cfg, args.in_process)
         r["seconds"] = r["seconds_timed"] * scale
         print(f"PEFT {combo:20s} {r['seconds']:9.1f} s (extrapolated)  peak RSS {r['peak_rss_mb']:7.0f} MB", flush=True)
     rows = []
-    for ours, combo in PAIRS:
+    for ours, combo in pairs:
         o = run_worker("ours", ours, work, cfg, args.in_process)
-        p = peft[combo]
-        row = {"ours": ours, "peft": combo, "peft_s_extrapolated": p["seconds"], "ours_s": o["seconds"],
-               "speedup": p["seconds"] / o["seconds"], "ours_rel_err": o["rel_err"], "peft_rel_err": p.get("rel_err"),
+        p = peft[combo] if combo else {}  # no PEFT counterpart: "—"
+        row = {"ours": ours, "peft": combo, "peft_s_extrapolated": p.get("seconds"), "ours_s": o["seconds"],
+               "speedup": p["seconds"] / o["seconds"] if p else None, "ours_rel_err": o["rel_err"],
+               "peft_rel_err": p.get("rel_err"),
                "ours_peak_rss_mb": o["peak_rss_mb"], "ours_rss_before_mb": o["rss_before_mb"],
-               "peft_peak_rss_mb": p["peak_rss_mb"], "peft_rss_before_mb": p["rss_before_mb"],
+               "peft_peak_rss_mb": p.get("peak_rss_mb"), "peft_rss_before_mb": p.get("rss_before_mb"),
                "reported_trunc_err_max": o["reported_trunc_err_max"]}
         rows.append(row)
-        pe = f"{row['peft_rel_err']:.1e}" if row["peft_rel_err"] is not None else "–"
-        print(f"ours {ours:16s} {o['seconds']:8.2f} s  vs PEFT {combo:20s} {p['seconds']:9.1f} s  "
-              f"{row['speedup']:8.0f}x  rel. err ours {o['rel_err']:.1e} / PEFT {pe}  "
-              f"RSS ours {o['rss_before_mb']:.0f}→{o['peak_rss_mb']:.0f} MB, "
-              f"PEFT {p['rss_before_mb']:.0f}→{p['peak_rss_mb']:.0f} MB",
-              flush=True)
+        oe, pe = (f"{x:.1e}" if x is not None else "—" for x in (row["ours_rel_err"], row["peft_rel_err"]))
+        theirs = (f"{combo:20s} {p['seconds']:9.1f} s  {row['speedup']:8.0f}x" if p else f"{'—':20s} {'—':>11s}  {'—':>9s}")
+        prss = f"{p['rss_before_mb']:.0f}→{p['peak_rss_mb']:.0f} MB" if p else "—"
+        print(f"ours {ours:16s} {o['seconds']:8.2f} s  vs PEFT {theirs}  rel. err ours {oe} / PEFT {pe}  "
+              f"RSS ours {o['rss_before_mb']:.0f}→{o['peak_rss_mb']:.0f} MB, PEFT {prss}", flush=True)
     print(f"PEFT timed on {4 * args.peft_layers} modules and extrapolated linearly to {cfg['modules']}; "
           f"ours on all {cfg['modules']} modules. torch threads {torch.get_num_threads()}.")
     result = {**cfg, "torch_threads": torch.get_num_threads(), "peft": peft, "rows": rows}

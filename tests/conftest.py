@@ -48,8 +48,8 @@ def write_adapter(folder: Path, shapes: dict[str, tuple[int, int]] = SHAPES, *, 
     return folder
 
 
-def dense_delta(folder: Path, name: str) -> torch.Tensor:
-    """c·B·A in float64, computed straight from the files (independent of tada.adapters)."""
+def scaled_factors(folder: Path, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(c·B, A) in float64 straight from the files: ``dense_delta`` is their product."""
     from safetensors.torch import load_file
 
     cfg = json.loads((folder / "adapter_config.json").read_text())
@@ -62,7 +62,13 @@ def dense_delta(folder: Path, name: str) -> torch.Tensor:
         if name.endswith(key):
             alpha = val
     c = alpha / math.sqrt(r) if cfg.get("use_rslora") else alpha / r
-    return c * B @ A
+    return c * B, A
+
+
+def dense_delta(folder: Path, name: str) -> torch.Tensor:
+    """c·B·A in float64, computed straight from the files (independent of tada.adapters)."""
+    B, A = scaled_factors(folder, name)
+    return B @ A
 
 
 def merged_delta(tensors: dict, name: str) -> torch.Tensor:

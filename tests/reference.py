@@ -8,6 +8,7 @@ import hashlib
 import math
 import random
 
+import numpy as np
 import torch
 
 ZERO = 1e-9
@@ -223,3 +224,140 @@ def tada_dense_k(WT, WDs, hds, hg, *, tau, rank, beta=5.0, delta=0.10, lam=0.5, 
             merged += task_weights[i] * float(ST[i]) * torch.outer(UT[:, i], VT[:, i])
     kept = [[i for i, x in enumerate(k) if x] for k in keep]
     return truncate(merged, rank), {"s": s_by, "kept": kept, "overlaps": ov}
+
+
+# ---- subspace methods (issue #27): KnOTS, Core Space, TSV-M, Iso-C, Iso-CTS ---------------------
+
+def authors_trim_dense(x: torch.Tensor, density: float) -> torch.Tensor:
+    """Keep |x| ≥ the (n − int(n·density))-th smallest magnitude (the authors' TIES trim)."""
+    if density >= 1:
+        return x
+    mags = x.abs().flatten().sort().values
+    return x * (x.abs() >= mags[x.numel() - int(x.numel() * density) - 1])
+
+
+def authors_ties_dense(xs: list[torch.Tensor]) -> torch.Tensor:
+    """TIES steps 2–3 entry by entry: elected sign of Σx (0 → majority sign), disjoint mean."""
+    total = sum(xs)
+    sign = torch.sign(total)
+    sign[sign == 0] = torch.sign(sign.sum())
+    out = torch.zeros_like(total)
+    for idx in np.ndindex(*total.shape):
+        agree = [float(x[idx]) for x in xs if (x[idx] > 0 if sign[idx] > 0 else x[idx] < 0)]
+        out[idx] = sum(agree) / max(len(agree), 1)
+    return out
+
+
+def subspace_rule_dense(xs: list[torch.Tensor], rule: str, density: float, scale: float,
+                        generator: torch.Generator | None = None):
+    """λ·rule(X_1 … X_n), each rule from its paper (TIES/DARE/TSV/Iso-C), written out densely."""
+    n = len(xs)
+    if rule == "ta":
+        merged = sum(xs)
+    elif rule == "ties":
+        merged = authors_ties_dense([authors_trim_dense(x, density) for x in xs])
+    elif rule == "dare_ties":  # the authors' draws (randint, then bernoulli) from the given generator
+        g = generator
+        dropped = []
+        for x in xs:
+            # TaskMerger.randbin, literally: Bernoulli(density) on a randint tensor (scalar p)
+            keep_mask = torch.randint(2, tuple(x.shape), dtype=torch.float32, generator=g).bernoulli(density, generator=g)
+            dropped.append(x * keep_mask.double() / density)
+        merged = authors_ties_dense(dropped)
+    elif rule == "iso_c":
+        u, s, vh = torch.linalg.svd(sum(xs), full_matrices=False)
+        merged = u @ torch.diag(torch.full_like(s, float(s.mean()))) @ vh
+    else:  # tsv: top int(m/n) triplets of each X_i (zero where X_i has no such component)
+        m = min(xs[0].shape)
+        red = m // n
+        Us, Ss, Vs = [], [], []
+        for x in xs:
+            u, s, vh = torch.linalg.svd(x, full_matrices=False)
+            live = (s[:red] > ZERO * s[0]).double()
+            Us.append(u[:, :red] * live)
+            Ss.append(s[:red] * live)
+            Vs.append(vh[:red].T * live)
+        pad = m - red * n
+        Ucat = torch.cat([*Us, torch.zeros(xs[0].shape[0], pad, dtype=torch.float64)], dim=1)
+        Vcat = torch.cat([*Vs, torch.zeros(xs[0].shape[1], pad, dtype=torch.float64)], dim=1)
+        Scat = torch.cat([*Ss, torch.zeros(pad, dtype=torch.float64)])
+        pu = torch.linalg.svd(Ucat, full_matrices=False)
+        pv = torch.linalg.svd(Vcat, full_matrices=False)
+        merged = (pu[0] @ pu[2]) @ torch.diag(Scat) @ (pv[0] @ pv[2]).T
+    return scale * merged
+
+
+def knots_dense(ds: list[torch.Tensor], rule: str, density: float = 0.2, scale: float = 1.0,
+                generator: torch.Generator | None = None):
+    """KnOTS: [ΔW_1 … ΔW_n] = U Σ [V_1ᵀ … V_nᵀ] by a dense SVD; rule on Σ V_iᵀ; ΔW = U · merged."""
+    d_in = ds[0].shape[1]
+    U, S, Vh = torch.linalg.svd(torch.cat(ds, dim=1), full_matrices=False)
+    keep = S > ZERO * S[0]
+    U, S, Vh = U[:, keep], S[keep], Vh[keep]
+    sv = [S[:, None] * Vh[:, i * d_in:(i + 1) * d_in] for i in range(len(ds))]
+    return U @ subspace_rule_dense(sv, rule, density, scale, generator)
+
+
+def core_space_dense(Bs: list[torch.Tensor], As: list[torch.Tensor], rule: str, density: float = 0.3,
+                     scale: float = 1.0, generator: torch.Generator | None = None):
+    """Core Space: U_ref, V_ref from dense SVDs of [c_1B_1 … c_nB_n] (Bs, scaling folded in) and
+    [A_1; …; A_n]; M_i = U_refᵀ ΔW_i V_ref; ΔW = U_ref · rule(M) · V_refᵀ."""
+    U_ref = torch.linalg.svd(torch.cat(Bs, dim=1), full_matrices=False)[0]
+    V_ref = torch.linalg.svd(torch.cat(As, dim=0), full_matrices=False)[2].T
+    cores = [U_ref.T @ B @ A @ V_ref for A, B in zip(As, Bs)]
+    return U_ref @ subspace_rule_dense(cores, rule, density, scale, generator) @ V_ref.T
+
+
+def svd_nz(W: torch.Tensor):
+    """Full dense SVD, components with σ > 1e-9·σ₁ only."""
+    U, S, Vh = torch.linalg.svd(W, full_matrices=False)
+    n = int((S > ZERO * S[0]).sum()) if S.numel() and S[0] > 0 else 0
+    return U[:, :n], S[:n], Vh[:n].T
+
+
+def polar_eig(M: torch.Tensor) -> torch.Tensor:
+    """Orthogonal polar factor M (MᵀM)^(-1/2) (M of full column rank)."""
+    lam, Q = torch.linalg.eigh(M.T @ M)
+    return M @ (Q @ torch.diag(lam.rsqrt()) @ Q.T)
+
+
+def tsv_dense(Ws, scale=1.0, keep=None):
+    """TSV-M (paper §5, Eq. for TSV-M): per task the top ⌊keep·min(d)⌋ singular triplets
+    (keep = 1/T), U = [U_1 … U_T], Σ = blockdiag, V = [V_1 … V_T]; U⊥, V⊥ by Procrustes; α U⊥ΣV⊥ᵀ."""
+    per = int(min(Ws[0].shape) * (keep if keep is not None else 1 / len(Ws)))
+    Us, Ss, Vs = [], [], []
+    for W in Ws:
+        U, S, V = svd_nz(W)
+        Us.append(U[:, :per])
+        Ss.append(S[:per])
+        Vs.append(V[:, :per])
+    U, S, V = torch.cat(Us, 1), torch.cat(Ss), torch.cat(Vs, 1)
+    return scale * polar_eig(U) @ torch.diag(S) @ polar_eig(V).T
+
+
+def iso_c_dense(Ws, scale=1.0, weights=None):
+    """Iso-C (paper Eq. 7–8): Σ_i w_i ΔW_i = UΣVᵀ, every non-zero σ replaced by their mean."""
+    weights = weights or [1.0] * len(Ws)
+    U, S, V = svd_nz(sum(w * W for w, W in zip(weights, Ws)))
+    return scale * float(S.mean()) * U @ V.T
+
+
+def iso_cts_dense(Ws, scale=1.0, fraction=0.8):
+    """Iso-CTS (paper §4.2, Algorithm 1): k = rank of the sum; common = top ⌊k·f⌋ (rounded so the
+    rest splits equally); each task: (I − U_c U_cᵀ)ΔW_i, its top k_ts/T triplets; concatenate,
+    orthogonalise U and V (polar), σ := mean, times α."""
+    T = len(Ws)
+    U, S, V = svd_nz(sum(Ws))
+    k = S.numel()
+    c = int(k * fraction)
+    c = k - round((k - c) / T) * T
+    per = (k - c) // T
+    Uc, Sc, Vc = U[:, :c], S[:c], V[:, :c]
+    Us, Ss, Vs = [], [], []
+    for W in Ws:
+        Ut, St, Vt = svd_nz(W - Uc @ Uc.T @ W)
+        Us.append(Ut[:, :per])
+        Ss.append(St[:per])
+        Vs.append(Vt[:, :per])
+    Uall, Sall, Vall = torch.cat([*Us, Uc], 1), torch.cat([*Ss, Sc]), torch.cat([*Vs, Vc], 1)
+    return scale * float(Sall.mean()) * polar_eig(Uall) @ polar_eig(Vall).T

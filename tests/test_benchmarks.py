@@ -49,6 +49,8 @@ def independent_answer(method: str, task: Path, domain: Path, names: list[str], 
             want[n] = ref.truncate(ref.ties_dense(WT, WD, density, (1.0, 1.0)), rank)
         elif method == "magnitude_prune":
             want[n] = ref.truncate(0.5 * ref.topk(WT, density) + 0.5 * ref.topk(WD, density), rank)
+        elif method in SUBSPACE:
+            want[n] = subspace_answer(method, task, domain, n, WT, WD)
         else:  # DARE: float64 draws seeded per (seed 0, module, side), rescaled by 1/density
             dropped = [ref.dare_drop(W, density, ref.seeded_generator(0, n, f"dare:{side}"))
                        for W, side in ((WT, "task"), (WD, "domain"))]
@@ -56,6 +58,27 @@ def independent_answer(method: str, task: Path, domain: Path, names: list[str], 
                       else ref.ties_elect(dropped[0], dropped[1], (1.0, 1.0)))
             want[n] = ref.truncate(merged, rank)
     return want
+
+
+SUBSPACE = ("knots", "core_space", "tsv", "iso_c", "iso_cts")
+
+
+def subspace_answer(method: str, task: Path, domain: Path, name: str, WT: torch.Tensor, WD: torch.Tensor):
+    """The dense float64 oracles of tests/reference.py with each method's defaults (KnOTS: TIES at
+    density 0.2; Core Space: TSV; TSV-M keep 1/T; Iso-C weights 1, 1; Iso-CTS common fraction 0.8)."""
+    import reference as ref
+    from conftest import scaled_factors
+
+    if method == "knots":
+        return ref.knots_dense([WT, WD], "ties", 0.2)
+    if method == "core_space":
+        (BT, AT), (BD, AD) = scaled_factors(task, name), scaled_factors(domain, name)
+        return ref.core_space_dense([BT, BD], [AT, AD], "tsv", 0.3)
+    if method == "tsv":
+        return ref.tsv_dense([WT, WD])
+    if method == "iso_c":
+        return ref.iso_c_dense([WT, WD])
+    return ref.iso_cts_dense([WT, WD])
 
 
 def test_merge_speed_tiny(capsys, monkeypatch, tmp_path):
@@ -81,7 +104,8 @@ def test_merge_speed_tiny(capsys, monkeypatch, tmp_path):
                                         "--repeat", "1", "--out", str(tmp_path)])
     methods = {r["method"] for r in result["rows"]}
     assert methods == {"linear", "task_arithmetic", "cat", "svd", "tada", "tada-literal", "ties", "dare_linear",
-                       "dare_ties", "magnitude_prune"}
+                       "dare_ties", "magnitude_prune", *SUBSPACE}
+    assert all(r["peak_rss_mb"] > 0 for r in result["rows"])
     rows = {r["method"]: r for r in result["rows"]}  # δ auto and the literal δ are the same merge shape
     assert rows["tada"]["modules_timed"] == rows["tada-literal"]["modules_timed"] == 4
     assert len(captured) == len(methods)
@@ -156,7 +180,7 @@ def test_vs_peft_tiny(monkeypatch):
     result = load("vs_peft").main(["--layers", "2", "--peft-layers", "1", "--dim", "64", "--rank", "4", "--in-process"])
     rows = {r["ours"]: r for r in result["rows"]}
     assert set(rows) == {"tada", "svd", "task_arithmetic", "cat", "linear", "ties", "dare_linear", "dare_ties",
-                         "magnitude_prune"}
+                         "magnitude_prune", *SUBSPACE}
     assert set(captured) == set(rows)
     names = [f"model.layers.{i}.self_attn.{m}" for i in range(2) for m in ("q_proj", "k_proj", "v_proj", "o_proj")]
     for method, (task, domain, sd, sg, res) in captured.items():
@@ -166,11 +190,13 @@ def test_vs_peft_tiny(monkeypatch):
             got = merged_delta(res.tensors, n)
             err = float((got - want[n]).norm() / want[n].norm())
             assert err <= 1e-6, (method, n, err)
-    for exact in ("tada", "svd", "task_arithmetic", "cat", "linear"):
+    for exact in ("tada", "svd", "task_arithmetic", "cat", "linear", *SUBSPACE):
         assert rows[exact]["ours_rel_err"] <= 1e-6, exact  # the benchmark's own figure agrees
     assert rows["cat"]["peft_rel_err"] <= 1e-5  # PEFT's cat is exact too
     assert rows["linear"]["peft_rel_err"] > 0.1  # PEFT's factor-wise linear is not the weighted sum
-    assert all(r["ours_peak_rss_mb"] > 0 and r["peft_s_extrapolated"] > 0 for r in rows.values())
+    assert all(r["ours_peak_rss_mb"] > 0 for r in rows.values())
+    assert all(r["peft_s_extrapolated"] > 0 for r in rows.values() if r["ours"] not in SUBSPACE)
+    assert all(r["peft"] is None and r["speedup"] is None for r in rows.values() if r["ours"] in SUBSPACE)
 
 
 def test_vs_peft_worker_process(tmp_path):

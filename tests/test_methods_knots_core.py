@@ -20,6 +20,7 @@ from tada.methods import knots_core as sub
 from tada.methods.base import ModuleInput
 from tada.methods.sparsify import magnitude_trim
 
+import reference as ref
 from conftest import dense_delta, merged_delta
 
 GOLDEN = Path(__file__).parent / "golden" / "subspace"
@@ -54,84 +55,23 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 # --- oracles: dense, from the equations ----------------------------------------------------------
 
-def oracle_trim(x: torch.Tensor, density: float) -> torch.Tensor:
-    """Keep |x| ≥ the (n − int(n·density))-th smallest magnitude (the authors' TIES trim)."""
-    if density >= 1:
-        return x
-    mags = x.abs().flatten().sort().values
-    return x * (x.abs() >= mags[x.numel() - int(x.numel() * density) - 1])
-
-
-def oracle_ties(xs: list[torch.Tensor]) -> torch.Tensor:
-    """TIES steps 2–3 entry by entry: elected sign of Σx (0 → majority sign), disjoint mean."""
-    total = sum(xs)
-    sign = torch.sign(total)
-    sign[sign == 0] = torch.sign(sign.sum())
-    out = torch.zeros_like(total)
-    for idx in np.ndindex(*total.shape):
-        agree = [float(x[idx]) for x in xs if (x[idx] > 0 if sign[idx] > 0 else x[idx] < 0)]
-        out[idx] = sum(agree) / max(len(agree), 1)
-    return out
-
-
-def oracle_rule(mi: ModuleInput, xs: list[torch.Tensor], rule: str, density: float, scale: float, seed: int):
-    """λ·rule(X_1 … X_n), each rule from its paper (TIES/DARE/TSV/Iso-C), written out densely."""
-    n = len(xs)
-    if rule == "ta":
-        merged = sum(xs)
-    elif rule == "ties":
-        merged = oracle_ties([oracle_trim(x, density) for x in xs])
-    elif rule == "dare_ties":  # the authors' draws (randint, then bernoulli) from tada's per-module generator
-        g = mi.seed_for(seed, "subspace-dare")
-        dropped = []
-        for x in xs:
-            # TaskMerger.randbin, literally: Bernoulli(density) on a randint tensor (scalar p)
-            keep_mask = torch.randint(2, tuple(x.shape), dtype=torch.float32, generator=g).bernoulli(density, generator=g)
-            dropped.append(x * keep_mask.double() / density)
-        merged = oracle_ties(dropped)
-    elif rule == "iso_c":
-        u, s, vh = torch.linalg.svd(sum(xs), full_matrices=False)
-        merged = u @ torch.diag(torch.full_like(s, float(s.mean()))) @ vh
-    else:  # tsv: top int(m/n) triplets of each X_i (zero where X_i has no such component)
-        m = min(xs[0].shape)
-        red = m // n
-        Us, Ss, Vs = [], [], []
-        for x in xs:
-            u, s, vh = torch.linalg.svd(x, full_matrices=False)
-            live = (s[:red] > ZERO * s[0]).double()
-            Us.append(u[:, :red] * live)
-            Ss.append(s[:red] * live)
-            Vs.append(vh[:red].T * live)
-        pad = m - red * n
-        Ucat = torch.cat([*Us, torch.zeros(xs[0].shape[0], pad, dtype=torch.float64)], dim=1)
-        Vcat = torch.cat([*Vs, torch.zeros(xs[0].shape[1], pad, dtype=torch.float64)], dim=1)
-        Scat = torch.cat([*Ss, torch.zeros(pad, dtype=torch.float64)])
-        pu = torch.linalg.svd(Ucat, full_matrices=False)
-        pv = torch.linalg.svd(Vcat, full_matrices=False)
-        merged = (pu[0] @ pu[2]) @ torch.diag(Scat) @ (pv[0] @ pv[2]).T
-    return scale * merged
-
-
 def oracle_knots(mi: ModuleInput, rule: str, density: float = 0.2, scale: float = 1.0, seed: int = 0):
-    """KnOTS: [ΔW_1 … ΔW_n] = U Σ [V_1ᵀ … V_nᵀ] by a dense SVD; rule on Σ V_iᵀ; ΔW = U · merged."""
-    ds = deltas(mi)
-    d_in = ds[0].shape[1]
-    U, S, Vh = torch.linalg.svd(torch.cat(ds, dim=1), full_matrices=False)
-    keep = S > ZERO * S[0]
-    U, S, Vh = U[:, keep], S[keep], Vh[keep]
-    sv = [S[:, None] * Vh[:, i * d_in:(i + 1) * d_in] for i in range(len(ds))]
-    return U @ oracle_rule(mi, sv, rule, density, scale, seed)
+    """KnOTS' dense oracle (tests/reference.py) on this module's c_i B_i A_i."""
+    return ref.knots_dense(deltas(mi), rule, density, scale, dare_generator(mi, rule, seed))
 
 
 def oracle_core(mi: ModuleInput, rule: str, density: float = 0.3, scale: float = 1.0, seed: int = 0):
-    """Core Space: U_ref, V_ref from dense SVDs of [c_1B_1 … c_nB_n] and [A_1; …; A_n];
-    M_i = U_refᵀ ΔW_i V_ref; ΔW = U_ref · rule(M) · V_refᵀ."""
-    Bs = [m.scaling * m.B.double() for m in mi.inputs]
-    As = [m.A.double() for m in mi.inputs]
-    U_ref = torch.linalg.svd(torch.cat(Bs, dim=1), full_matrices=False)[0]
-    V_ref = torch.linalg.svd(torch.cat(As, dim=0), full_matrices=False)[2].T
-    cores = [U_ref.T @ B @ A @ V_ref for A, B in zip(As, Bs)]
-    return U_ref @ oracle_rule(mi, cores, rule, density, scale, seed) @ V_ref.T
+    """Core Space's dense oracle (tests/reference.py) on this module's factors."""
+    return ref.core_space_dense([m.scaling * m.B.double() for m in mi.inputs], [m.A.double() for m in mi.inputs],
+                                rule, density, scale, dare_generator(mi, rule, seed))
+
+
+def dare_generator(mi: ModuleInput, rule: str, seed: int):
+    """The authors' draws come from tada's per-module generator (seed, module, "subspace-dare")."""
+    return ref.seeded_generator(seed, mi.name, "subspace-dare") if rule == "dare_ties" else None
+
+
+oracle_trim = ref.authors_trim_dense
 
 
 # --- (a) oracles -----------------------------------------------------------------------------------

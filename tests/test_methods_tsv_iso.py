@@ -23,6 +23,7 @@ from tada.lowrank import LoraModule
 from tada.methods import ModuleInput, get_method, make_params
 from tada.methods.tsv_iso import cts_split
 
+import reference as ref
 from conftest import SHAPES, dense_delta, merged_delta
 
 GOLDEN = Path(__file__).parent / "golden" / "subspace" / "tsv_iso.npz"
@@ -35,59 +36,8 @@ def rel(a: torch.Tensor, b: torch.Tensor) -> float:
 
 # ---- the dense oracles, from the papers' equations --------------------------------------------
 
-def svd_nz(W: torch.Tensor):
-    """Full dense SVD, components with σ > 1e-9·σ₁ only."""
-    U, S, Vh = torch.linalg.svd(W, full_matrices=False)
-    n = int((S > ZERO * S[0]).sum()) if S.numel() and S[0] > 0 else 0
-    return U[:, :n], S[:n], Vh[:n].T
-
-
-def polar_eig(M: torch.Tensor) -> torch.Tensor:
-    """Orthogonal polar factor M (MᵀM)^(-1/2) (M of full column rank)."""
-    lam, Q = torch.linalg.eigh(M.T @ M)
-    return M @ (Q @ torch.diag(lam.rsqrt()) @ Q.T)
-
-
-def tsv_dense(Ws, scale=1.0, keep=None):
-    """TSV-M (paper §5, Eq. for TSV-M): per task the top ⌊keep·min(d)⌋ singular triplets
-    (keep = 1/T), U = [U_1 … U_T], Σ = blockdiag, V = [V_1 … V_T]; U⊥, V⊥ by Procrustes; α U⊥ΣV⊥ᵀ."""
-    per = int(min(Ws[0].shape) * (keep if keep is not None else 1 / len(Ws)))
-    Us, Ss, Vs = [], [], []
-    for W in Ws:
-        U, S, V = svd_nz(W)
-        Us.append(U[:, :per])
-        Ss.append(S[:per])
-        Vs.append(V[:, :per])
-    U, S, V = torch.cat(Us, 1), torch.cat(Ss), torch.cat(Vs, 1)
-    return scale * polar_eig(U) @ torch.diag(S) @ polar_eig(V).T
-
-
-def iso_c_dense(Ws, scale=1.0, weights=None):
-    """Iso-C (paper Eq. 7–8): Σ_i w_i ΔW_i = UΣVᵀ, every non-zero σ replaced by their mean."""
-    weights = weights or [1.0] * len(Ws)
-    U, S, V = svd_nz(sum(w * W for w, W in zip(weights, Ws)))
-    return scale * float(S.mean()) * U @ V.T
-
-
-def iso_cts_dense(Ws, scale=1.0, fraction=0.8):
-    """Iso-CTS (paper §4.2, Algorithm 1): k = rank of the sum; common = top ⌊k·f⌋ (rounded so the
-    rest splits equally); each task: (I − U_c U_cᵀ)ΔW_i, its top k_ts/T triplets; concatenate,
-    orthogonalise U and V (polar), σ := mean, times α."""
-    T = len(Ws)
-    U, S, V = svd_nz(sum(Ws))
-    k = S.numel()
-    c = int(k * fraction)
-    c = k - round((k - c) / T) * T
-    per = (k - c) // T
-    Uc, Sc, Vc = U[:, :c], S[:c], V[:, :c]
-    Us, Ss, Vs = [], [], []
-    for W in Ws:
-        Ut, St, Vt = svd_nz(W - Uc @ Uc.T @ W)
-        Us.append(Ut[:, :per])
-        Ss.append(St[:per])
-        Vs.append(Vt[:, :per])
-    Uall, Sall, Vall = torch.cat([*Us, Uc], 1), torch.cat([*Ss, Sc]), torch.cat([*Vs, Vc], 1)
-    return scale * float(Sall.mean()) * polar_eig(Uall) @ polar_eig(Vall).T
+svd_nz, polar_eig, tsv_dense = ref.svd_nz, ref.polar_eig, ref.tsv_dense
+iso_c_dense, iso_cts_dense = ref.iso_c_dense, ref.iso_cts_dense
 
 
 # ---- inputs --------------------------------------------------------------------------------

@@ -191,13 +191,16 @@ def truncate_lowrank(lr: LowRank, rank: int) -> Truncation:
 
 def truncate_dense(delta: torch.Tensor, rank: int, *, solver: str = "exact",
                    generator: torch.Generator | None = None, oversample: int = 16,
-                   power_iters: int = 4) -> Truncation:
+                   power_iters: int = 4, start: torch.Tensor | None = None) -> Truncation:
     """Truncate a dense d_out×d_in ΔW (the entry-wise methods) to ``rank``.
 
     ``solver="exact"``: ``torch.linalg.svd`` in float64. ``solver="randomized"``:
     Halko–Martinsson–Tropp range finder with ``oversample`` extra columns and ``power_iters``
     power iterations (QR-orthonormalised), seeded by ``generator``, in ``delta``'s dtype when it
-    is float32 (the big products; the small (r+p)×d_in SVD runs in float64). The reported
+    is float32 (the big products; the small (r+p)×d_in SVD runs in float64). ``start`` (d_in×m,
+    optional): columns that span most of ΔW's dominant row space (the entry-wise methods pass the
+    inputs' A_iᵀ), used as the first columns of the test matrix, followed by ``oversample``
+    Gaussian ones; the range is then found with fewer power iterations. The reported
     ``rel_error`` is computed for the factors returned (‖ΔW − BA‖² = ‖ΔW‖² − ‖BA‖² because BA is
     an orthogonal projection of ΔW), so the error the user sees is the achieved one.
     """
@@ -206,7 +209,8 @@ def truncate_dense(delta: torch.Tensor, rank: int, *, solver: str = "exact",
     total = float(torch.linalg.vector_norm(delta if delta.dtype == torch.float32 else delta.to(torch.float64))) ** 2
     if total == 0.0:
         return Truncation(torch.zeros(d_out, rank, dtype=torch.float64), torch.zeros(rank, d_in, dtype=torch.float64), 0.0)
-    if solver == "exact" or rank + oversample >= min(d_out, d_in):
+    width = (rank if start is None else max(int(start.shape[1]), rank)) + oversample
+    if solver == "exact" or width >= min(d_out, d_in):
         U, S, Vh = torch.linalg.svd(delta.to(torch.float64), full_matrices=False)
         comps = _signed(U, S, Vh.T)
         return truncate(comps, rank)
@@ -214,7 +218,10 @@ def truncate_dense(delta: torch.Tensor, rank: int, *, solver: str = "exact",
         raise ValueError(f"unknown SVD solver {solver!r}")
     W = delta if delta.dtype == torch.float32 else delta.to(torch.float64)
     # the same random test matrix in either precision
-    omega = torch.randn(d_in, rank + oversample, dtype=torch.float64, generator=generator).to(W.dtype)
+    given = 0 if start is None else int(start.shape[1])
+    omega = torch.randn(d_in, width - given, dtype=torch.float64, generator=generator).to(W.dtype)
+    if start is not None:
+        omega = torch.cat([start.to(W.dtype), omega], dim=1)
     Y = W @ omega
     for _ in range(power_iters):
         Y, _ = torch.linalg.qr(Y)

@@ -12,7 +12,7 @@ from .._lazy import torch  # imported on first use (start-up: `tada methods`)
 from ..options import opt
 from .base import ModuleInput, ModuleResult, register
 from .dense import DenseParams, dense_dtype, dense_inputs, finish
-from .sparsify import dare_chunk_drop, dare_drop, ties_merge, weighted_sum
+from .sparsify import dare_chunk_drop, dare_drop, merge_entrywise, ties_merge, weighted_sum
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,15 @@ class DareLinearParams(DareParams):
     weights: tuple[float, ...] = opt((0.5, 0.5))
 
 
+def fused_drops(module: ModuleInput, params: DareParams) -> list | None:
+    """DARE's drop as one function per input for the fused chunk loop (the same draws as
+    ``dropped``), or None where the drop cannot be fused (float64 work, the L1 rescale, density 1)."""
+    if dense_dtype(module, params) != torch.float32 or params.rescale == "l1" or params.density >= 1.0:
+        return None
+    return [dare_chunk_drop(params.density, module.seed_for(params.seed, f"dare:{s}"), params.rescale == "density")
+            for s in module.sides]
+
+
 def dropped(module: ModuleInput, params: DareParams) -> list:
     return [dare_drop(d, params.density, module.seed_for(params.seed, f"dare:{s}"), params.rescale)
             for s, d in zip(module.sides, dense_inputs(module, params))]
@@ -37,6 +46,10 @@ def dropped(module: ModuleInput, params: DareParams) -> list:
           reference="Yu et al. 2024 (DARE) drops + a weighted sum; PEFT dare_linear")
 def dare_linear(module: ModuleInput, params: DareLinearParams) -> ModuleResult:
     """DARE drop/rescale of each ΔW, weighted sum, truncate to r."""
+    drops = fused_drops(module, params)
+    if drops is not None:  # fused: each chunk is dropped and summed while in cache
+        return finish(module, merge_entrywise(dense_inputs(module, params), list(params.weights), "sum",
+                                              prepare=drops), params)
     return finish(module, weighted_sum(dropped(module, params), list(params.weights)), params)
 
 
@@ -44,9 +57,7 @@ def dare_linear(module: ModuleInput, params: DareLinearParams) -> ModuleResult:
           reference="Yu et al. 2024 (DARE) drops + TIES merging; PEFT dare_ties, mergekit dare_ties")
 def dare_ties(module: ModuleInput, params: DareParams) -> ModuleResult:
     """DARE drop/rescale, TIES sign election and disjoint mean, truncate to r."""
-    if dense_dtype(module, params) == torch.float32 and params.rescale != "l1" and params.density < 1.0:
-        # fused: each chunk is dropped and merged while in cache (same draws as ``dropped``)
-        drops = [dare_chunk_drop(params.density, module.seed_for(params.seed, f"dare:{s}"), params.rescale == "density")
-                 for s in module.sides]
+    drops = fused_drops(module, params)
+    if drops is not None:  # fused: each chunk is dropped and merged while in cache (same draws as ``dropped``)
         return finish(module, ties_merge(dense_inputs(module, params), list(params.weights), drops), params)
     return finish(module, ties_merge(dropped(module, params), list(params.weights)), params)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from ..options import opt
 from .base import ModuleInput, ModuleResult, register
 from .dense import DenseParams, dense_inputs, finish
-from .sparsify import magnitude_trim, weighted_sum
+from .sparsify import merge_entrywise, trim_rule
 
 
 @dataclass(frozen=True)
@@ -18,5 +18,6 @@ class MagnitudePruneParams(DenseParams):
           reference="PEFT magnitude_prune")
 def magnitude_prune(module: ModuleInput, params: MagnitudePruneParams) -> ModuleResult:
     """Top-density trim of each ΔW, weighted sum (linear), truncate to r."""
-    trimmed = [magnitude_trim(d, params.density) for d in dense_inputs(module, params)]
-    return finish(module, weighted_sum(trimmed, list(params.weights)), params)
+    deltas = dense_inputs(module, params)
+    trims = [trim_rule(d, params.density) for d in deltas]  # then trim and sum in one fused pass
+    return finish(module, merge_entrywise(deltas, list(params.weights), "sum", trims=trims), params)

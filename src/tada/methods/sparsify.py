@@ -9,9 +9,15 @@ disjoint mean weighted by the agreeing entries' weights (mergekit's ``normalize=
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from .._lazy import torch  # imported on first use (start-up: `tada methods`)
 
 from ..errors import TadaError
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used (start-up: `tada methods` loads this module)
 
 
 def check_density(density: float) -> None:
@@ -21,8 +27,9 @@ def check_density(density: float) -> None:
 
 #: Entry-wise passes run over chunks of this many entries (a cache-sized working set): the
 #: large modules' several passes then stay in L2 instead of streaming 64 MB from memory each.
+#: DARE's float32 draws are made chunk by chunk, so they depend on this size.
 CHUNK = 1 << 16
-#: Above this many entries the k-th largest magnitude is found from a bracket (see ``kth_largest_abs``).
+#: Above this many entries the k-th largest magnitude is found from a bracket (see ``top_k_threshold``).
 BRACKET_MIN_NUMEL = 1 << 20
 _SAMPLE = 1 << 16
 
@@ -31,42 +38,99 @@ def _chunks(n: int):
     return ((s, min(s + CHUNK, n)) for s in range(0, n, CHUNK))
 
 
+def _array(t: torch.Tensor) -> np.ndarray:
+    """A numpy view of a contiguous CPU tensor (the chunk loops run in numpy: its comparisons and
+    masked products are several times faster than torch's bool kernels on this kind of CPU)."""
+    return t.detach().contiguous().numpy()
+
+
+@dataclass(frozen=True)
+class Threshold:
+    """The top-k rule of one flattened ΔW: keep |x| > ``value`` and, of the ``equal`` entries
+    with |x| == ``value``, the first ``k − above`` in index order (mergekit's stable sort)."""
+
+    value: float
+    above: int
+    equal: int
+    k: int
+
+    @property
+    def every_tie_kept(self) -> bool:
+        return self.above + self.equal == self.k
+
+
 def kth_largest_abs(values: torch.Tensor, k: int) -> torch.Tensor:
     """The k-th largest |entry| of a 1-D tensor, exactly (0-dim tensor): see :func:`top_k_threshold`."""
     return top_k_threshold(values, k)[0]
 
 
 def top_k_threshold(values: torch.Tensor, k: int) -> tuple[torch.Tensor, int]:
-    """The k-th largest |entry| of a 1-D tensor, exactly, and how many entries lie strictly above it.
+    """The k-th largest |entry| of a 1-D tensor, exactly, and how many entries lie strictly above it."""
+    t = threshold_rule(values, k)
+    return torch.tensor(t.value, dtype=values.dtype), t.above
+
+
+def threshold_rule(values: torch.Tensor, k: int) -> Threshold:
+    """The exact top-k rule of a 1-D tensor (:class:`Threshold`).
 
     Large inputs: a fixed-seed sample of 65,536 entries brackets the answer, one chunked pass
     counts the entries above the bracket and gathers those inside it, and ``kthvalue`` runs on
     those few; if the bracket misses (possible, never seen), the full ``kthvalue`` runs. The
     threshold is always ``torch.kthvalue(values.abs(), n - k + 1)``.
     """
+    import numpy as np
+
     n = values.numel()
-    if n < BRACKET_MIN_NUMEL:
-        mag = values.abs()
-        threshold = torch.kthvalue(mag, n - k + 1).values
-        return threshold, int((mag > threshold).sum())
-    idx = torch.randint(n, (_SAMPLE,), generator=torch.Generator().manual_seed(0))
-    sample = values[idx].abs().sort().values
-    q = 1.0 - k / n  # the answer's quantile
-    margin = 6.0 * (q * (1.0 - q) / _SAMPLE) ** 0.5 + 2.0 / _SAMPLE
-    lo = sample[max(0, int((q - margin) * _SAMPLE))]
-    hi = sample[min(_SAMPLE - 1, int((q + margin) * _SAMPLE) + 1)]
-    above, inside = 0, []
-    for a, b in _chunks(n):
-        mag = values[a:b].abs()
-        above += int((mag > hi).sum())
-        inside.append(mag[(mag >= lo) & (mag <= hi)])
-    pool = torch.cat(inside)
-    if above < k <= above + pool.numel():
-        threshold = torch.kthvalue(pool, pool.numel() - (k - above) + 1).values
-        return threshold, above + int((pool > threshold).sum())
+    if n >= BRACKET_MIN_NUMEL:
+        idx = torch.randint(n, (_SAMPLE,), generator=torch.Generator().manual_seed(0))
+        sample = values[idx].abs().sort().values
+        q = 1.0 - k / n  # the answer's quantile
+        margin = 6.0 * (q * (1.0 - q) / _SAMPLE) ** 0.5 + 2.0 / _SAMPLE
+        lo = sample[max(0, int((q - margin) * _SAMPLE))].item()
+        hi = sample[min(_SAMPLE - 1, int((q + margin) * _SAMPLE) + 1)].item()
+        x = _array(values)
+        above, inside = 0, []
+        for a, b in _chunks(n):
+            mag = np.abs(x[a:b])
+            above += int(np.count_nonzero(mag > hi))
+            sel = mag >= lo
+            sel &= mag <= hi
+            inside.append(mag[sel])
+        pool = torch.from_numpy(np.concatenate(inside))
+        if above < k <= above + pool.numel():
+            threshold = torch.kthvalue(pool, pool.numel() - (k - above) + 1).values
+            return Threshold(threshold.item(), above + int((pool > threshold).sum()), int((pool == threshold).sum()), k)
     mag = values.abs()
     threshold = torch.kthvalue(mag, n - k + 1).values
-    return threshold, int((mag > threshold).sum())
+    return Threshold(threshold.item(), int((mag > threshold).sum()), int((mag == threshold).sum()), k)
+
+
+class _Keep:
+    """The keep mask of one trim, chunk by chunk in index order (ties at the threshold kept first-come)."""
+
+    def __init__(self, rule: Threshold):
+        self.rule = rule
+        self.ties_left = rule.k - rule.above
+
+    def __call__(self, part: np.ndarray) -> np.ndarray:
+        import numpy as np
+
+        mag = np.abs(part)
+        if self.rule.every_tie_kept:
+            return mag >= self.rule.value
+        keep = mag > self.rule.value
+        if self.ties_left > 0:
+            tied = np.flatnonzero(mag == self.rule.value)[: self.ties_left]
+            keep[tied] = True
+            self.ties_left -= tied.size
+        return keep
+
+
+def trim_rule(delta: torch.Tensor, density: float) -> Threshold | None:
+    """The top-density rule of one ΔW, k = max(1, int(density·numel)); None when density ≥ 1."""
+    if density >= 1.0:
+        return None
+    return threshold_rule(delta.reshape(-1), max(1, int(density * delta.numel())))
 
 
 def magnitude_trim(delta: torch.Tensor, density: float) -> torch.Tensor:
@@ -74,31 +138,26 @@ def magnitude_trim(delta: torch.Tensor, density: float) -> torch.Tensor:
 
     Entries equal to the k-th largest magnitude are kept in index order until k are kept.
     """
-    if density >= 1.0:
+    import numpy as np
+
+    rule = trim_rule(delta, density)
+    if rule is None:
         return delta.clone()
-    flat = delta.reshape(-1)
-    k = max(1, int(density * flat.numel()))
-    threshold, above = top_k_threshold(flat, k)
-    out = torch.empty_like(flat)
-    ties_left = k - above
-    for a, b in _chunks(flat.numel()):
-        part = flat[a:b]
-        mag = part.abs()
-        keep = mag > threshold
-        if ties_left > 0:
-            tied = (mag == threshold).nonzero().flatten()[:ties_left]
-            keep[tied] = True
-            ties_left -= tied.numel()
-        out[a:b] = part.where(keep, 0.0)
-    return out.reshape(delta.shape)
+    flat = _array(delta.reshape(-1))
+    out = np.empty_like(flat)
+    keep = _Keep(rule)
+    for a, b in _chunks(flat.size):
+        np.multiply(flat[a:b], keep(flat[a:b]), out=out[a:b])
+    return torch.from_numpy(out).reshape(delta.shape)
 
 
 def dare_chunk_drop(density: float, generator: torch.Generator, rescale: bool):
     """DARE on consecutive float32 chunks of one flattened ΔW: each call draws the chunk's float32
     uniforms from ``generator`` (so a ΔW's draws depend only on the chunk size), drops, and
-    optionally rescales by 1/density. Shared by ``dare_drop`` and the fused ``ties_merge``."""
+    optionally rescales by 1/density. Shared by ``dare_drop`` and the fused ``merge_entrywise``."""
     def drop(part: torch.Tensor) -> torch.Tensor:
-        kept = part.where(torch.rand(part.numel(), generator=generator) < density, 0.0)
+        keep = _array(torch.rand(part.numel(), generator=generator)) < density
+        kept = torch.from_numpy(_array(part) * keep)
         return kept.div_(density) if rescale else kept
 
     return drop
@@ -138,37 +197,55 @@ def dare_drop(delta: torch.Tensor, density: float, generator: torch.Generator,
 
 
 def ties_merge(deltas: list[torch.Tensor], weights: list[float], prepare: list | None = None) -> torch.Tensor:
-    """Sign election + disjoint mean (TIES steps 2–3).
+    """Sign election + disjoint mean (TIES steps 2–3) of already trimmed (or dropped) deltas:
+    :func:`merge_entrywise` with ``rule="ties"``."""
+    return merge_entrywise(deltas, weights, "ties", prepare=prepare)
 
-    sign = sign(Σ_i w_i δ_i) (0 counts as +); an entry of adapter i takes part when
-    sign(w_i δ_i) equals it; result = Σ w_i δ_i [agree] / Σ w_i [agree] (divisor 0 → 1).
-    Computed chunk by chunk (see ``CHUNK``), never stacking the deltas. ``prepare``: one function
-    per delta applied to each of its chunks first (DARE's drop, fused: ``dare_chunk_drop``).
+
+def merge_entrywise(deltas: list[torch.Tensor], weights: list[float], rule: str, *,
+                    trims: list[Threshold | None] | None = None, prepare: list | None = None) -> torch.Tensor:
+    """One fused chunked pass over the deltas: optional per-delta preparation (``prepare``: DARE's
+    drop, ``dare_chunk_drop``) or top-k trim (``trims``: :func:`trim_rule`), then the merge.
+
+    ``rule="sum"``: Σ w_i δ_i. ``rule="ties"``: sign = sign(Σ_i w_i δ_i) (0 counts as +); an
+    entry of adapter i takes part when sign(w_i δ_i) equals it; result = Σ w_i δ_i [agree] /
+    Σ w_i [agree] (divisor 0 → 1). Every chunk (see ``CHUNK``) is trimmed/dropped and merged while
+    in cache; the deltas are never stacked. Products with 0/1 masks replace ``where``: the values
+    are the same (a dropped entry may be −0.0 instead of +0.0).
     """
+    import numpy as np
+
     flats = [d.reshape(-1) for d in deltas]
-    ws = [float(w) for w in weights]
-    out = torch.empty_like(flats[0])
-    for a, b in _chunks(out.numel()):
-        parts = [f[a:b] for f in flats] if prepare is None else [fn(f[a:b]) for fn, f in zip(prepare, flats)]
-        weighted = [p if w == 1.0 else p * w for p, w in zip(parts, ws)]
-        total = weighted[0].clone()
-        for wd in weighted[1:]:
+    arrays = [_array(f) for f in flats]
+    dtype = arrays[0].dtype.type
+    ws = [dtype(w) for w in weights]
+    keeps = [None if t is None else _Keep(t) for t in (trims or [None] * len(flats))]
+    out = np.empty_like(arrays[0])
+    for a, b in _chunks(out.size):
+        parts = ([x[a:b] for x in arrays] if prepare is None
+                 else [_array(fn(f[a:b])) for fn, f in zip(prepare, flats)])
+        parts = [p if k is None else p * k(p) for p, k in zip(parts, keeps)]
+        weighted = [p if w == 1 else p * w for p, w in zip(parts, ws)]
+        total = weighted[0] + weighted[1] if len(weighted) > 1 else weighted[0].copy()
+        for wd in weighted[2:]:
             total += wd
-        sign = torch.where(total >= 0, 1.0, -1.0).to(total.dtype)
-        numerator = torch.zeros_like(total)
-        divisor = torch.zeros_like(total)
+        if rule == "sum":
+            out[a:b] = total
+            continue
+        negative = total < 0  # the elected sign is − here, + elsewhere (0 counts as +)
+        numerators, divisors = [], []
         for wd, w in zip(weighted, ws):
-            agree = wd * sign > 0  # sign(w_i δ_i) equals the elected sign (zeros never agree)
-            numerator += wd.where(agree, 0.0)
-            divisor.add_(agree, alpha=w)
-        divisor.masked_fill_(divisor == 0, 1.0)
-        torch.div(numerator, divisor, out=out[a:b])
-    return out.reshape(deltas[0].shape)
+            agree = (wd > 0) ^ negative  # sign(w_i δ_i) is the elected one …
+            agree &= wd != 0  # … and zeros never agree
+            numerators.append(wd * agree)
+            divisors.append(w * agree)
+        numerator: np.ndarray = sum(numerators[1:], numerators[0])
+        divisor: np.ndarray = sum(divisors[1:], divisors[0])
+        divisor += divisor == 0
+        np.divide(numerator, divisor, out=out[a:b])
+    return torch.from_numpy(out).reshape(deltas[0].shape)
 
 
 def weighted_sum(deltas: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
-    """Σ w_i δ_i (two passes per delta, one output buffer)."""
-    out = deltas[0] * float(weights[0])
-    for d, w in zip(deltas[1:], weights[1:]):
-        out.add_(d, alpha=float(w))
-    return out
+    """Σ w_i δ_i in one chunked pass (:func:`merge_entrywise` with ``rule="sum"``)."""
+    return merge_entrywise(deltas, weights, "sum")

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from .base import ModuleInput, ModuleResult, register
 from .dense import DenseParams, dense_inputs, finish
-from .sparsify import magnitude_trim, ties_merge
+from .sparsify import merge_entrywise, trim_rule
 
 
 @dataclass(frozen=True)
@@ -14,9 +14,11 @@ class TiesParams(DenseParams):
 
 
 def ties_dense(module: ModuleInput, params: DenseParams):
-    """The TIES-merged dense ΔW of one module, before truncation (equals mergekit's ``ties``)."""
-    trimmed = [magnitude_trim(d, params.density) for d in dense_inputs(module, params)]
-    return ties_merge(trimmed, list(params.weights))
+    """The TIES-merged dense ΔW of one module, before truncation (equals mergekit's ``ties``): each
+    ΔW's exact top-k threshold first, then trim, sign election and disjoint mean in one fused pass."""
+    deltas = dense_inputs(module, params)
+    trims = [trim_rule(d, params.density) for d in deltas]
+    return merge_entrywise(deltas, list(params.weights), "ties", trims=trims)
 
 
 @register("ties", TiesParams, label="TIES", row=3, sweeps=("density",),
