@@ -237,6 +237,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--in-process", action="store_true", help="no child processes (tests; RSS not isolated)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     ap.add_argument("--work", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help="keep the adapters and merges in this folder (default: a temporary one, removed)")
     args = ap.parse_args(argv)
 
     if args.worker:  # child process: one side, one method
@@ -246,6 +247,9 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(out))
         return out
 
+    if args.out:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+        return compare(Path(args.out), args)
     work = Path(tempfile.mkdtemp(prefix="tada-vs-peft-"))
     try:
         return compare(work, args)

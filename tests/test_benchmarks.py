@@ -161,7 +161,7 @@ def test_the_suite_uses_its_own_cache(private_cache):
     assert cache_dir().is_relative_to(private_cache)
 
 
-def test_vs_peft_tiny(monkeypatch):
+def test_vs_peft_tiny(monkeypatch, tmp_path):
     import tada
 
     from conftest import merged_delta
@@ -177,7 +177,8 @@ def test_vs_peft_tiny(monkeypatch):
         return res
 
     monkeypatch.setattr(tada, "merge", recording_merge)
-    result = load("vs_peft").main(["--layers", "2", "--peft-layers", "1", "--dim", "64", "--rank", "4", "--in-process"])
+    result = load("vs_peft").main(["--layers", "2", "--peft-layers", "1", "--dim", "64", "--rank", "4", "--in-process",
+                                   "--out", str(tmp_path)])
     rows = {r["ours"]: r for r in result["rows"]}
     assert set(rows) == {"tada", "svd", "task_arithmetic", "cat", "linear", "ties", "dare_linear", "dare_ties",
                          "magnitude_prune", *SUBSPACE}

@@ -147,7 +147,7 @@ def test_params_choices_and_bounds_are_declared():
     assert make_params(get_method("knots"), {}).rule == "ties" and make_params(get_method("core_space"), {}).rule == "tsv"
     with pytest.raises(TadaError, match="density must be"):
         make_params(get_method("core_space"), {"density": 0.0})
-    assert get_method("knots").row is None and get_method("core_space").row is None
+    assert get_method("knots").row == 9 and get_method("core_space").row == 10  # in the default bench grid
     assert not get_method("knots").exact and not get_method("core_space").exact
 
 
