@@ -73,7 +73,7 @@ def test_merge_options_are_the_documented_flags_yaml_keys_and_keywords():
     assert {"task", "domain", "method", "params", "config"} <= set(signature)
     assert METHOD_FLAGS_BY_HAND <= flags
     # nothing undocumented: every generated merge flag is one of the lists above
-    extra = {"--config", "--task", "--domain", "--method", "--no-cache", "--param", "--summary", "--json", "--quiet",
+    extra = {"--config", "--task", "--domain", "--method", "--no-cache", "--param", "--summary", "--json", "--quiet", "--gguf",
              "--help"}
     assert flags - set(MERGE_OPTIONS_BY_HAND.values()) - METHOD_FLAGS_BY_HAND - extra <= {
         o.flag for spec in REGISTRY.values() for o in options_of(spec.params)}
