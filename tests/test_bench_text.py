@@ -149,6 +149,14 @@ def test_density_picked_on_validation_before_testing_and_results_document(cfg, t
                    "McNemar", "Per-layer α", "![per-layer α]"):
         assert needed in text, needed
     assert "](img/alpha-toy.png)" in text  # a link relative to the document
+    # every paired cell carries its Holm-adjusted p over the page's whole family of tests
+    import re
+
+    cells = re.findall(r"\(p=([0-9.e-]+), Holm ([0-9.e-]+)\)", text)
+    assert cells and all(float(h) >= float(p) for p, h in cells)
+    from tada.eval.stats import holm
+
+    assert sorted(float(h) for _, h in cells) == pytest.approx(sorted(holm([float(p) for p, _ in cells])), rel=0.1)
     assert (tmp_path / "doc" / "img" / "alpha-toy.png").is_file()
     # prose around the generated block survives a re-run
     path.write_text("# Mine\n\nintro\n\n" + text[text.index(BEGIN):] + "\ndiscussion stays\n")

@@ -245,3 +245,11 @@ def test_cli_eval_scoring_format(capsys, tmp_path, tiny_base):
     code, _, err = cli("eval", "--base", tiny_base, "--dataset", plain, "--scoring", "format")
     lines = [line for line in err.splitlines() if line.startswith("error:")]
     assert code == 2 and len(lines) == 1 and "declares no answer format" in lines[0], err
+
+
+def test_holm_adjusts_a_family_of_p_values():
+    """Holm–Bonferroni by hand: sorted 0.005·4, 0.01·3, 0.03·2, 0.04·1 → 0.02, 0.03, 0.06, max(0.04, 0.06)."""
+    from tada.eval.stats import holm
+
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, 0.9]) == [1.0, 1.0] and holm([]) == []

@@ -32,7 +32,7 @@ from ..report.summary import filter_line
 from ..eval.leakage import Corpus, find_leaks, training_texts
 from ..eval.lm import mean_loss, read_lines
 from .text import Bench, BenchConfig, grid
-from ..eval.stats import paired
+from ..eval.stats import holm, paired
 from .tables import build_rows, format_rows, to_markdown
 
 
@@ -93,34 +93,52 @@ def _correct(bench: Bench, run_key: str, dataset: str, scoring: str, field: str 
     return {p["id"]: bool(p[field]) for p in preds}
 
 
-def paired_rows(bench: Bench, picked: dict[str, float], scoring: str, field: str = "correct") -> list[str]:
-    """Markdown rows: TaDA minus each other row, per dataset, with the McNemar p-value (for DARE
-    rows: the seed whose p is largest, i.e. the least favourable to a claimed difference).
-    ``field``: the per-question outcome compared (``correct``; ``format_ok`` for compliance;
-    ``joint`` for both at once)."""
+def paired_cells(bench: Bench, picked: dict[str, float], scoring: str,
+                 field: str = "correct") -> list[tuple[str, list[tuple[float, float] | None]]]:
+    """TaDA minus each other row, per dataset: ``(row label, [(difference, McNemar p) or None per
+    dataset])`` (for DARE rows: the mean difference over seeds and the largest p, i.e. the least
+    favourable to a claimed difference). ``field``: the per-question outcome compared (``correct``;
+    ``format_ok`` for compliance; ``joint`` for both at once)."""
     runs = grid(bench.cfg, picked or None)
     by_group: dict[str, list[str]] = {}
     for r in runs:
         by_group.setdefault(r.group, []).append(r.key)
     if "tada" not in by_group:
         return []
-    lines = []
+    rows = []
     for group, keys in by_group.items():
         if group == "tada":
             continue
-        cells = []
+        cells: list[tuple[float, float] | None] = []
         for d in bench.cfg.datasets:
             ours = _correct(bench, "tada", d, scoring, field)
             comps = [paired(ours, theirs) for k in keys
                      if ours and (theirs := _correct(bench, k, d, scoring, field))]
-            if not comps:
-                cells.append("–")
+            cells.append((statistics.fmean(c.diff for c in comps), max(c.p for c in comps)) if comps else None)
+        rows.append((row_label(group), cells))
+    return rows
+
+
+def holm_adjusted(tables: list[list[tuple[str, list[tuple[float, float] | None]]]]) -> list[list[list[float | None]]]:
+    """Holm-adjusted p-values for every cell of a page's paired tables, taken as one family."""
+    flat = [cell[1] for table in tables for _, cells in table for cell in cells if cell is not None]
+    adjusted = iter(holm(flat))
+    return [[[next(adjusted) if cell is not None else None for cell in cells] for _, cells in table]
+            for table in tables]
+
+
+def paired_lines(table: list[tuple[str, list[tuple[float, float] | None]]], adjusted: list[list[float | None]]) -> list[str]:
+    """Markdown rows of one paired table: difference, raw p and Holm p (``*``: Holm p < 0.05)."""
+    lines = []
+    for (label, cells), holm_ps in zip(table, adjusted):
+        text = []
+        for cell, h in zip(cells, holm_ps):
+            if cell is None or h is None:
+                text.append("–")
                 continue
-            worst = max(comps, key=lambda c: c.p)
-            diff = statistics.fmean(c.diff for c in comps)
-            mark = "*" if worst.p < 0.05 else ""
-            cells.append(f"{diff:+.3f} (p={worst.p:.2g}){mark}")
-        lines.append("| " + " | ".join([row_label(group), *cells]) + " |")
+            diff, p = cell
+            text.append(f"{diff:+.3f} (p={p:.2g}, Holm {h:.2g}){'*' if h < 0.05 else ''}")
+        lines.append("| " + " | ".join([label, *text]) + " |")
     return lines
 
 
@@ -202,6 +220,7 @@ def generated_block(bench: Bench, records: list[dict], results: dict, *, command
                 accs = [r["accuracy"] for r in sel if r["group"] == m and r["params"].get("density") == d]
                 row.append(f"{statistics.fmean(accs):.3f}" if accs else "–")
             out.append(f"| {row_label(m)} | " + " | ".join(row) + f" | {d_best} |")
+    paired_tables: list[tuple[int, str, str, list]] = []
     for scoring in cfg.scoring:
         if scoring == "format":
             head, _, columns = format_rows(recs, names, cfg.methods, picked=picked)
@@ -214,11 +233,18 @@ def generated_block(bench: Bench, records: list[dict], results: dict, *, command
         if scoring == "format":
             outcomes += [("format_ok", "format compliance"), ("joint", "joint score (in format and correct)")]
         for field, what in outcomes:
-            lines = paired_rows(bench, picked, scoring, field)
-            if lines:
-                out += ["", f"TaDA minus each row, question by question ({scoring}): {what} difference and the "
-                        "exact McNemar p-value (DARE: mean difference over seeds, largest p). `*`: p < 0.05.", "",
-                        "| vs | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|", *lines]
+            table = paired_cells(bench, picked, scoring, field)
+            if table:
+                paired_tables.append((len(out), scoring, what, table))
+                out.append("")  # replaced below, once the page's whole family of tests is known
+    family = holm_adjusted([t for *_, t in paired_tables])
+    for (at, scoring, what, table), adjusted in reversed(list(zip(paired_tables, family))):
+        out[at:at + 1] = ["", f"TaDA minus each row, question by question ({scoring}): {what} difference, the exact "
+                          "McNemar p-value (DARE: mean difference over seeds, largest p) and the Holm-adjusted p over "
+                          f"every paired test on this page ({sum(v is not None for t in family for c in t for v in c)} tests). "
+                          "`*`: Holm p < 0.05.", "",
+                          "| vs | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|",
+                          *paired_lines(table, adjusted)]
     alpha = alpha_section(bench, Path(cfg.report).parent / "img" / f"alpha-{cfg.name}.png" if cfg.report else None)
     if alpha:
         out += ["", "### Per-layer α of the TaDA merge (Fig. 2)", "", *alpha]

@@ -42,6 +42,20 @@ def paired(first: Mapping[Any, bool], second: Mapping[Any, bool]) -> Paired:
     return Paired(n, b, c, (b - c) / n if n else 0.0, mcnemar_exact(b, c))
 
 
+def holm(pvalues: list[float]) -> list[float]:
+    """Holm–Bonferroni adjusted p-values, in the order given: the i-th smallest of m is multiplied
+    by (m − i + 1), made monotone (never below the previous adjusted value) and capped at 1. A
+    family's claims at level a are the tests whose adjusted p < a (strong family-wise control)."""
+    m = len(pvalues)
+    order = sorted(range(m), key=lambda i: pvalues[i])
+    out = [1.0] * m
+    running = 0.0
+    for rank, i in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * pvalues[i]))
+        out[i] = running
+    return out
+
+
 #: The per-question measures of a prediction record that a paired test can compare: ``correct``
 #: (content / accuracy), ``format_ok`` (format compliance), ``joint`` (both at once).
 MEASURES = ("correct", "format_ok", "joint")
