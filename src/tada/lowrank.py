@@ -107,6 +107,23 @@ def thin_svd(lr: LowRank) -> Components:
     return _signed(Qp @ Us, S, Qq @ Vhs.T)
 
 
+def svd_in_bases(U: torch.Tensor, M: torch.Tensor, V: torch.Tensor | None = None) -> Components:
+    """The SVD of U·M·Vᵀ when U (d_out×k) and V (d_in×m) have orthonormal columns (V None: M is
+    already k×d_in): only the small M (k×m) is decomposed, U·M·Vᵀ = (U U_M) Σ (V V_M)ᵀ — no QR of
+    the big factors. Zero components dropped and signs fixed as :func:`thin_svd`."""
+    U, M = U.to(torch.float64), M.to(torch.float64)
+    d_in = V.shape[0] if V is not None else M.shape[1]
+    if M.numel() == 0:
+        return _empty(U.shape[0], d_in)
+    if V is None and M.shape[1] > 2 * M.shape[0]:  # wide M: QR of Mᵀ, then an SVD of the small R
+        Qm, Rm = torch.linalg.qr(M.T)
+        Um, S, Vrh = torch.linalg.svd(Rm.T, full_matrices=False)
+        return _signed(U @ Um, S, Qm @ Vrh.T)
+    Um, S, Vh = torch.linalg.svd(M, full_matrices=False)
+    right = Vh.T if V is None else V.to(torch.float64) @ Vh.T
+    return _signed(U @ Um, S, right)
+
+
 def _empty(d_out: int, d_in: int) -> Components:
     return Components(torch.zeros(d_out, 0, dtype=torch.float64), torch.zeros(0, dtype=torch.float64),
                       torch.zeros(d_in, 0, dtype=torch.float64))

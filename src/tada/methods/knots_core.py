@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from .._lazy import torch  # imported on first use (start-up: `tada methods`)
 
-from ..lowrank import ZERO_TOL, LowRank, thin_svd, truncate
+from ..lowrank import ZERO_TOL, LowRank, svd_in_bases, truncate
 from ..options import opt
 from .base import ModuleInput, ModuleResult, register
 
@@ -49,8 +49,11 @@ def authors_trim(x: torch.Tensor, density: float) -> torch.Tensor:
     n = flat.numel()
     if n <= 1:
         return x.clone()
+    import numpy as np  # where used (start-up): np.partition finds the same order statistic ~6x faster
+
     mag = flat.abs()
-    kth = torch.kthvalue(mag, n - int(n * density)).values
+    k = n - int(n * density)
+    kth = float(np.partition(mag.numpy(), k - 1)[k - 1])  # torch.kthvalue(mag, k), exactly
     return (flat * (mag >= kth)).reshape(x.shape)
 
 
@@ -81,9 +84,10 @@ def _stack_factors(module: ModuleInput) -> tuple[list[LowRank], list[int]]:
     return parts, [p.P.shape[1] for p in parts]
 
 
-def _result(B: torch.Tensor, A: torch.Tensor, info: dict) -> ModuleResult:
-    """ΔW = B·A returned with its natural rank (at least 1, zero-padded), balanced factors."""
-    comps = thin_svd(LowRank(B, A.T))
+def _result(U: torch.Tensor, M: torch.Tensor, V: torch.Tensor | None, info: dict) -> ModuleResult:
+    """ΔW = U·M·Vᵀ (U, V orthonormal columns; V None: ΔW = U·M) returned with its natural rank (at
+    least 1, zero-padded), balanced factors; only the small M is decomposed (:func:`svd_in_bases`)."""
+    comps = svd_in_bases(U, M, V)
     tr = truncate(comps, max(comps.k, 1))
     return ModuleResult(tr.B, tr.A, {**info, "rank": comps.k})
 
@@ -193,9 +197,9 @@ def knots(module: ModuleInput, params: KnotsParams) -> ModuleResult:
     is not truncated to ``module.rank`` (the paper reconstructs U Σ V_mergedᵀ in full)."""
     U, blocks = knots_components(module)
     if U.shape[1] == 0:
-        return _result(U, torch.zeros(0, module.shape[1], dtype=torch.float64), {"rule": params.rule, "k": 0})
+        return _result(U, torch.zeros(0, module.shape[1], dtype=torch.float64), None, {"rule": params.rule, "k": 0})
     merged = subspace_rule(blocks, params.rule, params.density, params.scale, _generator(module, params))
-    return _result(U, merged, {"rule": params.rule, "k": int(U.shape[1])})
+    return _result(U, merged, None, {"rule": params.rule, "k": int(U.shape[1])})
 
 
 # --- Core Space ----------------------------------------------------------------------------------
@@ -276,4 +280,4 @@ def core_space_merge(module: ModuleInput, params: CoreSpaceParams) -> ModuleResu
     paper reconstructs the full U_ref M V_refᵀ)."""
     U_ref, V_ref, cores = core_space(module)
     merged = subspace_rule(cores, params.rule, params.density, params.scale, _generator(module, params))
-    return _result(U_ref @ merged, V_ref.T, {"rule": params.rule, "core": list(merged.shape)})
+    return _result(U_ref, merged, V_ref, {"rule": params.rule, "core": list(merged.shape)})
