@@ -78,3 +78,24 @@ def test_randomized_dense_truncation_reports_exact_error():
     achieved = float((W - rnd.B @ rnd.A).norm() / W.norm())
     assert abs(rnd.rel_error - achieved) <= 1e-10
     assert exact.rel_error <= rnd.rel_error <= exact.rel_error * 1.01
+
+
+@pytest.mark.parametrize("wide", [True, False])
+def test_svd_in_bases_is_the_svd_of_the_product(wide):
+    """U·M·Vᵀ with orthonormal U, V: decomposing only M gives the product's SVD (same ΔW, same
+    singular values as the dense SVD), also when V is None and M is wide (the QR route)."""
+    from tada.lowrank import svd_in_bases
+
+    g = torch.Generator().manual_seed(3)
+    U = torch.linalg.qr(torch.randn(40, 6, generator=g, dtype=torch.float64))[0]
+    if wide:
+        M, V = torch.randn(6, 30, generator=g, dtype=torch.float64), None
+        dense = U @ M
+    else:
+        M = torch.randn(6, 5, generator=g, dtype=torch.float64)
+        V = torch.linalg.qr(torch.randn(30, 5, generator=g, dtype=torch.float64))[0]
+        dense = U @ M @ V.T
+    c = svd_in_bases(U, M, V)
+    assert torch.allclose((c.U * c.S) @ c.V.T, dense, atol=1e-12)
+    assert torch.allclose(c.S, torch.linalg.svdvals(dense)[: c.k], atol=1e-12)
+    assert torch.allclose(c.U.T @ c.U, torch.eye(c.k, dtype=torch.float64), atol=1e-12)
