@@ -1,6 +1,7 @@
 """The low-rank route against dense float64 references (SPEC §3): exact to rounding."""
 from __future__ import annotations
 
+import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
