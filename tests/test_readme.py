@@ -34,16 +34,21 @@ def copy_examples(to: Path) -> dict[str, str]:
             "TADA_CACHE": str(to / "cache")}
 
 
+def use_block() -> str:
+    """The README's "Use" block: the bash block that starts in its own work folder."""
+    return next(b for b in blocks("bash") if b.startswith("mkdir -p work"))
+
+
 def test_the_bash_block_uses_only_shipped_files():
     """Every examples/ path the Use block names exists (the slow test runs it)."""
-    block = blocks("bash")[1]
+    block = use_block()
     for path in re.findall(r"\$ex/(\S+)", block):
         assert (ROOT / "examples" / path).exists(), path
 
 
 def test_the_use_block_writes_under_one_ignored_folder():
     """The Use block starts in `work/`, which .gitignore covers, and reads the examples from there."""
-    block = blocks("bash")[1]
+    block = use_block()
     assert block.startswith("mkdir -p work && cd work && ex=../examples")
     assert "/work/" in (ROOT / ".gitignore").read_text().splitlines()
     assert "cd " not in block.split("\n", 1)[1]
@@ -53,7 +58,7 @@ def test_the_use_block_writes_under_one_ignored_folder():
 def test_the_use_block_runs_as_written(tmp_path):
     """README's `Use` bash block, every line, offline, from a copy of the repository."""
     env = copy_examples(tmp_path)
-    block = blocks("bash")[1]
+    block = use_block()
     run = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, capture_output=True,
                          text=True, timeout=1800, env=env)
     assert run.returncode == 0, (run.stdout[-2000:], run.stderr[-3000:])
@@ -103,7 +108,8 @@ def test_the_lm_eval_command_agrees_with_tada_eval(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     config = json.loads((work / "smollm2-hf" / "config.json").read_text())
     assert "quantization_config" not in config  # lm-eval's hf model raised a ValueError on it
-    (command,) = [line for line in blocks("bash")[2].splitlines() if line.startswith("lm_eval ")]
+    lm_block = next(b for b in blocks("bash") if "\nlm_eval " in "\n" + b)
+    (command,) = [line for line in lm_block.splitlines() if line.startswith("lm_eval ")]
     args = command.split()[1:] + ["--log_samples", "--output_path", "lm-out"]
     run = subprocess.run(runner + args, cwd=work, capture_output=True, text=True, timeout=1800, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
