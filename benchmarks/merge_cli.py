@@ -24,10 +24,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -36,7 +34,7 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from merge_speed import build  # noqa: E402  (the same Llama-2-7B-shaped pair)
+from merge_speed import build, work_folder  # noqa: E402  (the same Llama-2-7B-shaped pair)
 
 PEFT_SCRIPT = """
 import json, sys, time
@@ -78,11 +76,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--rank", type=int, default=16)
     ap.add_argument("--repeat", type=int, default=3, help="best of N processes")
     args = ap.parse_args(argv)
-    tmp = Path(tempfile.mkdtemp(prefix="tada-merge-cli-"))
-    try:
+    with work_folder(None, "tada-merge-cli-") as tmp:
         return run(args, tmp)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def run(args: argparse.Namespace, tmp: Path) -> dict:

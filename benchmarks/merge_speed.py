@@ -23,6 +23,8 @@ import sys
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -87,11 +89,21 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--methods", default=",".join(EXACT + SUBSPACE + DENSE), help="comma-separated rows to run")
     ap.add_argument("--out", help="keep the adapters and merges in this folder (default: a temporary one, removed)")
     args = ap.parse_args(argv)
-    if args.out:
-        return run(args, Path(args.out))
-    tmp = Path(tempfile.mkdtemp(prefix="tada-bench-"))
+    with work_folder(args.out, "tada-bench-") as work:
+        return run(args, work)
+
+
+@contextmanager
+def work_folder(out: str | None, prefix: str) -> Iterator[Path]:
+    """The benchmark's folder: ``out`` when given (kept, for a test that checks the outputs), else
+    a temporary folder removed at the end (the 7B-shaped adapters are hundreds of MB)."""
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        yield Path(out)
+        return
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
     try:
-        return run(args, tmp)
+        yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

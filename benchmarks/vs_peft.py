@@ -35,10 +35,8 @@ from __future__ import annotations
 import argparse
 import json
 import resource
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -247,14 +245,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(out))
         return out
 
-    if args.out:
-        Path(args.out).mkdir(parents=True, exist_ok=True)
-        return compare(Path(args.out), args)
-    work = Path(tempfile.mkdtemp(prefix="tada-vs-peft-"))
-    try:
+    from merge_speed import work_folder
+
+    with work_folder(args.out, "tada-vs-peft-") as work:  # the adapters (a 7B-shaped pair: ~270 MB) and spools
         return compare(work, args)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)  # the adapters (a 7B-shaped pair: ~270 MB) and spools
 
 
 def compare(work: Path, args: argparse.Namespace) -> dict:

@@ -207,3 +207,13 @@ def tada_merge(adapters, **params):
     task, domain = adapters
     return tada.merge(task, domain, params=params, domain_stats=random_stats(), general_stats=random_stats(seed=3),
                       progress=False)
+
+
+@pytest.fixture
+def umask022():
+    """The usual umask 022 for the test (modes 0644/0755 expected), restored afterwards."""
+    import os
+
+    old = os.umask(0o022)
+    yield
+    os.umask(old)

@@ -20,13 +20,6 @@ from tada.errors import TadaError
 from conftest import SHAPES, random_stats, run_cli, write_adapter
 
 
-@pytest.fixture
-def umask022():
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
-
-
 def beside(tmp_path) -> list[str]:
     return sorted(p.name for p in tmp_path.iterdir())
 

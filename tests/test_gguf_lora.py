@@ -14,6 +14,7 @@ import torch
 from conftest import dense_delta, run_cli, write_adapter
 from tada.errors import TadaError
 from tada.gguf_lora import export_gguf_lora, gguf_tensor_name
+from tada.io.atomic import umask
 
 N_HEAD, N_KV = 3, 1
 #: Two LLaMA blocks (q: 3 heads of 8, k/v: 1 kv head of 8; hidden 16; MLP 32), every exportable module.
@@ -99,7 +100,7 @@ def test_export_reads_back_as_the_peft_delta(tmp_path, variant):
     adapter = write_adapter(tmp_path / "a", LLAMA, r=4, alpha=8, seed=3, **kw)
     out = export_gguf_lora(adapter, tmp_path / "out" / "a.gguf", base=config_base(tmp_path / "base"))
     assert out == tmp_path / "out" / "a.gguf" and not list(out.parent.glob(".*tmp*"))
-    assert os.stat(out).st_mode & 0o777 == 0o666 & ~_umask()
+    assert os.stat(out).st_mode & 0o777 == 0o666 & ~umask()
     fields, tensors, shapes = read(out)
     assert fields == {"general.architecture": "llama", "general.type": "adapter", "adapter.type": "lora",
                       "adapter.lora.alpha": 8.0, "general.name": "a"}
@@ -230,12 +231,6 @@ def test_the_embedded_base_is_the_default(tmp_path):
     for name, shape in shapes.items():  # llama.cpp strips .lora_a/.lora_b and looks the rest up in the base
         stem, ab = name.rsplit(".", 1)
         assert stem in base and (shape[0] if ab == "lora_a" else shape[1]) == base[stem][0 if ab == "lora_a" else 1]
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
 
 
 def test_a_merge_naming_the_embedded_hub_id_needs_no_base(tmp_path):

@@ -168,16 +168,7 @@ def test_check_vllm_names_a_rank_vllm_accepts(tmp_path, capsys, rank, advice):
     assert code == 2 and "vLLM accepts only one of 1, 8, 16, 32" in out
 
 
-@pytest.fixture
-def umask_022():
-    import os
-
-    old = os.umask(0o022)
-    yield
-    os.umask(old)
-
-
-def test_probe_stats_and_eval_records_follow_the_umask(tmp_path, tiny_base, capsys, monkeypatch, umask_022):
+def test_probe_stats_and_eval_records_follow_the_umask(tmp_path, tiny_base, capsys, monkeypatch, umask022):
     """`tada probe --out` statistics are meant to be shared, and `tada eval`'s records read by
     others: 0644 under umask 022 (they were 0600), like a merged folder's files."""
     from conftest import write_probe

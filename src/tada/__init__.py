@@ -11,8 +11,9 @@ purpose, so that the CLI's quick commands and the math layers load without them.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_attributes
 from ._version import __version__
 from .errors import TadaError
 
@@ -27,9 +28,4 @@ _LAZY = {"merge": "api.merging", "extract_probes": "api.merging", "evaluate": "a
          "export_base": "api.evaluating", "tune": "bench.tune", "method_names": "methods"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

@@ -30,3 +30,16 @@ if TYPE_CHECKING:
 else:
     torch = LazyModule("torch")
     np = LazyModule("numpy")  # for modules whose constants a quick command reads (tada.vision.dinov2_onnx)
+
+
+def lazy_attributes(package: str, where: dict[str, str]):
+    """A module ``__getattr__`` for ``package`` that imports ``package.<where[name]>`` the first
+    time ``name`` is read (PEP 562): ``tada.merge`` and ``tada.api.evaluate`` load their stack
+    only when used."""
+
+    def __getattr__(name: str) -> Any:
+        if name in where:
+            return getattr(importlib.import_module(f"{package}.{where[name]}"), name)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__

@@ -1,10 +1,11 @@
-"""Small helpers shared across tada: the cache folder, file hashes, one-line error text and
-atomic JSON writes. Standard library only, so that any module may import it."""
+"""Small helpers shared across tada: the cache folder, file hashes, one-line error text, a value
+as a list, and the free cores. Standard library only, so that any module may import it."""
 from __future__ import annotations
 
 import hashlib
 import os
 from pathlib import Path
+from typing import Any
 
 #: Progress bars appear only for work that takes longer than this (tqdm's ``delay``, seconds).
 PROGRESS_DELAY_S = 2.0
@@ -40,6 +41,11 @@ def first_line(exc: object, *, with_type: bool = False) -> str:
     line = text.splitlines()[0].strip()
     line = line if len(line) <= FIRST_LINE_LIMIT else line[:FIRST_LINE_LIMIT - 3] + "..."
     return f"{type(exc).__name__}: {line}" if with_type else line
+
+
+def as_list(value: Any) -> list:
+    """A list or tuple as a list, anything else (None included) as a one-item list."""
+    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def free_cores(cores: int, loadavg: str | None = None) -> int:

@@ -9,7 +9,9 @@ Merging (:mod:`.merging`): :func:`merge`, :func:`extract_probes`; evaluating
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from .evaluating import default_eval_path, evaluate, evaluate_images, export_base
@@ -23,9 +25,4 @@ _LAZY = {"merge": "merging", "extract_probes": "merging", "evaluate": "evaluatin
          "evaluate_images": "evaluating", "export_base": "evaluating", "default_eval_path": "evaluating"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY)

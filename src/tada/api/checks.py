@@ -12,18 +12,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .._util import as_list
 from ..errors import TadaError
 from ..io.files import read_probe_items
-from ..io.hub import is_hub_id
+from ..io.hub import CONFIG_NAME, is_hub_id
 from ..methods import get_method
 from ..methods.base import make_params
 from ..options import EvalOptions, MergeOptions, ProbeOptions, build
 
-CONFIG_NAME = "adapter_config.json"
-
-
-def _listed(value: Any) -> list:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def check_adapter_source(source: Any) -> None:
@@ -46,16 +42,16 @@ def check_merge_arguments(task: Any, domain: Any, method: str | None, params: An
     if task is None or not domain:
         raise TadaError("`task` and `domain` are required (as arguments or in `config`)")
     o: MergeOptions = build(MergeOptions, options, "tada.merge")
-    domains = _listed(domain)
+    domains = as_list(domain)
     spec = get_method(method or "tada")
     if params is None or isinstance(params, dict):
         make_params(spec, params, n_inputs=1 + len(domains))
     for source in (task, *domains):
         check_adapter_source(source)
-    for probe in (*_listed(o.domain_probe), o.general_probe):
+    for probe in (*as_list(o.domain_probe), o.general_probe):
         if isinstance(probe, (str, os.PathLike)):
             read_probe_items(probe)
-    for stats in (*_listed(o.domain_stats), o.general_stats):
+    for stats in (*as_list(o.domain_stats), o.general_stats):
         if isinstance(stats, (str, os.PathLike)) and not Path(stats).is_file():
             raise TadaError(f"probe statistics file not found: {stats}")
     if o.out is not None and os.path.lexists(o.out):
@@ -73,14 +69,9 @@ def check_probe_arguments(probe: str | os.PathLike, options: dict) -> None:
 
 
 def check_eval_arguments(options: dict) -> None:
-    """What :func:`tada.evaluate` would refuse in its options before loading a model or a dataset
-    (the same messages as :func:`tada.eval.mcq.select`, which checks them again)."""
+    """What :func:`tada.evaluate` would refuse in its options before loading a model or a dataset:
+    the options model's checks (bounds of ``limit``/``first``, and that they exclude each other)
+    and the adapter folder."""
     o: EvalOptions = build(EvalOptions, options, "tada.evaluate")
-    for name in ("limit", "first"):
-        value = getattr(o, name, None)
-        if value is not None and value < 1:
-            raise TadaError(f"`{name}` must be at least 1, got {value}")
-    if getattr(o, "limit", None) is not None and getattr(o, "first", None) is not None:
-        raise TadaError("`limit` (a seeded sample) and `first` (the first N questions) exclude each other; give one")
     if o.adapter is not None:
         check_adapter_source(o.adapter)

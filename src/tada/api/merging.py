@@ -16,6 +16,7 @@ from typing import Any
 
 
 from ..adapters import Adapter, check_output, load_adapter, output_base_model, PROMPT_NAME, write_adapter
+from .._util import as_list
 from ..config import load_merge_config
 from ..report.card import CARD_NAME, model_card
 from ..engine import merge_adapters, MergeResult
@@ -101,7 +102,7 @@ def merge(task: AdapterSource | None = None, domain: AdapterSource | list[str] |
     if spec.needs_probes:
         t = time.perf_counter()
         modules = sorted(set(task_a.module_names).union(*(d.module_names for d in domain_as)))
-        needs_base = any(p is not None for p in (*_listed(o.domain_probe), o.general_probe))
+        needs_base = any(p is not None for p in (*as_list(o.domain_probe), o.general_probe))
         base_spec = (resolve_base(o.base, o.gguf_file, o.revision) if o.base else
                      default_base([a.base_model for a in (task_a, *domain_as)]) if needs_base else None)
         loader = _base_loader(base_spec, o.device, o.model_dtype) if base_spec else None
@@ -142,10 +143,6 @@ merge.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
     *list(inspect.signature(merge).parameters.values())[:5],
     *(inspect.Parameter(opt.name, inspect.Parameter.KEYWORD_ONLY, default=opt.default)
       for opt in options_of(MergeOptions))], return_annotation=MergeResult)
-
-
-def _listed(value: Any) -> list:
-    return list(value) if isinstance(value, (list, tuple)) else [value]
 
 
 def _per_domain(value: Any, k: int, name: str) -> list:

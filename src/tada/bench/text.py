@@ -219,6 +219,22 @@ def grid(cfg: BenchConfig, picked: dict[str, float] | None = None, *, first_seed
     return runs
 
 
+@contextmanager
+def peft_applied(model, adapter: str | Path):
+    """``model`` with the PEFT adapter folder ``adapter`` applied (unmerged) for the ``with``
+    block, then removed again: PEFT's ``unload`` restores ``model`` itself, in place. The adapter's
+    weights stay in the model's dtype (PEFT would upcast them to float32 beside a bfloat16 base:
+    ~40% of a CPU forward, and not what a user deploys)."""
+    from peft import PeftModel
+
+    target = PeftModel.from_pretrained(model, str(adapter), autocast_adapter_dtype=False)
+    target.eval()
+    try:
+        yield target
+    finally:
+        target.unload()
+
+
 class Bench:
     """Runs (or resumes) a benchmark grid."""
 
@@ -243,20 +259,14 @@ class Bench:
 
     @contextmanager
     def adapted(self, adapter: str | None):
-        """The base model with ``adapter`` applied (PEFT, unmerged) for the ``with`` block; the base
-        is restored afterwards. Adapter weights stay in the base's dtype (PEFT would upcast them
-        to float32 beside a bfloat16 base: ~40% of a CPU forward, and not what a user deploys)."""
+        """The base model with ``adapter`` applied for the ``with`` block (:func:`peft_applied`), or
+        the bare base for ``None``."""
         model, _ = self.model()
         if adapter is None:
             yield model
             return
-        from peft import PeftModel
-
-        target = PeftModel.from_pretrained(model, adapter, autocast_adapter_dtype=False)
-        try:
+        with peft_applied(model, adapter) as target:
             yield target
-        finally:
-            self._model = target.unload()
 
     def dataset(self, name: str):
         if name not in self._datasets:

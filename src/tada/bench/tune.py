@@ -38,6 +38,7 @@ from typing import Any
 
 from ..adapters import Adapter, load_adapter, read_prompt_format, write_adapter
 from ..api.merging import merge
+from .._util import as_list
 from ..errors import TadaError
 from ..eval import mcq
 from ..eval.datasets import declares_format, load_dataset_by_name
@@ -48,6 +49,7 @@ from ..options import Search, TuneOptions, build, closest, options_of
 from ..probes import ProbeStats, read_probe, stats_for_probe
 from ..report import jsonable
 from ..report.card import CARD_NAME, model_card
+from .text import peft_applied
 
 #: The derived knob of the methods that take ``weights``: the task's weight, the domains share the rest.
 TASK_WEIGHT = "task_weight"
@@ -170,9 +172,8 @@ class ValSet:
 
 
 def _listed(value: Any) -> list:
-    if value is None:
-        return []
-    return list(value) if isinstance(value, (list, tuple)) else [value]
+    """None as no item, else :func:`tada._util.as_list`."""
+    return [] if value is None else as_list(value)
 
 
 class Tuner:
@@ -286,18 +287,12 @@ class Tuner:
     @contextmanager
     def applied(self, result):
         """The base model with the merged adapter applied (PEFT) for the ``with`` block, then removed."""
-        from peft import PeftModel
-
         model, _ = self.model()
         with tempfile.TemporaryDirectory(prefix=".trial-", dir=self.out) as tmp:
             folder = Path(tmp) / "adapter"
             write_adapter(folder, result.tensors, result.config)
-            target = PeftModel.from_pretrained(model, str(folder), autocast_adapter_dtype=False)
-        target.eval()
-        try:
-            yield target
-        finally:
-            self._model = target.unload()
+            with peft_applied(model, folder) as target:
+                yield target
 
     def score_questions(self, model, vs: ValSet, questions: list) -> list[bool]:
         """The per-question outcome of the objective (joint, or correct) on ``questions``."""

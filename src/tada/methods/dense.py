@@ -10,8 +10,6 @@ from .base import ModuleInput, ModuleResult, check_weights
 from ..lowrank import truncate_dense
 
 SOLVERS = ("auto", "exact", "randomized")
-SOLVER_CHOICES = SOLVERS
-PRECISIONS = ("float64", "float32")  # torch dtype names
 #: ``svd_solver="auto"`` uses the exact SVD up to this many rows/columns, randomized above.
 AUTO_EXACT_MAX_DIM = 2048
 #: The randomized SVD of the merged ΔW starts from the inputs' row spaces (their A_iᵀ, where the
@@ -32,7 +30,7 @@ class DenseParams:
     density: float = opt(0.5, "Fraction of each ΔW's entries kept.", gt=0, le=1, search=(0.1, 0.9))
     weights: tuple[float, ...] = opt((1.0, 1.0), "One weight per input (task, then each domain adapter), e.g. 0.5,0.5.",
                                    search=(0.2, 0.8))  # tada tune: the task's weight, the domains share the rest
-    svd_solver: str = opt("auto", "How the dense result returns to rank r.", choices=SOLVER_CHOICES)
+    svd_solver: str = opt("auto", "How the dense result returns to rank r.", choices=SOLVERS)
     seed: int = opt(0, "Seed of DARE drops, TaDA's random filter and the randomized SVD.")
     precision: str = opt("auto", "dtype of the dense ΔW work.", choices=("auto", "float64", "float32"))
 

@@ -20,11 +20,6 @@ if TYPE_CHECKING:
     import numpy as np  # imported where used (start-up: `tada methods` loads this module)
 
 
-def check_density(density: float) -> None:
-    if not 0.0 < density <= 1.0:
-        raise TadaError(f"density must be in (0, 1], got {density}")
-
-
 #: Entry-wise passes run over chunks of this many entries (a cache-sized working set): the
 #: large modules' several passes then stay in L2 instead of streaming 64 MB from memory each.
 #: DARE's float32 draws are made chunk by chunk, so they depend on this size.

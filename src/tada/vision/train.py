@@ -39,9 +39,6 @@ from .sources import load_image_set
 
 #: The sidecar naming the classes of an adapter's ``modules_to_save`` head, in label order.
 LABELS_NAME = "labels.json"
-#: Default LoRA targets: attention q/k/v/o of transformers ≥ 5 ViT/DINOv2 (the paper's
-#: ``query,key,value,dense`` in the older module names).
-VIT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj")
 #: Attribute names of a classification head (ViT/DeiT/DINOv2/CLIP: ``classifier``).
 HEAD_NAMES = ("classifier", "head", "fc")
 
