@@ -66,14 +66,15 @@ def auto_delta_naive(pooled: list[float], q: float) -> float:
 
 def tada_dense(WT, WD, hd, hg, *, tau, rank, beta=5.0, delta=0.10, lam=0.5, no_filter=False,
                fixed_alpha=None, layer_alpha=False, filter_side="both", keep_high_overlap=False,
-               random_filter=None):
+               random_filter=None, energy_control=None):
     """Eqs. 1–8 on dense matrices, per SPEC §5–6; ``delta`` a number (for ``auto``, compute it
     first with :func:`auto_delta_naive` over every module's overlaps).
 
     ``filter_side="task"``: only task components are filtered. ``keep_high_overlap``: keep exactly
     what full TaDA drops (overlap ≥ δ). ``random_filter``: ``(seed, module name)``: drop as many per
     side as full TaDA, at the indices ``random_keep`` draws (tada's documented per-(seed, module,
-    side) ``random.Random``)."""
+    side) ``random.Random``). ``energy_control``: ``(kind, seed, module name)``: every component
+    kept, each adapter's σ_i multiplied by :func:`energy_factors` of full TaDA's mask."""
     UT, ST, VT = svd_components(WT)
     UD, SD, VD = svd_components(WD)
 
@@ -95,6 +96,12 @@ def tada_dense(WT, WD, hd, hg, *, tau, rank, beta=5.0, delta=0.10, lam=0.5, no_f
         seed, name = random_filter
         keep_t = random_keep(len(ST), keep_t.count(False), seed, name, "task")
         keep_d = random_keep(len(SD), keep_d.count(False), seed, name, "domain")
+    f_t, f_d = [1.0] * len(ST), [1.0] * len(SD)
+    if energy_control is not None:
+        kind, seed, name = energy_control
+        f_t = energy_factors([float(x) for x in ST], keep_t, kind, seed, name, "task")
+        f_d = energy_factors([float(x) for x in SD], keep_d, kind, seed, name, "domain")
+        keep_t, keep_d = [f > 0 for f in f_t], [f > 0 for f in f_d]
 
     def r_task(i, h):
         act = float(ST[i]) * abs(float(VT[:, i] @ h))
@@ -109,16 +116,39 @@ def tada_dense(WT, WD, hd, hg, *, tau, rank, beta=5.0, delta=0.10, lam=0.5, no_f
         a = sigmoid(beta * (tau - calibrated(r_task(i, hd), r_task(i, hg))))
         a = fixed_alpha if fixed_alpha is not None else (alpha if layer_alpha else a)
         if keep_t[i]:
-            merged += a * float(ST[i]) * torch.outer(UT[:, i], VT[:, i])
+            merged += a * f_t[i] * float(ST[i]) * torch.outer(UT[:, i], VT[:, i])
     for j in range(len(SD)):
         a = sigmoid(beta * (tau - calibrated(r_dom(j, hd), r_dom(j, hg))))
         a = fixed_alpha if fixed_alpha is not None else (alpha if layer_alpha else a)
         if keep_d[j]:
-            merged += (1 - a) * float(SD[j]) * torch.outer(UD[:, j], VD[:, j])
+            merged += (1 - a) * f_d[j] * float(SD[j]) * torch.outer(UD[:, j], VD[:, j])
     kept_t = [i for i, k in enumerate(keep_t) if k]
     kept_d = [j for j, k in enumerate(keep_d) if k]
     return truncate(merged, rank), {"s": s, "alpha": alpha, "kept_task": kept_t, "kept_domain": kept_d,
                                     "overlap_task": ov_t, "overlap_domain": ov_d}
+
+
+def energy_factors(S: list[float], keep: list[bool], kind: str, seed: int, name: str, side: str) -> list[float]:
+    """The energy-matched controls as issue #25 states them: E = Σ σ_i² over the components the
+    filter drops; ``scale``: every σ_i times √(1 − E/Σσ²); ``random``: in the order
+    ``random.Random(f"{seed}:{name}:{side}:energy").shuffle`` gives, drop whole components while
+    the removed energy stays ≤ E, then shrink the next so that exactly E is removed."""
+    E = sum(x * x for x, k in zip(S, keep) if not k)
+    total = sum(x * x for x in S)
+    if E <= 0:
+        return [1.0] * len(S)
+    if kind == "scale":
+        return [math.sqrt(1 - E / total)] * len(S)
+    order = list(range(len(S)))
+    random.Random(f"{seed}:{name}:{side}:energy").shuffle(order)
+    out, left = [1.0] * len(S), E
+    for i in order:
+        if S[i] ** 2 <= left:
+            out[i], left = 0.0, left - S[i] ** 2
+        else:
+            out[i] = math.sqrt(1 - left / S[i] ** 2)
+            break
+    return out
 
 
 def random_keep(k: int, n_drop: int, seed: int, name: str, side: str) -> list[bool]:

@@ -1,12 +1,32 @@
 """tada bench on a tiny model: the grid, resume after an interruption, caching, Table 3 rendering."""
 from __future__ import annotations
 
+import dataclasses
+import gzip
 import json
+from pathlib import Path
+
+import torch
 
 import pytest
 
 from tada.eval import mcq
 from tada.bench.text import Bench, BenchConfig, dry_run, grid
+from tada.errors import TadaError
+from tada.bench.results import write_results
+
+
+
+def _load_script(name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parents[1] / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+recompute = _load_script("recompute_results")
 from tada.bench.tables import build_rows, to_csv, to_markdown
 
 from conftest import llama_shapes, write_adapter, write_probe
@@ -222,3 +242,78 @@ def test_kway_bench_rows_merges_and_table(tmp_path, tiny_base, monkeypatch):
     with pytest.raises(Exception, match="either domain"):
         BenchConfig.from_dict({"name": "x", "base": "b", "task": "t", "domain": "d", "datasets": ["a"],
                                "domains": [{"name": "a", "adapter": "a"}]})
+
+
+def test_tuned_rows_from_a_leaderboard_and_kway_extra_rows(tmp_path, tiny_base, monkeypatch):
+    """Issue #25's fair page: ``tuned:`` (a ``tada tune`` leaderboard) adds one row per method,
+    merged with the tuned setting and noted as such; an extra row with a method and no domain
+    merges the config's K domains (the natural-choice row, the energy-matched filter control);
+    tuned TaDA is compared with the tuned rows only."""
+    import safetensors.torch as st
+    import tada
+    from tada.bench.results import paired_cells
+    from tada.models import load_model, resolve_base
+
+    monkeypatch.setenv("TADA_CACHE", str(tmp_path / "cache"))
+    shapes = llama_shapes(load_model(resolve_base(str(tiny_base))))
+    task = write_adapter(tmp_path / "task", shapes, r=4, alpha=8, seed=0)
+    doms = [write_adapter(tmp_path / n, shapes, r=4, alpha=8, seed=s) for n, s in (("hpo", 1), ("go", 2))]
+    probes = [str(write_probe(tmp_path / f"p{i}.txt", seed=i)) for i in range(2)]
+    board = tmp_path / "leaderboard.json"
+    board.write_text(json.dumps({"methods": [
+        {"method": "linear", "params": {"weights": [0.6, 0.2, 0.2]}, "setting": {"task_weight": 0.6}, "score": 0.5},
+        {"method": "tada", "params": {"tau_scale": 2.0}, "setting": {"tau_scale": 2.0}, "score": 0.6}]}))
+    cfg = BenchConfig.from_dict({
+        "name": "fair", "base": str(tiny_base), "task": str(task), "datasets": [toy_jsonl(tmp_path / "a.jsonl")],
+        "domains": [{"name": "hpo", "adapter": str(doms[0]), "probe": probes[0]},
+                    {"name": "go", "adapter": str(doms[1]), "probe": probes[1]}],
+        "extra_rows": [{"key": "natural", "label": "Linear 0.5/0.25/0.25", "method": "linear",
+                        "params": {"weights": [0.5, 0.25, 0.25]}},
+                       {"key": "energy-scale", "label": "TaDA, no filter, adapters scaled (same energy)",
+                        "method": "tada", "params": {"energy_control": "scale"}}],
+        "general_probe": str(write_probe(tmp_path / "g.txt", seed=9)), "methods": ["tada"], "tuned": str(board),
+        "shots": 1, "limit": None, "out": str(tmp_path / "run"), "report": str(tmp_path / "page.md"),
+        "records": str(tmp_path / "records.jsonl.gz")})
+    assert [r.key for r in grid(cfg)] == ["base", "task", "domain-hpo", "domain-go", "natural", "energy-scale",
+                                          "tada", "linear-tuned", "tada-tuned"]
+    bench = Bench(cfg, progress=False)
+    records = bench.run()
+    adapters = tmp_path / "run" / "adapters"
+    # each merged row is the merge its setting names, K-way
+    for key, method, params in (("linear-tuned", "linear", {"weights": [0.6, 0.2, 0.2]}),
+                                ("natural", "linear", {"weights": [0.5, 0.25, 0.25]})):
+        want = tada.merge(str(task), [str(d) for d in doms], method=method, params=params,
+                          out=str(tmp_path / f"want-{key}"), base=str(tiny_base))
+        got = st.load_file(str(adapters / key / "adapter_model.safetensors"))
+        ref = st.load_file(str(Path(want.out) / "adapter_model.safetensors"))
+        assert got.keys() == ref.keys() and all(torch.equal(got[k], ref[k]) for k in got), key
+    tuned = json.loads((adapters / "tada-tuned" / "tada_report.json").read_text())
+    assert tuned["params"]["tau_scale"] == 2.0 and set(tuned["inputs"]["domains"]) == {"domain", "domain2"}
+    energy = json.loads((adapters / "energy-scale" / "tada_report.json").read_text())
+    assert energy["params"]["energy_control"] == "scale"
+    head, _ = build_rows(records, cfg.datasets, cfg.methods, "letter")
+    assert [r.label for r in head] == ["Base model", "Task only", "Domain only (hpo)", "Domain only (go)",
+                                       "Linear 0.5/0.25/0.25", "TaDA, no filter, adapters scaled (same energy)",
+                                       "TaDA (ours)", "Linear (tuned)", "TaDA (ours) (tuned)"]
+    assert head[-2].note == "tuned on validation: weights 0.6/0.2/0.2"
+    assert [label for label, _ in paired_cells(bench, {}, "letter", reference="tada-tuned")] == ["Linear (tuned)"]
+    assert len(paired_cells(bench, {}, "letter")) == 8  # TaDA at its defaults against every other row
+    # the page's every number recomputed from the committed records by the standalone script
+    write_results(bench, records, command="tada bench", wall_s=None)
+    page, rec = tmp_path / "page.md", tmp_path / "records.jsonl.gz"
+    assert "TaDA (tuned) minus each tuned row" in page.read_text()
+    assert recompute.check(str(page), str(rec)) == []
+    lines = gzip.decompress(rec.read_bytes()).decode().splitlines()
+    first = json.loads(lines[0])
+    rows = [json.loads(line) for line in lines]
+    flip = next(i for i, r in enumerate(rows) if r["label"] == "Linear (tuned)")
+    rows[flip]["correct"] = not rows[flip]["correct"]
+    rec.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in rows).encode()))
+    problems = recompute.check(str(page), str(rec))
+    assert problems and any("Linear (tuned)" in p for p in problems) and first["row"] == "base"
+    board.write_text(json.dumps({"methods": [{"method": "nope", "params": {}}]}))
+    with pytest.raises(TadaError, match="unknown method"):
+        BenchConfig.from_dict({**dataclasses.asdict(cfg), "out": str(tmp_path / "x")})
+    board.write_text("{}")
+    with pytest.raises(TadaError, match="not a `tada tune` leaderboard"):
+        BenchConfig.from_dict({**dataclasses.asdict(cfg), "out": str(tmp_path / "x")})

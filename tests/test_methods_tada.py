@@ -154,6 +154,43 @@ def test_filter_ablations_match_dense_oracle(ablation):
     assert float((got - want).norm() / want.norm()) <= 1e-9
 
 
+@pytest.mark.parametrize("control", ["random", "scale"])
+def test_energy_controls_match_dense_oracle_and_remove_the_filters_energy(control):
+    """Issue #25's energy-matched controls: every component enters, each adapter's σ_i scaled so
+    that Σ(1 − f_i²)σ_i² is exactly the energy full TaDA's filter drops from that adapter."""
+    from tada.methods.tada import energy_matched
+
+    m = module(**FILTERED)
+    full = run(m, delta=0.1)
+    dropped_some_not_all(full)
+    res = run(m, delta=0.1, energy_control=control)
+    want, _ = ref.tada_dense(dense_of(m.task), dense_of(m.domain), m.h_domain, m.h_general, tau=1.2, rank=m.rank,
+                             delta=0.1, energy_control=(control, 0, NAME))
+    got = res.B.double() @ res.A.double()
+    assert float((got - want).norm() / want.norm()) <= 1e-9
+    full_kept = (full.info["kept_task"], full.info["kept_domain"])
+    assert not torch.allclose(got, full.B.double() @ full.A.double(), rtol=1e-3)
+    for side, kept in zip(("task", "domain"), full_kept):
+        S = torch.tensor(full.info[f"sigma_{side}"], dtype=torch.float64)
+        keep = torch.zeros(len(S), dtype=torch.bool)
+        keep[kept] = True
+        f = energy_matched(S, keep, control, 0, NAME, side)
+        removed, filtered = float(((1 - f ** 2) * S ** 2).sum()), float((S[~keep] ** 2).sum())
+        assert filtered > 0 and removed == pytest.approx(filtered, rel=1e-12)
+        if control == "scale":
+            assert len(set(f.tolist())) == 1 and len(res.info[f"kept_{side}"]) == len(S)
+        else:  # some whole components dropped, at most one shrunk
+            assert ((f > 0) & (f < 1)).sum() <= 1 and (f == 0).any()
+            assert res.info[f"kept_{side}"] == (f > 0).nonzero().flatten().tolist()
+
+
+def test_energy_control_is_one_ablation_among_the_filters():
+    with pytest.raises(Exception, match="at most one"):
+        make_params(SPEC, {"energy_control": "scale", "random_filter": True})
+    with pytest.raises(Exception, match="energy_control"):
+        make_params(SPEC, {"energy_control": "other"})
+
+
 def test_layer_alpha_uses_module_alpha_everywhere():
     res = run(module(8), layer_alpha=True)
     assert set(res.info["alpha_task"]) == {res.info["alpha"]} == set(res.info["alpha_domain"])

@@ -30,9 +30,11 @@ def smollm2_offline() -> dict:
     answer-format task adapter (``task-format``: WordNet glosses answered as ``{"definition": …}``)
     and the biomedical domain adapter; three definition sets asked in the format (trained domain
     terms, never-trained domain terms, held-out general words; 200 each), scored on format
-    compliance of greedy generations and content accuracy inside the format. TIES/DARE at density
-    0.5 and DARE with one seed, fixed in advance (the 2-core time budget); the paper's three
-    benchmarks and the title task are ``smollm2-title``."""
+    compliance of greedy generations, content accuracy inside the format and the joint score.
+    The fair protocol of issue #25: TaDA at its defaults, and every method (TaDA included) with the
+    setting ``tada tune`` picked on the validation sets (docs/tune/smollm2-leaderboard.json, same
+    budget for every method), each scored on the test sets once; the base runs in float32, as in
+    the tune. The paper's three benchmarks and the title task are ``smollm2-title``."""
     ex = examples_root(None)
     data = ex / "data"
     base = smollm2_gguf()
@@ -47,16 +49,16 @@ def smollm2_offline() -> dict:
         "datasets": [str(data / "eval" / "domain_trained_format.jsonl"),
                      str(data / "eval" / "domain_control_format.jsonl"),
                      str(data / "eval" / "general_format.jsonl")],
-        # TIES/DARE at density 0.5 and DARE with one seed, fixed in advance (the 2-core time
-        # budget of the grid; the pilot of issue #16 used 0.5): no density is picked here.
-        "sweeps": {"density": [0.5], "seed": [0]},
+        "methods": ["tada"],  # at its defaults; every method's tuned row comes from ``tuned``
+        "tuned": str(ex.parent / "docs" / "tune" / "smollm2-leaderboard.json"),
         "scoring": ["format"],
         "shots": 0,
         "limit": 200,
         "device": "cpu",
-        "model_dtype": "bfloat16",
+        "model_dtype": "float32",
         "out": "runs/smollm2-offline",
         "report": str(ex.parent / "docs" / "results-smollm2.md"),
+        "records": str(ex.parent / "docs" / "records" / "smollm2-offline.jsonl.gz"),
         "leakage_train": [str(data / "task_format_train.jsonl"), str(data / "domain_train.jsonl"),
                           str(ex / "probes" / "domain.txt"), str(ex / "probes" / "general.txt")],
         "knowledge_sets": [str(data / "eval" / "domain_trained_format.jsonl"),
@@ -111,8 +113,12 @@ def smollm2_multidomain() -> dict:
     on the HPO definitions, one on the GO definitions of the joint adapter's training file — merged
     K-way by every method; rows also each domain adapter alone and the joint HPO+GO adapter merged
     2-way with TaDA (does splitting a domain cost anything?). Test sets split by ontology (trained
-    and never-trained terms, 200 each) and the task's own held-out general words, format scoring.
-    TIES/DARE at density 0.5 and DARE with one seed, fixed in advance as in ``smollm2-offline``."""
+    and never-trained terms) and the task's own held-out general words, format scoring. The fair
+    protocol of issue #25, as in ``smollm2-offline``: TaDA at its defaults and every method tuned by
+    ``tada tune`` on the HPO, GO and general validation sets (docs/tune/multidomain-leaderboard.json),
+    plus the natural user choice (linear 0.5 / 0.25 / 0.25), TaDA without its filter, and the two
+    energy-matched controls of the filter. 100 questions per set (the 2-core time budget of 23 rows,
+    fixed before any test set was scored); float32, as in the tune."""
     ex = examples_root(None)
     data, probes, adapters = ex / "data", ex / "probes", ex / "adapters"
     base = smollm2_gguf()
@@ -124,19 +130,29 @@ def smollm2_multidomain() -> dict:
         "domains": [{"name": "HPO", "adapter": str(adapters / "domain-hpo"), "probe": str(probes / "domain_hpo.txt")},
                     {"name": "GO", "adapter": str(adapters / "domain-go"), "probe": str(probes / "domain_go.txt")}],
         "extra_rows": [{"key": "joint-tada", "label": "joint HPO+GO adapter, TaDA 2-way", "method": "tada",
-                        "domain": str(adapters / "domain"), "domain_probe": str(probes / "domain.txt")}],
+                        "domain": str(adapters / "domain"), "domain_probe": str(probes / "domain.txt")},
+                       {"key": "linear-natural", "label": "Linear 0.5/0.25/0.25 (natural choice)", "method": "linear",
+                        "params": {"weights": [0.5, 0.25, 0.25]}},
+                       {"key": "tada-no-filter", "label": "TaDA, no filter", "method": "tada",
+                        "params": {"no_filter": True}},
+                       {"key": "tada-energy-random", "label": "TaDA, random filter (same energy)", "method": "tada",
+                        "params": {"energy_control": "random"}},
+                       {"key": "tada-energy-scale", "label": "TaDA, no filter, adapters scaled (same energy)",
+                        "method": "tada", "params": {"energy_control": "scale"}}],
+        "methods": ["tada"],  # at its defaults; every method's tuned row comes from ``tuned``
+        "tuned": str(ex.parent / "docs" / "tune" / "multidomain-leaderboard.json"),
         "general_probe": str(probes / "general.txt"),
         "datasets": [str(data / "eval" / f"{name}.jsonl") for name in
                      ("hpo_trained_format", "go_trained_format", "hpo_control_format", "go_control_format",
                       "general_format")],
-        "sweeps": {"density": [0.5], "seed": [0]},
         "scoring": ["format"],
         "shots": 0,
-        "limit": 200,
+        "limit": 100,
         "device": "cpu",
-        "model_dtype": "bfloat16",
+        "model_dtype": "float32",
         "out": "runs/smollm2-multidomain",
         "report": str(ex.parent / "docs" / "results-multidomain.md"),
+        "records": str(ex.parent / "docs" / "records" / "smollm2-multidomain.jsonl.gz"),
         "leakage_train": [str(data / "task_format_train.jsonl"), str(data / "domain_hpo_train.jsonl"),
                           str(data / "domain_go_train.jsonl"), str(probes / "domain_hpo.txt"),
                           str(probes / "domain_go.txt"), str(probes / "general.txt")],

@@ -15,6 +15,8 @@ Only the block between the two ``GENERATED`` markers is rewritten, so prose writ
 """
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import math
 import os
@@ -26,13 +28,13 @@ from ..report.alpha import alpha_grid
 from ..analysis.plots import plot_alpha, read_report
 from .._util import file_sha256
 from ..errors import TadaError
-from ..io.atomic import write_text
+from ..io.atomic import write_bytes, write_text
 from ..methods import row_label
 from ..report.summary import filter_line
 from ..eval.leakage import Corpus, find_leaks, training_texts
 from ..eval.lm import mean_loss, read_lines
-from .text import Bench, BenchConfig, grid
-from ..eval.stats import holm, paired
+from .text import TUNED_SUFFIX, Bench, BenchConfig, grid, tuned_key
+from ..eval.stats import MEASURES, holm, paired
 from .tables import build_rows, format_rows, to_markdown
 
 
@@ -93,25 +95,26 @@ def _correct(bench: Bench, run_key: str, dataset: str, scoring: str, field: str 
     return {p["id"]: bool(p[field]) for p in preds}
 
 
-def paired_cells(bench: Bench, picked: dict[str, float], scoring: str,
-                 field: str = "correct") -> list[tuple[str, list[tuple[float, float] | None]]]:
-    """TaDA minus each other row, per dataset: ``(row label, [(difference, McNemar p) or None per
-    dataset])`` (for DARE rows: the mean difference over seeds and the largest p, i.e. the least
-    favourable to a claimed difference). ``field``: the per-question outcome compared (``correct``;
-    ``format_ok`` for compliance; ``joint`` for both at once)."""
+def paired_cells(bench: Bench, picked: dict[str, float], scoring: str, field: str = "correct",
+                 reference: str = "tada") -> list[tuple[str, list[tuple[float, float] | None]]]:
+    """``reference`` (TaDA at its defaults) minus each other row, per dataset: ``(row label,
+    [(difference, McNemar p) or None per dataset])`` (for DARE rows: the mean difference over seeds
+    and the largest p, i.e. the least favourable to a claimed difference). With ``reference``
+    ``tada-tuned``, tuned TaDA minus each other tuned row. ``field``: the per-question outcome
+    compared (``correct``; ``format_ok`` for compliance; ``joint`` for both at once)."""
     runs = grid(bench.cfg, picked or None)
     by_group: dict[str, list[str]] = {}
     for r in runs:
         by_group.setdefault(r.group, []).append(r.key)
-    if "tada" not in by_group:
+    if reference not in by_group:
         return []
     rows = []
     for group, keys in by_group.items():
-        if group == "tada":
+        if group == reference or (reference != "tada" and not group.endswith(TUNED_SUFFIX)):
             continue
         cells: list[tuple[float, float] | None] = []
         for d in bench.cfg.datasets:
-            ours = _correct(bench, "tada", d, scoring, field)
+            ours = _correct(bench, by_group[reference][0], d, scoring, field)
             comps = [paired(ours, theirs) for k in keys
                      if ours and (theirs := _correct(bench, k, d, scoring, field))]
             cells.append((statistics.fmean(c.diff for c in comps), max(c.p for c in comps)) if comps else None)
@@ -220,7 +223,7 @@ def generated_block(bench: Bench, records: list[dict], results: dict, *, command
                 accs = [r["accuracy"] for r in sel if r["group"] == m and r["params"].get("density") == d]
                 row.append(f"{statistics.fmean(accs):.3f}" if accs else "–")
             out.append(f"| {row_label(m)} | " + " | ".join(row) + f" | {d_best} |")
-    paired_tables: list[tuple[int, str, str, list]] = []
+    paired_tables: list[tuple[int, str, str, str, list]] = []
     for scoring in cfg.scoring:
         if scoring == "format":
             head, _, columns = format_rows(recs, names, cfg.methods, picked=picked)
@@ -232,14 +235,16 @@ def generated_block(bench: Bench, records: list[dict], results: dict, *, command
         outcomes = [("correct", "accuracy" if scoring != "format" else "content accuracy")]
         if scoring == "format":
             outcomes += [("format_ok", "format compliance"), ("joint", "joint score (in format and correct)")]
-        for field, what in outcomes:
-            table = paired_cells(bench, picked, scoring, field)
-            if table:
-                paired_tables.append((len(out), scoring, what, table))
-                out.append("")  # replaced below, once the page's whole family of tests is known
+        for reference in ("tada", tuned_key("tada")):
+            for field, what in outcomes:
+                table = paired_cells(bench, picked, scoring, field, reference)
+                if table:
+                    paired_tables.append((len(out), scoring, what, reference, table))
+                    out.append("")  # replaced below, once the page's whole family of tests is known
     family = holm_adjusted([t for *_, t in paired_tables])
-    for (at, scoring, what, table), adjusted in reversed(list(zip(paired_tables, family))):
-        out[at:at + 1] = ["", f"TaDA minus each row, question by question ({scoring}): {what} difference, the exact "
+    for (at, scoring, what, reference, table), adjusted in reversed(list(zip(paired_tables, family))):
+        whom = "TaDA minus each row" if reference == "tada" else "TaDA (tuned) minus each tuned row"
+        out[at:at + 1] = ["", f"{whom}, question by question ({scoring}): {what} difference, the exact "
                           "McNemar p-value (DARE: mean difference over seeds, largest p) and the Holm-adjusted p over "
                           f"every paired test on this page ({sum(v is not None for t in family for c in t for v in c)} tests). "
                           "`*`: Holm p < 0.05.", "",
@@ -253,13 +258,41 @@ def generated_block(bench: Bench, records: list[dict], results: dict, *, command
 
 
 def write_results(bench: Bench, records: list[dict], *, command: str, wall_s: float | None) -> Path:
-    """Write (or update the generated block of) ``cfg.report``; returns its path."""
+    """Write (or update the generated block of) ``cfg.report``, and ``cfg.records`` when the
+    config names it; returns the report's path."""
     cfg = bench.cfg
     if not cfg.report:
         raise TadaError("this bench config has no 'report' path")
     results = json.loads((bench.out / "results.json").read_text())
     block = generated_block(bench, records, results, command=command, wall_s=wall_s)
+    if cfg.records:
+        export_records(bench, results.get("selection", {}).get("picked", {}), Path(cfg.records))
     return replace_generated_block(Path(cfg.report), block, cfg.name)
+
+
+def export_records(bench: Bench, picked: dict[str, float], path: Path) -> Path:
+    """Every scored question of every row of the page, one JSON object per line, gzip'd (no
+    timestamp in the header, so a re-run writes the same bytes): ``row`` (run key), ``label`` (the
+    table's row name), ``set`` (the table's column name), ``scoring``, ``id``, and the outcomes
+    ``correct`` / ``format_ok`` / ``joint`` the record has."""
+    lines = []
+    for run in grid(bench.cfg, picked or None):
+        for d in bench.cfg.datasets:
+            for scoring in bench.cfg.scoring:
+                jsonl = bench.out / "results" / run.key / f"{d.replace('/', '_').replace(':', '_')}.{scoring}.jsonl"
+                if not jsonl.is_file():
+                    continue
+                for line in jsonl.read_text().splitlines():
+                    pred = json.loads(line)
+                    lines.append(json.dumps({"row": run.key, "label": row_label(run.group), "set": label(d),
+                                             "scoring": scoring, "id": pred["id"],
+                                             **{m: bool(pred[m]) for m in MEASURES if m in pred}},
+                                            ensure_ascii=False))
+    buf = io.BytesIO()
+    with gzip.GzipFile(fileobj=buf, mode="wb", mtime=0, filename="") as gz:
+        gz.write(("\n".join(lines) + "\n").encode())
+    write_bytes(path, buf.getvalue())
+    return path
 
 
 def replace_generated_block(path: Path, block: str, name: str) -> Path:

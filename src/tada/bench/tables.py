@@ -18,7 +18,7 @@ from pathlib import Path
 from ..io.atomic import write_text
 from ..methods import row_label
 from ..eval.mcq import wilson_interval
-from .text import BenchConfig
+from .text import TUNED_SUFFIX, BenchConfig
 
 
 #: Metrics that are proportions of the n questions (their Wilson interval is computed from them).
@@ -40,6 +40,15 @@ class Row:
     n: dict[str, int] = field(default_factory=dict)
     cis: dict[str, tuple[float, float]] = field(default_factory=dict)  # 95% Wilson (pooled over seeds)
     density: float | None = None  # TIES/DARE rows: the density the row shows
+
+
+def setting_text(params: dict) -> str:
+    """A merge's parameters in a table note: ``density 0.554, weights 0.755/0.245``."""
+    def value(v) -> str:
+        if isinstance(v, (list, tuple)):
+            return "/".join(value(x) for x in v)
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+    return ", ".join(f"{k.replace('_', ' ')} {value(v)}" for k, v in sorted(params.items()))
 
 
 def _mean_std(xs: list[float]) -> tuple[float, float | None]:
@@ -87,12 +96,19 @@ def build_rows(records: list[dict], datasets: list[str], methods: list[str], sco
 
     headline: list[Row] = []
     full: list[Row] = []
-    # rows in the grid's order: base, task, the domain adapter(s) alone, extra rows, the methods
+    # rows in the grid's order: base, task, the domain adapter(s) alone, extra rows, the methods,
+    # then the rows tuned on validation (``tada tune``), each with its setting
     known = ["base", "task", "domain", *methods]
-    order = list(dict.fromkeys([*(g for g in groups.values() if g not in methods), *known]))
+    tuned = [g for g in dict.fromkeys(groups.values()) if g.endswith(TUNED_SUFFIX) and g not in methods]
+    order = list(dict.fromkeys([*(g for g in groups.values() if g not in methods and g not in tuned), *known, *tuned]))
     for group in order:
         runs = [k for k, g in groups.items() if g == group]
         if not runs:
+            continue
+        if group in tuned:
+            row = row_for(row_label(group), group, runs, f"tuned on validation: {setting_text(params[runs[0]])}")
+            row.density = params[runs[0]].get("density")
+            headline.append(row)
             continue
         densities = sorted({d for k in runs if (d := params[k].get("density")) is not None})
         if not densities:

@@ -16,9 +16,9 @@ from typing import Any
 
 from .._util import PROGRESS_DELAY_S
 from ..errors import TadaError
-from ..io.files import load_yaml_mapping
+from ..io.files import load_yaml_mapping, read_json_object
 from .grid import BENCH_MERGE_OPTIONS, Grid
-from ..methods import bench_methods, get_method, register_row_label, REGISTRY
+from ..methods import bench_methods, get_method, register_row_label, REGISTRY, row_label
 from ..models import load_model, load_tokenizer, resolve_base
 from ..options import build, closest, MergeOptions
 from ..eval.records import cell_record, text_cell_key, write_predictions
@@ -41,7 +41,13 @@ class BenchConfig:
     domains: list[dict] = field(default_factory=list)
     # Extra rows: ``{key, label, adapter}`` (an adapter as it is) or ``{key, label, method, domain,
     # domain_probe, params}`` (a two-adapter merge of the task adapter with ``domain``).
+    # A row with ``method`` and no ``domain`` merges the config's domain adapter(s), K-way too
+    # (e.g. the natural choice ``linear`` with ``params: {weights: [0.5, 0.25, 0.25]}``).
     extra_rows: list[dict] = field(default_factory=list)
+    # Rows tuned on validation by ``tada tune`` (issue #25): the path of its ``leaderboard.json``;
+    # each method there adds the row ``<method>-tuned`` ("<label> (tuned)"), merged with the best
+    # setting the tune found, and scored on the test sets once.
+    tuned: str | None = None
     gguf_file: str | None = None
     revision: str | None = None
     domain_probe: str | None = None
@@ -72,6 +78,9 @@ class BenchConfig:
     # each adapter's own effect, training files for the leakage check, and the sets that ask
     # trained knowledge on purpose (their options are exempt from the check).
     report: str | None = None
+    # Per-question outcomes behind the report's tables (gzip JSONL, committed beside the page):
+    # ``scripts/recompute_results.py`` recomputes every cell and p-value of the page from them.
+    records: str | None = None
     lm_texts: dict[str, str] = field(default_factory=dict)
     leakage_train: list[str] = field(default_factory=list)
     knowledge_sets: list[str] = field(default_factory=list)
@@ -105,10 +114,26 @@ class BenchConfig:
             register_row_label(key, text)
         return cfg
 
+    def tuned_rows(self) -> list[dict]:
+        """The leaderboard's methods (``tuned``): ``{method, params, setting, score}`` each, in
+        its order; one-line errors for a missing or malformed leaderboard."""
+        if not self.tuned:
+            return []
+        board = read_json_object(self.tuned, "tune leaderboard")
+        rows = board.get("methods")
+        if not isinstance(rows, list) or not all(isinstance(r, dict) and {"method", "params"} <= set(r) for r in rows):
+            raise TadaError(f"{self.tuned}: not a `tada tune` leaderboard.json (no methods with params)")
+        bad = sorted({r["method"] for r in rows} - set(REGISTRY))
+        if bad:
+            raise TadaError(f"{self.tuned}: unknown method(s) {', '.join(bad)}")
+        return [{"method": r["method"], "params": r["params"], "setting": r.get("setting", r["params"]),
+                 "score": r.get("score")} for r in rows]
+
     def row_labels(self) -> dict[str, str]:
-        """Table names of the rows this configuration adds (each domain alone, extra rows)."""
+        """Table names of the rows this configuration adds (each domain alone, extra rows, tuned rows)."""
         return {**{f"domain-{d['name']}": f"Domain only ({d['name']})" for d in self.domains},
-                **{r["key"]: r["label"] for r in self.extra_rows}}
+                **{r["key"]: r["label"] for r in self.extra_rows},
+                **{tuned_key(r["method"]): f"{row_label(r['method'])} (tuned)" for r in self.tuned_rows()}}
 
     def domain_inputs(self) -> tuple[str | list[str], dict[str, Any]]:
         """What every method row merges with the task adapter: the domain adapter (or the list of
@@ -175,9 +200,17 @@ def build_config(cls, data: dict, where: str, required: tuple[str, ...], hint: s
     return cfg
 
 
+#: Row key (and group) of a method's tuned row.
+TUNED_SUFFIX = "-tuned"
+
+
+def tuned_key(method: str) -> str:
+    return method + TUNED_SUFFIX
+
+
 def load_bench_config(path: str) -> BenchConfig:
     data = load_yaml_mapping(path, "bench config", ("task", "domain", "domain_probe", "general_probe",
-                                                    "domain_stats", "general_stats", "base"))
+                                                    "domain_stats", "general_stats", "base", "tuned"))
     return BenchConfig.from_dict(data, str(path))
 
 
@@ -190,11 +223,16 @@ class Run:
     key: str
     group: str  # the Table-3 row it belongs to (method name, or base/task/domain)
     method: str | None = None
-    params: tuple = ()  # sorted (name, value) pairs
+    params: tuple = ()  # sorted (name, value) pairs; list values as tuples (hashable)
 
     @property
     def params_dict(self) -> dict:
-        return dict(self.params)
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in self.params}
+
+
+def frozen_params(params: dict) -> tuple:
+    """``params`` as a :class:`Run`'s sorted pairs (lists become tuples)."""
+    return tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in params.items()))
 
 
 def grid(cfg: BenchConfig, picked: dict[str, float] | None = None, *, first_seed_only: bool = False) -> list[Run]:
@@ -215,7 +253,9 @@ def grid(cfg: BenchConfig, picked: dict[str, float] | None = None, *, first_seed
             for axis, v in zip(axes, combo):
                 params[axis] = v
                 key += f"-{SWEEP_SUFFIX.get(axis, axis)}{v}"
-            runs.append(Run(key, m, m, tuple(sorted(params.items()))))
+            runs.append(Run(key, m, m, frozen_params(params)))
+    runs += [Run(tuned_key(t["method"]), tuned_key(t["method"]), t["method"], frozen_params(t["params"]))
+             for t in cfg.tuned_rows()]
     return runs
 
 
@@ -287,6 +327,11 @@ class Bench:
         if extra is not None:
             if "adapter" in extra:
                 return extra["adapter"]
+            if "domain" not in extra:  # the config's domain adapter(s), K-way too
+                domain, probes = self.cfg.domain_inputs()
+                return self.grid.merged(run.key, self.cfg.task, domain, extra["method"], extra.get("params"),
+                                        base_name=spec.name, probes=probes, base=spec.path, gguf_file=spec.gguf_file,
+                                        revision=spec.revision, device=self.cfg.device, **self.cfg.merge_options)
             return self.grid.merged(run.key, self.cfg.task, extra["domain"], extra["method"], extra.get("params"),
                                     base_name=spec.name,
                                     probes={"domain_probe": extra.get("domain_probe"),
@@ -386,7 +431,8 @@ def dry_run(cfg: BenchConfig) -> list[str]:
     problems = []
     sources = [("task", cfg.task), *((("domain", cfg.domain),) if cfg.domain else ()),
                *((f"domain {d['name']}", d["adapter"]) for d in cfg.domains),
-               *((r["key"], r["adapter"] if "adapter" in r else r["domain"]) for r in cfg.extra_rows)]
+               *((r["key"], r["adapter"] if "adapter" in r else r["domain"]) for r in cfg.extra_rows
+                 if "adapter" in r or "domain" in r)]
     for role, src in sources:
         if not Path(src).is_dir():
             if src.count("/") == 1 and not src.startswith((".", "/")):

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from .._util import PROGRESS_DELAY_S
 from ..errors import TadaError
-from .text import Bench, Run
+from .text import Bench, Run, frozen_params
 from .vision import VisionBench
 
 
@@ -55,7 +55,7 @@ def evaluate_variants(cfg, variants: list[Variant], *, progress: bool = True) ->
         if probe not in benches:  # one Bench (one loaded model) per domain probe
             benches[probe] = Bench(dataclasses.replace(cfg, domain_probe=probe), progress=False)
         bench = benches[probe]
-        run = Run(f"variant-{slug(v.name)}", v.name, "tada", tuple(sorted(v.params.items())))
+        run = Run(f"variant-{slug(v.name)}", v.name, "tada", frozen_params(v.params))
         for d in cfg.datasets:
             for s in cfg.scoring:
                 records.append({**bench.evaluate(run, d, s), "variant": v.name, "domain_probe": probe})

@@ -30,6 +30,9 @@ FILTER_SIDES = ("both", "task")
 
 #: How K domain adapters' per-component weights combine (SPEC §6b).
 DOMAIN_COMBINE = ("sum", "mean")
+#: Energy-matched controls of the filter (issue #25): per module and adapter, remove the same
+#: Σσ² as the filter does, either from random components or by scaling the whole adapter.
+ENERGY_CONTROLS = ("none", "random", "scale")
 
 
 @dataclass(frozen=True)
@@ -43,7 +46,10 @@ class TadaParams:
     Ablations (SPEC §6, Table 7), each changing one thing: fixed_alpha=a (every α_i = a);
     global_tau=t (τ_m = t everywhere); no_filter (keep every component); keep_high_overlap (keep
     only what full TaDA drops); random_filter (drop as many as full TaDA, at random, seeded by
-    ``seed``); layer_alpha (every component takes the module's α of Eq. 3).
+    ``seed``); layer_alpha (every component takes the module's α of Eq. 3); energy_control
+    (``random``: drop random components until the same Σσ² as the filter's is gone, the last one
+    shrunk so that the energy matches exactly; ``scale``: keep every component and scale each
+    filtered adapter by √(1 − E_dropped/E_total), which removes the same Σσ²).
     """
 
     beta: float = opt(5.0, "Sigmoid slope β (Eq. 3).", gt=0, search=(1.0, 20.0), log=True)
@@ -64,13 +70,16 @@ class TadaParams:
     keep_high_overlap: bool = opt(False, "Ablation: keep only high-overlap components.")
     random_filter: bool = opt(False, "Ablation: drop as many, at random.")
     layer_alpha: bool = opt(False, "Ablation: module α for every component.")
+    energy_control: str = opt("none", "Ablation: remove the filter's Σσ² per module and adapter from random "
+                                      "components (random) or by scaling the adapter (scale).",
+                              choices=ENERGY_CONTROLS)
     seed: int = opt(0, "Seed of DARE drops, TaDA's random filter and the randomized SVD.")
     domain_combine: str = opt("sum", "K domain adapters: domain k's components weigh (1 − α^(k)) (sum) or that "
                                      "divided by K (mean); no effect with one domain.", choices=DOMAIN_COMBINE)
 
     def validate(self) -> None:
-        if sum([self.no_filter, self.keep_high_overlap, self.random_filter]) > 1:
-            raise TadaError("choose at most one of no_filter, keep_high_overlap, random_filter")
+        if sum([self.no_filter, self.keep_high_overlap, self.random_filter, self.energy_control != "none"]) > 1:
+            raise TadaError("choose at most one of no_filter, keep_high_overlap, random_filter, energy_control")
         if self.fixed_alpha is not None and self.layer_alpha:
             raise TadaError("fixed_alpha and layer_alpha are exclusive")
 
@@ -269,6 +278,33 @@ def choose_kept(overlap: list[torch.Tensor], p: TadaParams, module: ModuleInput,
     return keep, notes
 
 
+def energy_matched(S: torch.Tensor, keep: torch.Tensor, control: str, seed: int, name: str, side: str
+                   ) -> torch.Tensor:
+    """Per-component factors (on σ_i, shape [k]) that remove from one adapter the same energy
+    E = Σ_{i dropped} σ_i² as the filter's mask ``keep`` does (issue #25's controls):
+    ``scale``: every factor √(1 − E / Σσ²); ``random``: components in a seeded random order get
+    factor 0 while the removed energy stays ≤ E, the next one √(1 − rest/σ²) so that exactly E is
+    removed, the others 1. Either way Σ(1 − f_i²)σ_i² = E."""
+    energy = S.double() ** 2
+    dropped, total = float(energy[~keep].sum()), float(energy.sum())
+    factors = torch.ones(len(S), dtype=torch.float64)
+    if dropped <= 0 or total <= 0:
+        return factors
+    if control == "scale":
+        return factors * math.sqrt(max(0.0, 1 - dropped / total))
+    order = list(range(len(S)))
+    random.Random(f"{seed}:{name}:{side}:energy").shuffle(order)
+    rest = dropped
+    for i in order:
+        e = float(energy[i])
+        if e <= rest:
+            factors[i], rest = 0.0, rest - e
+        else:
+            factors[i] = math.sqrt(1 - rest / e)
+            break
+    return factors
+
+
 def _random_keep(k: int, n_drop: int, seed: int, name: str, side: str) -> torch.Tensor:
     keep = torch.ones(k, dtype=torch.bool)
     keep[random.Random(f"{seed}:{name}:{side}").sample(range(k), n_drop)] = False
@@ -343,11 +379,17 @@ def tada(module: ModuleInput, p: TadaParams) -> ModuleResult:
         # the task's components: the mean over domains of their α^(k); domain k's: 1 − α^(k) (/K: mean)
         a_task = per_domain[0].alpha_task if len(active) == 1 else torch.stack([d.alpha_task for d in per_domain]).mean(dim=0)
         share = len(active) if p.domain_combine == "mean" and len(active) > 1 else 1
+        weights = [a_task, *((1 - d.alpha_domain) / share if share > 1 else 1 - d.alpha_domain for d in per_domain)]
+        if p.energy_control != "none":  # the filter's energy, removed another way
+            names = ["task", *(sides[i] for i in active)]
+            factors = [energy_matched(c.S, k, p.energy_control, p.seed, module.name, side)
+                       for c, k, side in zip([T, *(comps[i] for i in active)], keep, names)]
+            weights = [w * f.to(w.dtype) for w, f in zip(weights, factors)]
+            keep = [f > 0 for f in factors]
 
     with step("merge"):
-        parts = [(T.select(keep[0]), a_task[keep[0]])]
-        parts += [(comps[i].select(k), (1 - d.alpha_domain[k]) / share if share > 1 else 1 - d.alpha_domain[k])
-                  for i, k, d in zip(active, keep[1:], per_domain)]
+        parts = [(T.select(keep[0]), weights[0][keep[0]])]
+        parts += [(comps[i].select(k), w[k]) for i, k, w in zip(active, keep[1:], weights[1:])]
         merged = svd_of_weighted_components(parts)  # Eq. 7
     with step("truncation"):
         tr = truncate(merged, module.rank)  # Eq. 8
