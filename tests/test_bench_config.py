@@ -2,6 +2,9 @@
 passes to every merge (validated by the options model)."""
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 
 from tada.bench.config import preset
@@ -36,8 +39,22 @@ def test_merge_options_enter_the_cache_key_only_when_set(tmp_path):
     assert tuned["merge_options"] == {"max_rank": 8} and tuned != plain
 
 
-def test_presets_use_sweeps():
-    data = preset("smollm2-offline")
-    assert data["sweeps"] == {"density": [0.5], "seed": [0]} and "densities" not in data
+@pytest.mark.parametrize("name", ["smollm2-offline", "smollm2-multidomain"])
+def test_the_published_presets_follow_the_fair_protocol(name):
+    """Issue #25: TaDA at its defaults, and every registered method tuned on validation by `tada
+    tune` (the committed leaderboard, the same budget for each), in float32 as the tune ran."""
+    from tada.methods import bench_methods
+
+    data = preset(name)
+    assert data["methods"] == ["tada"] and data["model_dtype"] == "float32" and "densities" not in data
+    cfg = BenchConfig.from_dict(data)
+    tuned = cfg.tuned_rows()
+    assert set(bench_methods()) <= {r["method"] for r in tuned}  # every row of the grid, and cat
+    board = json.loads(Path(data["tuned"]).read_text())
+    assert len({m["trials_used"] for m in board["methods"]}) == 1, "every method gets the same budget"
+    assert data["records"].endswith(".jsonl.gz") and data["report"].endswith(".md")
+
+
+def test_sweeps_and_their_older_spelling():
     cfg = BenchConfig.from_dict({**BASE, "densities": [0.2], "dare_seeds": [3]})  # the older spelling still reads
     assert cfg.sweeps == {"density": [0.2], "seed": [3]}

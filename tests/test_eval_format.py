@@ -253,17 +253,3 @@ def test_holm_adjusts_a_family_of_p_values():
 
     assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
     assert holm([0.5, 0.9]) == [1.0, 1.0] and holm([]) == []
-
-
-def test_pooled_paired_sums_discordant_pairs_over_seeds():
-    """The seed-stratified McNemar: per seed b_s, c_s; pooled b = Σ b_s, c = Σ c_s, one exact test."""
-    from tada.eval.stats import mcnemar_exact, paired, pooled_paired
-
-    seed0 = ({1: True, 2: True, 3: False, 4: True}, {1: False, 2: True, 3: False, 4: False})  # b 2, c 0
-    seed1 = ({1: False, 2: True, 3: True}, {1: True, 2: True, 3: False, 9: True})  # b 1, c 1 (id 9 unpaired)
-    got = pooled_paired([seed0, seed1])
-    assert (got.n, got.only_first, got.only_second) == (7, 3, 1)
-    assert got.diff == pytest.approx(2 / 7) and got.p == mcnemar_exact(3, 1)
-    # not the same as pairing by question id across seeds (ids repeat between seeds)
-    merged = paired({**seed0[0], **seed1[0]}, {**seed0[1], **seed1[1]})
-    assert merged.n == 4 and (merged.only_first, merged.only_second) != (3, 1)

@@ -42,16 +42,6 @@ def paired(first: Mapping[Any, bool], second: Mapping[Any, bool]) -> Paired:
     return Paired(n, b, c, (b - c) / n if n else 0.0, mcnemar_exact(b, c))
 
 
-def pooled_paired(strata: list[tuple[Mapping[Any, bool], Mapping[Any, bool]]]) -> Paired:
-    """Exact McNemar stratified by training seed: each stratum is one seed's pair of per-question
-    maps (model 1, model 2); every (seed, question) is its own matched pair, so the discordant
-    counts add over strata and the test is the exact McNemar on the sums. ``diff`` is the pooled
-    difference (b − c) / n over all pairs (each seed weighs by its questions)."""
-    parts = [paired(first, second) for first, second in strata]
-    n, b, c = sum(x.n for x in parts), sum(x.only_first for x in parts), sum(x.only_second for x in parts)
-    return Paired(n, b, c, (b - c) / n if n else 0.0, mcnemar_exact(b, c))
-
-
 def holm(pvalues: list[float]) -> list[float]:
     """Holm–Bonferroni adjusted p-values, in the order given: the i-th smallest of m is multiplied
     by (m − i + 1), made monotone (never below the previous adjusted value) and capped at 1. A
