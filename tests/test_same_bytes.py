@@ -44,7 +44,8 @@ def merged_hashes(root: Path) -> dict[str, dict[str, str]]:
 #: Report entries added on purpose since the recording (each with its issue); everything else
 #: must stay as it was.
 ADDED = {"params": ("domain_combine",  # #19: how K domain adapters combine (no effect with one)
-                   "tau_scale")}  # #25: the factor on every τ that tada tune searches (1: no effect)
+                   "tau_scale",  # #25: the factor on every τ that tada tune searches (1: no effect)
+                   "energy_control")}  # #25: the filter's energy-matched controls ("none": no effect)
 
 
 def normalized(path: Path, root: Path) -> bytes:
