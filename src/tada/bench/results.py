@@ -86,7 +86,7 @@ def leakage(bench: Bench) -> dict[str, int] | None:
 # ---- paired comparison ---------------------------------------------------------------------------
 
 def _correct(bench: Bench, run_key: str, dataset: str, scoring: str, field: str = "correct") -> dict[str, bool] | None:
-    path = bench.out / "results" / run_key / f"{dataset.replace('/', '_').replace(':', '_')}.{scoring}.jsonl"
+    path = bench.grid.result_path(run_key, dataset, f"{scoring}.jsonl")
     if not path.is_file():
         return None
     preds = [json.loads(line) for line in path.read_text().splitlines()]
@@ -279,7 +279,7 @@ def export_records(bench: Bench, picked: dict[str, float], path: Path) -> Path:
     for run in grid(bench.cfg, picked or None):
         for d in bench.cfg.datasets:
             for scoring in bench.cfg.scoring:
-                jsonl = bench.out / "results" / run.key / f"{d.replace('/', '_').replace(':', '_')}.{scoring}.jsonl"
+                jsonl = bench.grid.result_path(run.key, d, f"{scoring}.jsonl")
                 if not jsonl.is_file():
                     continue
                 for line in jsonl.read_text().splitlines():

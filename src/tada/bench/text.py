@@ -115,8 +115,8 @@ class BenchConfig:
         return cfg
 
     def tuned_rows(self) -> list[dict]:
-        """The leaderboard's methods (``tuned``): ``{method, params, setting, score}`` each, in
-        its order; one-line errors for a missing or malformed leaderboard."""
+        """The leaderboard's methods (``tuned``): ``{method, params}`` each (the merge parameters
+        of the best setting), in its order; one-line errors for a missing or malformed leaderboard."""
         if not self.tuned:
             return []
         board = read_json_object(self.tuned, "tune leaderboard")
@@ -126,8 +126,7 @@ class BenchConfig:
         bad = sorted({r["method"] for r in rows} - set(REGISTRY))
         if bad:
             raise TadaError(f"{self.tuned}: unknown method(s) {', '.join(bad)}")
-        return [{"method": r["method"], "params": r["params"], "setting": r.get("setting", r["params"]),
-                 "score": r.get("score")} for r in rows]
+        return [{"method": r["method"], "params": r["params"]} for r in rows]
 
     def row_labels(self) -> dict[str, str]:
         """Table names of the rows this configuration adds (each domain alone, extra rows, tuned rows)."""

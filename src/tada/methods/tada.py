@@ -375,13 +375,13 @@ def tada(module: ModuleInput, p: TadaParams) -> ModuleResult:
                 a_t, a_d = torch.full_like(a_t, float(alpha)), torch.full_like(a_d, float(alpha))
             per_domain.append(Gating(s, alpha, s_t, a_t, s_d, a_d))
         overlap = all_overlaps([T, *(comps[i] for i in active)], p.overlap_lambda)  # Eq. 5
-        keep, filter_notes = choose_kept(overlap, p, module, ["task", *(sides[i] for i in active)])
+        names = ["task", *(sides[i] for i in active)]  # the adapters' names in the filter's draws
+        keep, filter_notes = choose_kept(overlap, p, module, names)
         # the task's components: the mean over domains of their α^(k); domain k's: 1 − α^(k) (/K: mean)
         a_task = per_domain[0].alpha_task if len(active) == 1 else torch.stack([d.alpha_task for d in per_domain]).mean(dim=0)
         share = len(active) if p.domain_combine == "mean" and len(active) > 1 else 1
-        weights = [a_task, *((1 - d.alpha_domain) / share if share > 1 else 1 - d.alpha_domain for d in per_domain)]
+        weights = [a_task, *((1 - d.alpha_domain) / share for d in per_domain)]  # / 1 is exact
         if p.energy_control != "none":  # the filter's energy, removed another way
-            names = ["task", *(sides[i] for i in active)]
             factors = [energy_matched(c.S, k, p.energy_control, p.seed, module.name, side)
                        for c, k, side in zip([T, *(comps[i] for i in active)], keep, names)]
             weights = [w * f.to(w.dtype) for w, f in zip(weights, factors)]
