@@ -14,6 +14,7 @@ from pathlib import Path
 
 from ..adapters import load_adapter
 from ..analysis import probe_size as probe_size_analysis
+from ..analysis import seeds as seeds_analysis
 from ..analysis import timing as timing_analysis
 from . import variants as variants_analysis
 from ..analysis.plots import line_plot
@@ -25,6 +26,7 @@ from ..eval.lm import read_lines
 from .config import preset as get_preset
 from ..io.files import load_yaml_mapping
 from ..models import load_model, load_tokenizer, resolve_base
+from ..methods import row_label
 from ..report import jsonable
 from . import vision as vision_bench
 
@@ -96,6 +98,8 @@ def run_bench(cfg, *, command: str, dry_run: bool = False, progress: bool = True
     if cfg.report:
         outcome.written.append(str(reproduce.write_results(bench, records, command=command,
                                                  wall_s=time.perf_counter() - started)))
+    elif cfg.records:  # the per-question records without a results page (e.g. a replication)
+        outcome.written.append(str(reproduce.export_records(bench, bench.picked, Path(cfg.records))))
     return outcome
 
 
@@ -229,3 +233,58 @@ def probe_mismatch(cfg, mismatch: list[str], out: Path, *, progress: bool = True
             raise TadaError(f"probe file not found: {v.domain_probe}")
     return variants(cfg, variant_list, out, "probe_mismatch", "Probe mismatch (Table 6)", progress=progress)
 
+
+
+def replicate_records(cfg, name: str, source: str | tuple[str, str], rows: list[str], out: Path, *,
+                      progress: bool = True) -> list[dict]:
+    """The per-question records of one replicate: ``source`` is a records file a bench already
+    wrote (e.g. the published page's), or a (task, domain) adapter pair that the bench ``cfg``
+    scores on its datasets, ``rows`` only, in its own folder under ``out``; its records are
+    written to ``out/records-<name>.jsonl.gz`` (committed beside the analysis, like a page's)."""
+    if isinstance(source, str):
+        return seeds_analysis.read_records(source)
+    if cfg.domains:
+        raise TadaError("seed replicates take one domain adapter (this configuration has `domains`)")
+    slug = "".join(ch if ch.isalnum() else "-" for ch in name).strip("-") or "replicate"
+    task, domain = source
+    rcfg = dataclasses.replace(cfg, task=task, domain=domain, rows=list(rows), report=None, records=None,
+                               out=str(out / "runs" / slug))
+    rcfg = text_bench.BenchConfig.from_dict(vars(rcfg), f"replicate {name}")  # checks the rows exist
+    bench = text_bench.Bench(rcfg, progress=progress)
+    bench.run()
+    path = reproduce.export_records(bench, bench.picked, out / f"records-{slug}.jsonl.gz")
+    return seeds_analysis.read_records(path)
+
+
+def seed_replication(cfg, replicates: list[tuple[str, str | tuple[str, str]]], rows: list[str],
+                     compare: list[tuple[str, str]], out: Path, *, measure: str = "joint",
+                     report: str | None = None, command: str = "", progress: bool = True) -> Analysis:
+    """The same ``rows`` of the bench ``cfg`` on several adapter pairs (e.g. training seeds): per row
+    and set the mean ± sd over replicates, and the ``compare`` pairs tested on ``measure`` pooled
+    over replicates (stratified exact McNemar, Holm over the family; tada.analysis.seeds)."""
+    if len(replicates) < 2:
+        raise TadaError("give at least two replicates (the published pair's records and a retrained pair)")
+    if not rows:
+        raise TadaError("give the rows to replicate (e.g. task,tada,tada-tuned)")
+    missing = sorted({r for pair in compare for r in pair} - set(rows))
+    if missing:
+        raise TadaError(f"compared row {missing[0]!r} is not among the replicated rows ({', '.join(rows)})")
+    # the rows exist in this bench (one-line error before anything runs); registers their labels
+    text_bench.BenchConfig.from_dict(vars(dataclasses.replace(cfg, rows=list(rows))), "seed replication")
+    out.mkdir(parents=True, exist_ok=True)
+    data = {name: replicate_records(cfg, name, source, rows, out, progress=progress) for name, source in replicates}
+    sets = [reproduce.label(d) for d in cfg.datasets]
+    summary = seeds_analysis.summary_rows(data, rows, sets)
+    tests = seeds_analysis.comparisons(data, compare, sets, measure)
+    labels = {r: row_label(r) for r in rows}
+    md = seeds_analysis.to_markdown(summary, tests, labels)
+    sources = "; ".join(f"{n}: {s if isinstance(s, str) else ' + '.join(s)}" for n, s in replicates)
+    md += (f"\nReplicates: {sources}. Sets: {', '.join(sets)} ({cfg.limit or 'all'} questions each, "
+           f"{', '.join(cfg.scoring)} scoring).\n")
+    files = write_analysis(out, "seeds", {"bench": vars(cfg), "replicates": replicates, "rows": rows,
+                                          "compare": compare, "measure": measure},
+                           [*summary, *tests], md, "Training-seed replication")
+    if report:
+        block = f"{reproduce.BEGIN}\n\nCommand: `{command}`\n\n{md}\n{reproduce.END}\n"
+        files.append(reproduce.replace_generated_block(Path(report), block, "seed replication"))
+    return Analysis(md, files)

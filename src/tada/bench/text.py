@@ -48,6 +48,9 @@ class BenchConfig:
     # each method there adds the row ``<method>-tuned`` ("<label> (tuned)"), merged with the best
     # setting the tune found, and scored on the test sets once.
     tuned: str | None = None
+    # Only these rows of the grid (run keys: ``task``, ``tada``, ``tada-tuned``, ``ties-d0.5``…);
+    # empty: every row. For replications that re-score a few rows (e.g. other training seeds).
+    rows: list[str] = field(default_factory=list)
     gguf_file: str | None = None
     revision: str | None = None
     domain_probe: str | None = None
@@ -112,6 +115,8 @@ class BenchConfig:
                 raise TadaError(f"{where}: each extra_rows entry needs key, label and adapter or method")
         for key, text in cfg.row_labels().items():
             register_row_label(key, text)
+        if cfg.rows:
+            grid(cfg)  # an unknown row is a one-line error now, not after the first cells ran
         return cfg
 
     def tuned_rows(self) -> list[dict]:
@@ -255,7 +260,14 @@ def grid(cfg: BenchConfig, picked: dict[str, float] | None = None, *, first_seed
             runs.append(Run(key, m, m, frozen_params(params)))
     runs += [Run(tuned_key(t["method"]), tuned_key(t["method"]), t["method"], frozen_params(t["params"]))
              for t in cfg.tuned_rows()]
-    return runs
+    if not cfg.rows:
+        return runs
+    keys = [r.key for r in runs]
+    unknown = [k for k in cfg.rows if k not in keys]
+    if unknown:
+        raise TadaError(f"rows: {unknown[0]!r} is not a row of this bench{closest(unknown[0], keys)} "
+                        f"(rows: {', '.join(keys)})")
+    return [r for r in runs if r.key in cfg.rows]
 
 
 @contextmanager

@@ -99,3 +99,48 @@ def analyze_probe_mismatch(config_file, preset, out, device, model_dtype, quiet,
                                                             "limit": limit, "device": device,
                                                             "model_dtype": model_dtype})
     _show(bench_run.probe_mismatch(cfg, list(mismatch), Path(out), progress=not quiet), quiet)
+
+
+def _replicate(spec: str) -> tuple[str, str | tuple[str, str]]:
+    """``NAME=RECORDS.jsonl.gz`` (a bench's records) or ``NAME=TASK,DOMAIN`` (an adapter pair)."""
+    name, sep, source = spec.partition("=")
+    parts = [p for p in source.split(",") if p]
+    if not sep or not name or len(parts) not in (1, 2):
+        raise TadaError(f"--replicate takes NAME=RECORDS.jsonl.gz or NAME=TASK_ADAPTER,DOMAIN_ADAPTER, got {spec!r}")
+    return name, parts[0] if len(parts) == 1 else (parts[0], parts[1])
+
+
+def _pair(spec: str) -> tuple[str, str]:
+    first, sep, second = spec.partition(":")
+    if not sep or not first or not second:
+        raise TadaError(f"--compare takes FIRST_ROW:SECOND_ROW, got {spec!r}")
+    return first, second
+
+
+@analyze.command("seeds")
+@analysis_options
+@model_dtype_override
+@click.option("--replicate", "replicates", multiple=True, required=True,
+              help="NAME=RECORDS.jsonl.gz (a bench's committed records) or NAME=TASK,DOMAIN (an adapter pair "
+                   "to score); repeat, at least twice.")
+@click.option("--rows", required=True, help="Comma-separated row keys to replicate (e.g. task,tada,tada-tuned).")
+@click.option("--compare", "compare", multiple=True, help="FIRST:SECOND rows to test pooled over replicates "
+                                                          "(repeatable).")
+@click.option("--measure", type=click.Choice(["joint", "format_ok", "correct"]), default="joint", show_default=True)
+@click.option("--report", help="A Markdown page whose generated block gets the tables.")
+def analyze_seeds(config_file, preset, out, device, model_dtype, quiet, replicates, rows, compare, measure,
+                  report) -> None:
+    """Training-seed variance: rows re-scored on retrained adapter pairs; mean ± sd over replicates
+    and paired tests pooled over them (stratified exact McNemar, Holm)."""
+    import shlex
+
+    from ..bench import run as bench_run
+
+    cfg = bench_run.text_bench_config(config_file, preset, {"device": device, "model_dtype": model_dtype})
+    source = ["--preset", preset] if preset else ["--config", config_file]
+    command = shlex.join(["tada", "analyze", "seeds", *source, *(a for r in replicates for a in ("--replicate", r)),
+                          "--rows", rows, *(a for c in compare for a in ("--compare", c)), "--measure", measure])
+    result = bench_run.seed_replication(cfg, [_replicate(r) for r in replicates], [r for r in rows.split(",") if r],
+                                        [_pair(c) for c in compare], Path(out), measure=measure, report=report,
+                                        command=command, progress=not quiet)
+    _show(result, quiet)
