@@ -239,8 +239,9 @@ def replicate_records(cfg, name: str, source: str | tuple[str, str], rows: list[
                       progress: bool = True) -> list[dict]:
     """The per-question records of one replicate: ``source`` is a records file a bench already
     wrote (e.g. the published page's), or a (task, domain) adapter pair that the bench ``cfg``
-    scores on its datasets, ``rows`` only, in its own folder under ``out``; its records are
-    written to ``out/records-<name>.jsonl.gz`` (committed beside the analysis, like a page's)."""
+    scores on its datasets, ``rows`` only, in its own cache folder ``<cfg.out>-<name>``; its
+    records are written to ``out/records-<name>.jsonl.gz`` (committed beside the analysis, like a
+    page's)."""
     if isinstance(source, str):
         return seeds_analysis.read_records(source)
     if cfg.domains:
@@ -248,7 +249,7 @@ def replicate_records(cfg, name: str, source: str | tuple[str, str], rows: list[
     slug = "".join(ch if ch.isalnum() else "-" for ch in name).strip("-") or "replicate"
     task, domain = source
     rcfg = dataclasses.replace(cfg, task=task, domain=domain, rows=list(rows), report=None, records=None,
-                               out=str(out / "runs" / slug))
+                               out=f"{cfg.out}-{slug}")
     rcfg = text_bench.BenchConfig.from_dict(vars(rcfg), f"replicate {name}")  # checks the rows exist
     bench = text_bench.Bench(rcfg, progress=progress)
     bench.run()
