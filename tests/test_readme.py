@@ -143,3 +143,87 @@ def test_python_and_yaml_examples_run_from_a_copy_of_the_repository(tmp_path):
                          cwd=tmp_path, capture_output=True, text=True, timeout=1800, env=env)
     assert run.returncode == 0, run.stderr[-3000:]
     assert (tmp_path / "merged-yaml" / "tada_report.json").is_file()
+
+
+def llama_completion() -> str | None:
+    """llama.cpp's ``llama-completion``: on PATH, else the one built from the llama.cpp sources
+    that the installed ``llama-cpp-python`` vendors (its PyPI sdist; cmake and a C++ compiler;
+    about 10-30 min once on 2 cores), kept in ``$LLAMA_CPP_HOME`` (default
+    ``~/.cache/llama.cpp-build/llama-cpp-python-<version>``). None when neither is possible."""
+    import tarfile
+    import tempfile
+
+    if shutil.which("llama-completion"):
+        return shutil.which("llama-completion")
+    try:
+        import llama_cpp
+    except ImportError:
+        return None
+    home = Path(os.environ.get("LLAMA_CPP_HOME", Path.home() / ".cache" / "llama.cpp-build"
+                               / f"llama-cpp-python-{llama_cpp.__version__}"))
+    binary = home / "bin" / "llama-completion"
+    if binary.is_file():
+        return str(binary)
+    if not (shutil.which("cmake") and shutil.which("c++")):
+        return None
+    with tempfile.TemporaryDirectory(prefix="llama-cpp-src-") as tmp:
+        subprocess.run([sys.executable, "-m", "pip", "download", "--no-binary", ":all:", "--no-deps", "-q",
+                        f"llama-cpp-python=={llama_cpp.__version__}", "-d", tmp], check=True, timeout=600)
+        (sdist,) = Path(tmp).glob("llama_cpp_python-*.tar.gz")
+        with tarfile.open(sdist) as tar:
+            tar.extractall(tmp, filter="data")
+        (source,) = Path(tmp).glob("llama_cpp_python-*/vendor/llama.cpp")
+        build = Path(tmp) / "build"
+        subprocess.run(["cmake", "-S", str(source), "-B", str(build), "-DCMAKE_BUILD_TYPE=Release",
+                        "-DLLAMA_BUILD_TESTS=OFF", "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF",
+                        "-DLLAMA_OPENSSL=OFF", "-DBUILD_SHARED_LIBS=OFF",
+                        # portable, as llama-cpp-python's wheels: a native build on an AMX CPU (this
+                        # 2-core Xeon) segfaults in its AMX weight repacking, with or without a LoRA
+                        "-DGGML_NATIVE=OFF"], check=True, capture_output=True,
+                       timeout=600)
+        subprocess.run(["cmake", "--build", str(build), "--target", "llama-completion", "-j", str(os.cpu_count())],
+                       check=True, capture_output=True, timeout=5400)
+        binary.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(build / "bin" / "llama-completion", binary)
+    return str(binary)
+
+
+@pytest.mark.slow
+def test_the_llama_cpp_command_runs_as_written(tmp_path):
+    """README's llama.cpp block as written, in `work/` after a merge and `tada export-gguf`: llama.cpp's
+    own command-line tool loads the embedded base GGUF with our LoRA GGUF and writes the same greedy
+    continuation as llama.cpp's Python binding (the slow test of tests/test_gguf_lora.py ties that
+    one to PeftModel); the LoRA changes the answer (the base alone writes something else)."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    exe = llama_completion()
+    if exe is None:
+        pytest.skip("llama-completion is not on PATH and cannot be built (llama-cpp-python, cmake, c++)")
+    env = copy_examples(tmp_path)
+    env["PATH"] = f"{Path(exe).parent}{os.pathsep}{env['PATH']}"
+    work = tmp_path / "work"
+    work.mkdir()
+    setup = ("tada merge --task ../examples/adapters/task-format --domain ../examples/adapters/domain --method linear "
+             "--weights 0.8,0.2 --out merged/ --quiet\ntada export-gguf merged/ merged.gguf\n")
+    run = subprocess.run(["bash", "-euo", "pipefail", "-c", setup], cwd=work, capture_output=True, text=True,
+                         timeout=1800, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    block = next(b for b in blocks("bash") if "\nllama-completion " in "\n" + b)
+    run = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=work, capture_output=True, text=True,
+                         timeout=600, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    prompt = re.search(r"-p \$'(.*)'", block).group(1).replace("\\n", "\n")
+    assert run.stdout.startswith(prompt), run.stdout[:500]
+    cli_answer = run.stdout[len(prompt):].strip()
+    from tada.models import smollm2_gguf
+
+    spec = smollm2_gguf()
+    base = str(Path(spec.path) / str(spec.gguf_file))
+
+    def binding(lora: str | None) -> str:
+        kw = {"lora_path": lora} if lora else {}
+        llm = llama_cpp.Llama(model_path=base, n_ctx=512, n_threads=1, seed=0, verbose=False, **kw)
+        return llm.create_completion(prompt, max_tokens=24, temperature=0.0)["choices"][0]["text"].strip()
+
+    with_lora = binding(str(work / "merged.gguf"))
+    assert cli_answer == with_lora, (cli_answer, with_lora)
+    assert cli_answer != binding(None)
