@@ -91,3 +91,47 @@ def test_fused_dare_ties_equals_drop_then_merge():
     assert fused.dtype == torch.float32 and torch.equal(fused, composed)
     kept = float((dropped(module, params)[0] != 0).float().mean())
     assert abs(kept - 0.3) < 0.01  # a Bernoulli(density) draw
+
+
+def test_order_free_passes_give_the_same_bytes_on_every_thread_count(monkeypatch):
+    """Large inputs run the order-free chunk passes (threshold counting, magnitude trim, TIES and
+    sum merges) on one Python thread per torch thread: the results are byte-identical to one
+    thread, also when the trim keeps only some tied entries (that pass stays in index order), and
+    when the threaded passes take the chunks in reverse order (a deterministic stand-in for any
+    interleaving of the threads)."""
+    from tada.methods import sparsify
+    from tada.methods.sparsify import merge_entrywise, threshold_rule, trim_rule
+
+    g = torch.Generator().manual_seed(3)
+    deltas = [torch.randn(1536, 1024, generator=g) for _ in range(3)]  # 1.5M entries: the threaded path
+    big = torch.randn(1536, 1024, generator=g)
+    # half the entries at one magnitude (±0.25), the others above 1: the top 90% cut through the ties
+    tied = torch.where(torch.rand(1536, 1024, generator=g) < 0.5, 0.25 * big.sign(), big.sign() * (1 + big.abs()))
+    before = torch.get_num_threads()
+    real = sparsify._each_chunk
+
+    def reversed_order(n, work):  # any order of the chunks must give the same bytes where it is used
+        return list(reversed([work(a, b) for a, b in reversed(list(sparsify._chunks(n)))]))
+
+    results = []
+    try:
+        for threads in (1, 2, 3, "reversed"):
+            if threads == "reversed":
+                monkeypatch.setattr(sparsify, "_each_chunk", reversed_order)
+            torch.set_num_threads(1 if threads == "reversed" else threads)
+            trims = [trim_rule(d, 0.5) for d in deltas]
+            tied_rule = threshold_rule(tied.reshape(-1), int(0.9 * tied.numel()))
+            results.append([trims, tied_rule, magnitude_trim(deltas[1], 0.4), magnitude_trim(tied, 0.9),
+                            merge_entrywise(deltas, [0.5, 0.3, 0.2], "ties", trims=trims),
+                            merge_entrywise([tied, deltas[1]], [1.0, 1.0], "ties",
+                                            trims=[trim_rule(tied, 0.9), None]),
+                            merge_entrywise(deltas, [0.5, 0.3, 0.2], "sum")])
+    finally:
+        torch.set_num_threads(before)
+        monkeypatch.setattr(sparsify, "_each_chunk", real)
+    assert not results[0][1].every_tie_kept  # the ordered case is exercised
+    for other in results[1:]:
+        assert other[0] == results[0][0] and other[1] == results[0][1]
+        for a, b in zip(other[2:], results[0][2:]):
+            assert a.numpy().tobytes() == b.numpy().tobytes()
+    assert sparsify.BRACKET_MIN_NUMEL <= deltas[0].numel()

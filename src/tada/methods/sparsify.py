@@ -33,6 +33,24 @@ def _chunks(n: int):
     return ((s, min(s + CHUNK, n)) for s in range(0, n, CHUNK))
 
 
+def _each_chunk(n: int, work) -> list:
+    """``[work(a, b) for each chunk (a, b) of range(n)]``, in chunk order. Large inputs are split
+    into one contiguous run of chunks per torch thread (``torch.get_num_threads()``), each run in
+    its own Python thread: numpy releases the GIL inside its loops, so order-free passes use every
+    core the user gave torch (the chunks' results, and so the output, do not depend on it)."""
+    chunks = list(_chunks(n))
+    threads = min(torch.get_num_threads(), len(chunks)) if n >= BRACKET_MIN_NUMEL else 1
+    if threads <= 1:
+        return [work(a, b) for a, b in chunks]
+    from concurrent.futures import ThreadPoolExecutor
+
+    step = -(-len(chunks) // threads)
+    runs = [chunks[i:i + step] for i in range(0, len(chunks), step)]
+    with ThreadPoolExecutor(len(runs)) as pool:
+        done = list(pool.map(lambda run: [work(a, b) for a, b in run], runs))
+    return [r for run in done for r in run]
+
+
 def _array(t: torch.Tensor) -> np.ndarray:
     """A numpy view of a contiguous CPU tensor (the chunk loops run in numpy: its comparisons and
     masked products are several times faster than torch's bool kernels on this kind of CPU)."""
@@ -84,14 +102,16 @@ def threshold_rule(values: torch.Tensor, k: int) -> Threshold:
         lo = sample[max(0, int((q - margin) * _SAMPLE))].item()
         hi = sample[min(_SAMPLE - 1, int((q + margin) * _SAMPLE) + 1)].item()
         x = _array(values)
-        above, inside = 0, []
-        for a, b in _chunks(n):
+
+        def count(a: int, b: int) -> tuple[int, np.ndarray]:
             mag = np.abs(x[a:b])
-            above += int(np.count_nonzero(mag > hi))
             sel = mag >= lo
             sel &= mag <= hi
-            inside.append(mag[sel])
-        pool = torch.from_numpy(np.concatenate(inside))
+            return int(np.count_nonzero(mag > hi)), mag[sel]
+
+        counted = _each_chunk(n, count)
+        above = sum(c for c, _ in counted)
+        pool = torch.from_numpy(np.concatenate([part for _, part in counted]))
         if above < k <= above + pool.numel():
             threshold = torch.kthvalue(pool, pool.numel() - (k - above) + 1).values
             return Threshold(threshold.item(), above + int((pool > threshold).sum()), int((pool == threshold).sum()), k)
@@ -141,8 +161,15 @@ def magnitude_trim(delta: torch.Tensor, density: float) -> torch.Tensor:
     flat = _array(delta.reshape(-1))
     out = np.empty_like(flat)
     keep = _Keep(rule)
-    for a, b in _chunks(flat.size):
+
+    def trim(a: int, b: int) -> None:
         np.multiply(flat[a:b], keep(flat[a:b]), out=out[a:b])
+
+    if rule.every_tie_kept:  # the keep mask has no state: chunks in any order, on every thread
+        _each_chunk(flat.size, trim)
+    else:
+        for a, b in _chunks(flat.size):
+            trim(a, b)
     return torch.from_numpy(out).reshape(delta.shape)
 
 
@@ -216,7 +243,8 @@ def merge_entrywise(deltas: list[torch.Tensor], weights: list[float], rule: str,
     ws = [dtype(w) for w in weights]
     keeps = [None if t is None else _Keep(t) for t in (trims or [None] * len(flats))]
     out = np.empty_like(arrays[0])
-    for a, b in _chunks(out.size):
+
+    def merge(a: int, b: int) -> None:
         parts = ([x[a:b] for x in arrays] if prepare is None
                  else [_array(fn(f[a:b])) for fn, f in zip(prepare, flats)])
         parts = [p if k is None else p * k(p) for p, k in zip(parts, keeps)]
@@ -226,7 +254,7 @@ def merge_entrywise(deltas: list[torch.Tensor], weights: list[float], rule: str,
             total += wd
         if rule == "sum":
             out[a:b] = total
-            continue
+            return
         negative = total < 0  # the elected sign is − here, + elsewhere (0 counts as +)
         numerators, divisors = [], []
         for wd, w in zip(weighted, ws):
@@ -238,6 +266,14 @@ def merge_entrywise(deltas: list[torch.Tensor], weights: list[float], rule: str,
         divisor: np.ndarray = sum(divisors[1:], divisors[0])
         divisor += divisor == 0
         np.divide(numerator, divisor, out=out[a:b])
+
+    # DARE's draws and a trim that keeps only some of its tied entries depend on the chunks' order
+    ordered = prepare is not None or any(k is not None and not k.rule.every_tie_kept for k in keeps)
+    if ordered:
+        for a, b in _chunks(out.size):
+            merge(a, b)
+    else:
+        _each_chunk(out.size, merge)
     return torch.from_numpy(out).reshape(deltas[0].shape)
 
 
