@@ -16,7 +16,7 @@ from tada.analysis import seeds
 from tada.bench.text import BenchConfig, grid
 from tada.errors import TadaError
 
-from test_bench_text import cfg, toy_jsonl  # noqa: F401  (the tiny bench fixture)
+from test_bench_text import cfg  # noqa: F401  (the tiny bench fixture)
 
 
 def records(row: str, outcomes: list[bool], set_name: str = "s", measure: str = "joint") -> list[dict]:

@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from ..errors import TadaError
-from ..eval.stats import holm, mcnemar_exact, MEASURES
+from ..eval.stats import holm, mcnemar_exact, MEASURES, paired
 
 
 def read_records(path: str | Path) -> list[dict]:
@@ -70,19 +70,15 @@ def pooled_paired(replicates: Mapping[str, Sequence[Mapping]], first: str, secon
     over replicates: ``diffs`` (replicate → rate difference on the shared ids), ``mean_diff``,
     ``b`` / ``c`` (questions only ``first`` / only ``second`` got, summed), ``n`` (pairs, summed)
     and ``p`` (exact McNemar on the sums; see the module docstring)."""
-    diffs, b_sum, c_sum, n_sum = {}, 0, 0, 0
+    strata = {}
     for name, records in replicates.items():
-        one, two = outcomes(records, first, set_name, measure), outcomes(records, second, set_name, measure)
-        ids = sorted(set(one) & set(two))
-        if not ids:
+        strata[name] = paired(outcomes(records, first, set_name, measure), outcomes(records, second, set_name, measure))
+        if not strata[name].n:
             raise TadaError(f"replicate {name!r}: rows {first!r} and {second!r} share no question on {set_name!r}")
-        b = sum(1 for i in ids if one[i] and not two[i])
-        c = sum(1 for i in ids if two[i] and not one[i])
-        diffs[name] = (b - c) / len(ids)
-        b_sum, c_sum, n_sum = b_sum + b, c_sum + c, n_sum + len(ids)
-    return {"first": first, "second": second, "set": set_name, "measure": measure, "diffs": diffs,
-            "mean_diff": (b_sum - c_sum) / n_sum, "b": b_sum, "c": c_sum, "n": n_sum,
-            "p": mcnemar_exact(b_sum, c_sum)}
+    b, c, n = (sum(getattr(x, f) for x in strata.values()) for f in ("only_first", "only_second", "n"))
+    return {"first": first, "second": second, "set": set_name, "measure": measure,
+            "diffs": {name: x.diff for name, x in strata.items()}, "mean_diff": (b - c) / n, "b": b, "c": c, "n": n,
+            "p": mcnemar_exact(b, c)}
 
 
 def comparisons(replicates: Mapping[str, Sequence[Mapping]], pairs: Sequence[tuple[str, str]],

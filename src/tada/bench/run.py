@@ -249,8 +249,7 @@ def replicate_records(cfg, name: str, source: str | tuple[str, str], rows: list[
     slug = "".join(ch if ch.isalnum() else "-" for ch in name).strip("-") or "replicate"
     task, domain = source
     rcfg = dataclasses.replace(cfg, task=task, domain=domain, rows=list(rows), report=None, records=None,
-                               out=f"{cfg.out}-{slug}")
-    rcfg = text_bench.BenchConfig.from_dict(vars(rcfg), f"replicate {name}")  # checks the rows exist
+                               out=f"{cfg.out}-{slug}")  # the rows: checked by seed_replication
     bench = text_bench.Bench(rcfg, progress=progress)
     bench.run()
     path = reproduce.export_records(bench, bench.picked, out / f"records-{slug}.jsonl.gz")

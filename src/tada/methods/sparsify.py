@@ -33,13 +33,15 @@ def _chunks(n: int):
     return ((s, min(s + CHUNK, n)) for s in range(0, n, CHUNK))
 
 
-def _each_chunk(n: int, work) -> list:
-    """``[work(a, b) for each chunk (a, b) of range(n)]``, in chunk order. Large inputs are split
-    into one contiguous run of chunks per torch thread (``torch.get_num_threads()``), each run in
-    its own Python thread: numpy releases the GIL inside its loops, so order-free passes use every
-    core the user gave torch (the chunks' results, and so the output, do not depend on it)."""
+def _each_chunk(n: int, work, *, ordered: bool = False) -> list:
+    """``[work(a, b) for each chunk (a, b) of range(n)]``, in chunk order. Unless the pass is
+    ``ordered`` (its result depends on the chunks' order: DARE's seeded draws, a trim that keeps
+    only some of its tied entries), large inputs are split into one contiguous run of chunks per
+    torch thread (``torch.get_num_threads()``), each run in its own Python thread: numpy releases
+    the GIL inside its loops, so order-free passes use every core the user gave torch (the
+    chunks' results, and so the output, do not depend on it)."""
     chunks = list(_chunks(n))
-    threads = min(torch.get_num_threads(), len(chunks)) if n >= BRACKET_MIN_NUMEL else 1
+    threads = min(torch.get_num_threads(), len(chunks)) if n >= BRACKET_MIN_NUMEL and not ordered else 1
     if threads <= 1:
         return [work(a, b) for a, b in chunks]
     from concurrent.futures import ThreadPoolExecutor
@@ -165,11 +167,7 @@ def magnitude_trim(delta: torch.Tensor, density: float) -> torch.Tensor:
     def trim(a: int, b: int) -> None:
         np.multiply(flat[a:b], keep(flat[a:b]), out=out[a:b])
 
-    if rule.every_tie_kept:  # the keep mask has no state: chunks in any order, on every thread
-        _each_chunk(flat.size, trim)
-    else:
-        for a, b in _chunks(flat.size):
-            trim(a, b)
+    _each_chunk(flat.size, trim, ordered=not rule.every_tie_kept)  # a partial tie: first-come in index order
     return torch.from_numpy(out).reshape(delta.shape)
 
 
@@ -267,13 +265,8 @@ def merge_entrywise(deltas: list[torch.Tensor], weights: list[float], rule: str,
         divisor += divisor == 0
         np.divide(numerator, divisor, out=out[a:b])
 
-    # DARE's draws and a trim that keeps only some of its tied entries depend on the chunks' order
-    ordered = prepare is not None or any(k is not None and not k.rule.every_tie_kept for k in keeps)
-    if ordered:
-        for a, b in _chunks(out.size):
-            merge(a, b)
-    else:
-        _each_chunk(out.size, merge)
+    _each_chunk(out.size, merge, ordered=prepare is not None
+                or any(k is not None and not k.rule.every_tie_kept for k in keeps))
     return torch.from_numpy(out).reshape(deltas[0].shape)
 
 
