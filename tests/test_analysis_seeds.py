@@ -116,3 +116,52 @@ def test_analyze_seeds_end_to_end_on_a_tiny_bench(cfg, tmp_path, capsys):  # noq
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert gzip.decompress((out / "records-retrained.jsonl.gz").read_bytes())
+
+
+def test_kway_replicates_swap_every_domain_adapter_in_order(tmp_path, tiny_base, monkeypatch):
+    """A bench with ``domains`` (the multidomain page): a replicate names the task adapter and one
+    adapter per entry, in the entries' order; its merges are the merges of exactly those adapters
+    (names and probes kept); a wrong count is a one-line error before anything is scored."""
+    import safetensors.torch as st
+    import torch
+
+    import tada
+    from tada.bench.run import run_bench, seed_replication
+    from tada.models import load_model, resolve_base
+    from conftest import llama_shapes, write_adapter, write_probe
+    from test_bench_text import toy_jsonl
+
+    monkeypatch.setenv("TADA_CACHE", str(tmp_path / "cache"))
+    shapes = llama_shapes(load_model(resolve_base(str(tiny_base))))
+    ad = {n: write_adapter(tmp_path / n, shapes, r=4, alpha=8, seed=s)
+          for n, s in (("task", 0), ("hpo", 1), ("go", 2), ("task2", 3), ("hpo2", 4), ("go2", 5))}
+    probes = [str(write_probe(tmp_path / f"p{i}.txt", seed=i)) for i in range(2)]
+    kcfg = BenchConfig.from_dict({
+        "name": "kway", "base": str(tiny_base), "task": str(ad["task"]), "datasets": [toy_jsonl(tmp_path / "a.jsonl")],
+        "domains": [{"name": "hpo", "adapter": str(ad["hpo"]), "probe": probes[0]},
+                    {"name": "go", "adapter": str(ad["go"]), "probe": probes[1]}],
+        "extra_rows": [{"key": "natural", "label": "Linear 0.5/0.25/0.25", "method": "linear",
+                        "params": {"weights": [0.5, 0.25, 0.25]}}],
+        "general_probe": str(write_probe(tmp_path / "g.txt", seed=9)), "methods": ["tada"],
+        "shots": 1, "limit": None, "out": str(tmp_path / "run"), "records": str(tmp_path / "pub.jsonl.gz")})
+    run_bench(kcfg, command="tada bench", progress=False, show=False)
+    out = tmp_path / "seeds"
+    with pytest.raises(TadaError, match=r"^replicate 'r2': give the task adapter and 2 domain adapters \(hpo, go\), "
+                                        r"got 1$"):
+        seed_replication(kcfg, [("pub", kcfg.records), ("r2", (str(ad["task2"]), str(ad["hpo2"])))],
+                         ["task", "natural"], [], out, progress=False)
+    assert not out.exists() and not Path(f"{kcfg.out}-r2").exists()  # nothing ran
+
+    result = seed_replication(kcfg, [("pub", kcfg.records), ("r2", (str(ad["task2"]), str(ad["hpo2"]), str(ad["go2"])))],
+                              ["task", "natural", "tada"], [("natural", "task")], out, measure="correct",
+                              progress=False)
+    assert "Replicates: pub: " in result.markdown and " + ".join(str(ad[n]) for n in ("task2", "hpo2", "go2")) in result.markdown
+    merged = Path(f"{kcfg.out}-r2") / "adapters"
+    want = tada.merge(str(ad["task2"]), [str(ad["hpo2"]), str(ad["go2"])], method="linear",
+                      params={"weights": [0.5, 0.25, 0.25]}, out=str(tmp_path / "want"), base=str(tiny_base))
+    got = st.load_file(str(merged / "natural" / "adapter_model.safetensors"))
+    ref = st.load_file(str(Path(want.out) / "adapter_model.safetensors"))
+    assert got.keys() == ref.keys() and all(torch.equal(got[k], ref[k]) for k in got)
+    report = json.loads((merged / "tada" / "tada_report.json").read_text())
+    assert [report["probes"]["domains"][k]["file"] for k in ("domain", "domain2")] == probes  # the entries' probes
+    assert {r["row"] for r in seeds.read_records(out / "records-r2.jsonl.gz")} == {"task", "natural", "tada"}

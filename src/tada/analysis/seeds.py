@@ -91,16 +91,17 @@ def comparisons(replicates: Mapping[str, Sequence[Mapping]], pairs: Sequence[tup
     return tests
 
 
-def to_markdown(summary: list[dict], tests: list[dict], labels: Mapping[str, str]) -> str:
+def to_markdown(summary: list[dict], tests: list[dict], labels: Mapping[str, str], unit: str = "seed pair") -> str:
     """The summary table (mean ± sd over replicates, then each replicate's value) per measure, and
-    the pooled comparisons."""
+    the pooled comparisons; ``unit`` names one replicate in the prose (``"seed pair"``: a task and a
+    domain adapter retrained from other seeds)."""
     names = list(summary[0]["rates"]) if summary else []
     sets = list(dict.fromkeys(r["set"] for r in summary))
     titles = {"joint": "joint score (in the format and right)", "format_ok": "format compliance",
               "correct": "content accuracy"}
     lines: list[str] = []
     for measure in [m for m in ("joint", "format_ok", "correct") if any(r["measure"] == m for r in summary)]:
-        lines += [f"**{titles[measure]}**: mean ± sd over {len(names)} seed pairs; then each pair "
+        lines += [f"**{titles[measure]}**: mean ± sd over {len(names)} {unit}s; then each {unit.split()[-1]} "
                   f"({', '.join(names)})", "", "| row | " + " | ".join(sets) + " |", "|---" * (len(sets) + 1) + "|"]
         for row in dict.fromkeys(r["row"] for r in summary):
             cells = []
@@ -110,11 +111,12 @@ def to_markdown(summary: list[dict], tests: list[dict], labels: Mapping[str, str
             lines.append(f"| {labels.get(row, row)} | " + " | ".join(cells) + " |")
         lines.append("")
     if tests:
-        lines += [f"Paired, pooled over the {len(names)} seed pairs ({tests[0]['measure']}): the difference of "
-                  "the pooled rates, each pair's difference, the discordant counts summed over pairs (b: only the "
+        word = unit.split()[-1]
+        lines += [f"Paired, pooled over the {len(names)} {unit}s ({tests[0]['measure']}): the difference of "
+                  f"the pooled rates, each {word}'s difference, the discordant counts summed over {word}s (b: only the "
                   "first row right, c: only the second), the exact McNemar p on the sums and the Holm-adjusted p "
                   f"over these {len(tests)} tests. `*`: Holm p < 0.05.", "",
-                  "| first − second | set | pooled diff | per pair | b / c (n) | p | Holm p |",
+                  f"| first − second | set | pooled diff | per {word} | b / c (n) | p | Holm p |",
                   "|---|---|---|---|---|---|---|"]
         for t in tests:
             star = "*" if t["holm"] < 0.05 else ""

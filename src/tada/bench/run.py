@@ -235,31 +235,43 @@ def probe_mismatch(cfg, mismatch: list[str], out: Path, *, progress: bool = True
 
 
 
-def replicate_records(cfg, name: str, source: str | tuple[str, str], rows: list[str], out: Path, *,
+def _replicate_adapters(cfg, name: str, source: tuple[str, ...]) -> dict:
+    """The bench fields a replicate's adapters replace: ``task`` and ``domain``, or ``task`` and each
+    ``domains`` entry's ``adapter`` (in order); a wrong count is a one-line error."""
+    task, *domains = source
+    want = len(cfg.domains) or 1
+    if len(domains) != want:
+        names = ", ".join(d["name"] for d in cfg.domains) or "domain"
+        raise TadaError(f"replicate {name!r}: give the task adapter and {want} domain adapter"
+                        f"{'s' if want > 1 else ''} ({names}), got {len(domains)}")
+    if cfg.domains:
+        return {"task": task, "domains": [{**entry, "adapter": a} for entry, a in zip(cfg.domains, domains)]}
+    return {"task": task, "domain": domains[0]}
+
+
+def replicate_records(cfg, name: str, source: str | tuple[str, ...], rows: list[str], out: Path, *,
                       progress: bool = True) -> list[dict]:
     """The per-question records of one replicate: ``source`` is a records file a bench already
-    wrote (e.g. the published page's), or a (task, domain) adapter pair that the bench ``cfg``
-    scores on its datasets, ``rows`` only, in its own cache folder ``<cfg.out>-<name>``; its
-    records are written to ``out/records-<name>.jsonl.gz`` (committed beside the analysis, like a
-    page's)."""
+    wrote (e.g. the published page's), or the adapters that the bench ``cfg`` scores on its
+    datasets, ``rows`` only, in its own cache folder ``<cfg.out>-<name>``: (task, domain), or with
+    ``cfg.domains`` (task, one adapter per entry in its order; names and probes stay the entries').
+    Its records are written to ``out/records-<name>.jsonl.gz`` (committed beside the analysis, like
+    a page's)."""
     if isinstance(source, str):
         return seeds_analysis.read_records(source)
-    if cfg.domains:
-        raise TadaError("seed replicates take one domain adapter (this configuration has `domains`)")
     slug = "".join(ch if ch.isalnum() else "-" for ch in name).strip("-") or "replicate"
-    task, domain = source
-    rcfg = dataclasses.replace(cfg, task=task, domain=domain, rows=list(rows), report=None, records=None,
-                               out=f"{cfg.out}-{slug}")  # the rows: checked by seed_replication
+    rcfg = dataclasses.replace(cfg, **_replicate_adapters(cfg, name, source), rows=list(rows), report=None,
+                               records=None, out=f"{cfg.out}-{slug}")  # the rows: checked by seed_replication
     bench = text_bench.Bench(rcfg, progress=progress)
     bench.run()
     path = reproduce.export_records(bench, bench.picked, out / f"records-{slug}.jsonl.gz")
     return seeds_analysis.read_records(path)
 
 
-def seed_replication(cfg, replicates: list[tuple[str, str | tuple[str, str]]], rows: list[str],
+def seed_replication(cfg, replicates: list[tuple[str, str | tuple[str, ...]]], rows: list[str],
                      compare: list[tuple[str, str]], out: Path, *, measure: str = "joint",
                      report: str | None = None, command: str = "", progress: bool = True) -> Analysis:
-    """The same ``rows`` of the bench ``cfg`` on several adapter pairs (e.g. training seeds): per row
+    """The same ``rows`` of the bench ``cfg`` on several adapter sets (e.g. training seeds): per row
     and set the mean ± sd over replicates, and the ``compare`` pairs tested on ``measure`` pooled
     over replicates (stratified exact McNemar, Holm over the family; tada.analysis.seeds)."""
     if len(replicates) < 2:
@@ -271,13 +283,17 @@ def seed_replication(cfg, replicates: list[tuple[str, str | tuple[str, str]]], r
         raise TadaError(f"compared row {missing[0]!r} is not among the replicated rows ({', '.join(rows)})")
     # the rows exist in this bench (one-line error before anything runs); registers their labels
     text_bench.BenchConfig.from_dict(vars(dataclasses.replace(cfg, rows=list(rows))), "seed replication")
+    for name, source in replicates:  # every replicate's adapter count, before anything is scored
+        if not isinstance(source, str):
+            _replicate_adapters(cfg, name, source)
     out.mkdir(parents=True, exist_ok=True)
     data = {name: replicate_records(cfg, name, source, rows, out, progress=progress) for name, source in replicates}
     sets = [reproduce.label(d) for d in cfg.datasets]
     summary = seeds_analysis.summary_rows(data, rows, sets)
     tests = seeds_analysis.comparisons(data, compare, sets, measure)
     labels = {r: row_label(r) for r in rows}
-    md = seeds_analysis.to_markdown(summary, tests, labels)
+    unit = {0: "seed pair", 2: "seed triple"}.get(len(cfg.domains), "seed set")  # the adapters retrained together
+    md = seeds_analysis.to_markdown(summary, tests, labels, unit)
     sources = "; ".join(f"{n}: {s if isinstance(s, str) else ' + '.join(s)}" for n, s in replicates)
     md += (f"\nReplicates: {sources}. Sets: {', '.join(sets)} ({cfg.limit or 'all'} questions each, "
            f"{', '.join(cfg.scoring)} scoring).\n")

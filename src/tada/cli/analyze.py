@@ -101,13 +101,15 @@ def analyze_probe_mismatch(config_file, preset, out, device, model_dtype, quiet,
     _show(bench_run.probe_mismatch(cfg, list(mismatch), Path(out), progress=not quiet), quiet)
 
 
-def _replicate(spec: str) -> tuple[str, str | tuple[str, str]]:
-    """``NAME=RECORDS.jsonl.gz`` (a bench's records) or ``NAME=TASK,DOMAIN`` (an adapter pair)."""
+def _replicate(spec: str) -> tuple[str, str | tuple[str, ...]]:
+    """``NAME=RECORDS.jsonl.gz`` (a bench's records) or ``NAME=TASK,DOMAIN[,DOMAIN...]`` (the adapters
+    to score: one domain adapter, or as many as the configuration's ``domains``, in their order)."""
     name, sep, source = spec.partition("=")
     parts = [p for p in source.split(",") if p]
-    if not sep or not name or len(parts) not in (1, 2):
-        raise TadaError(f"--replicate takes NAME=RECORDS.jsonl.gz or NAME=TASK_ADAPTER,DOMAIN_ADAPTER, got {spec!r}")
-    return name, parts[0] if len(parts) == 1 else (parts[0], parts[1])
+    if not sep or not name or not parts:
+        raise TadaError("--replicate takes NAME=RECORDS.jsonl.gz or NAME=TASK_ADAPTER,DOMAIN_ADAPTER[,DOMAIN_ADAPTER...], "
+                        f"got {spec!r}")
+    return name, parts[0] if len(parts) == 1 else tuple(parts)
 
 
 def _pair(spec: str) -> tuple[str, str]:
@@ -121,8 +123,9 @@ def _pair(spec: str) -> tuple[str, str]:
 @analysis_options
 @model_dtype_override
 @click.option("--replicate", "replicates", multiple=True, required=True,
-              help="NAME=RECORDS.jsonl.gz (a bench's committed records) or NAME=TASK,DOMAIN (an adapter pair "
-                   "to score); repeat, at least twice.")
+              help="NAME=RECORDS.jsonl.gz (a bench's committed records) or NAME=TASK,DOMAIN[,DOMAIN...] (the "
+                   "adapters to score; with `domains` in the configuration, one per entry, in its order); repeat, "
+                   "at least twice.")
 @click.option("--rows", required=True, help="Comma-separated row keys to replicate (e.g. task,tada,tada-tuned).")
 @click.option("--compare", "compare", multiple=True, help="FIRST:SECOND rows to test pooled over replicates "
                                                           "(repeatable).")
