@@ -165,3 +165,33 @@ def test_cli_reports_delta_and_energy(wide, tmp_path):
     bad = runner.invoke(cli, [*base, "--out", str(tmp_path / "c"), "--delta", "often"])
     assert bad.exit_code == 2 and "expected auto or a number" in bad.output
 
+
+
+@pytest.mark.parametrize("method", ["tada", "tsv"])
+def test_the_merge_pass_reuses_the_first_pass_components_within_the_budget(wide, monkeypatch, method):
+    """The engine keeps the first pass's module inputs (and the SVDs it computed) for the merge
+    pass while they fit ``KEEP_BETWEEN_PASSES_BYTES``: every input is decomposed once, and the
+    merge is bitwise what streaming every module twice gives (budget 0)."""
+    import tada.engine as engine
+    import tada.methods.base as base
+
+    task, domain, sd, sg = wide
+    calls = []
+    real = base.thin_svd
+    monkeypatch.setattr(base, "thin_svd", lambda lr: calls.append(1) or real(lr))
+
+    def run():
+        calls.clear()
+        out = tada.merge(task, domain, method=method, domain_stats=sd, general_stats=sg, progress=False)
+        return out, len(calls)
+
+    kept, n_kept = run()
+    monkeypatch.setattr(engine, "KEEP_BETWEEN_PASSES_BYTES", 0)
+    streamed, n_streamed = run()
+    n_modules = len(kept.report["modules"])
+    if method == "tada":  # delta: auto has a first pass; kept, each input is decomposed once
+        assert (n_kept, n_streamed) == (2 * n_modules, 4 * n_modules)
+    else:  # no first pass: nothing to keep
+        assert n_kept == n_streamed
+    assert kept.tensors.keys() == streamed.tensors.keys()
+    assert all(torch.equal(kept.tensors[k], streamed.tensors[k]) for k in kept.tensors)

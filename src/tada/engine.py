@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 import warnings
 from dataclasses import dataclass, field
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -126,16 +127,18 @@ def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str =
 
     t0 = time.perf_counter()
     calibration = None
+    kept = KeptInputs(KEEP_BETWEEN_PASSES_BYTES)
     if spec.calibrate is not None:  # first pass (TaDA's delta: auto): every module, before any merge
         run_params, calibration = spec.calibrate(
-            tqdm(module_inputs(), total=len(names), desc=f"calibrate ({method})", unit="module",
+            tqdm(kept.remember(module_inputs()), total=len(names), desc=f"calibrate ({method})", unit="module",
                  disable=not progress, delay=PROGRESS_DELAY_S, leave=False), params)
     else:
         run_params = params
     tensors = TensorSpool()
     modules_report: dict[str, dict] = {}
     ranks: dict[str, int] = {}
-    for module in tqdm(module_inputs(), total=len(names), desc=f"merge ({method})", unit="module",
+    second_pass = kept.replay(len(names)) or module_inputs()
+    for module in tqdm(second_pass, total=len(names), desc=f"merge ({method})", unit="module",
                        disable=not progress, delay=PROGRESS_DELAY_S, leave=False):
         name = module.name
         result = spec.fn(module, run_params)
@@ -186,6 +189,43 @@ def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str =
         "versions": versions(),
     })
     return MergeResult(tensors, config, report, {"merge": merge_seconds})
+
+
+#: The most memory the engine spends keeping a first pass's module inputs (with the components
+#: the pass computed) for the merge pass; above it the merge pass reads and decomposes every module
+#: again, one at a time. 1 GiB holds a Llama-2-7B-shaped pair's q/k/v/o components (256 MiB).
+KEEP_BETWEEN_PASSES_BYTES = 1 << 30
+
+
+class KeptInputs:
+    """A first pass's module inputs, kept for the second pass while their estimated size (the
+    float64 components of every input: (d_out + d_in) × rank × 8 bytes) stays within ``budget``."""
+
+    def __init__(self, budget: int) -> None:
+        self.budget, self.used = budget, 0
+        self.inputs: list[ModuleInput] | None = []
+
+    def remember(self, inputs: Iterator[ModuleInput]) -> Iterator[ModuleInput]:
+        for module in inputs:
+            if self.inputs is not None:
+                self.used += sum((m.shape[0] + m.shape[1]) * m.rank * 8 for m in module.inputs if m is not None)
+                if self.used <= self.budget:
+                    self.inputs.append(module)
+                else:
+                    self.inputs = None  # over budget: the merge pass streams the modules again
+            yield module
+
+    def replay(self, n: int) -> Iterator[ModuleInput] | None:
+        """The kept inputs, each released once taken, or None unless all ``n`` were kept."""
+        if not self.inputs or len(self.inputs) != n:
+            return None
+        kept, self.inputs = self.inputs, None
+        kept.reverse()
+
+        def release() -> Iterator[ModuleInput]:
+            while kept:
+                yield kept.pop()
+        return release()
 
 
 def cap_rank(result: ModuleResult, max_rank: int) -> ModuleResult:

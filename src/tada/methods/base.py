@@ -17,7 +17,7 @@ from .._lazy import torch  # imported on first use (start-up: `tada methods`)
 
 from ..errors import TadaError
 from ..options import build
-from ..lowrank import LoraModule, LowRank, from_lora
+from ..lowrank import Components, LoraModule, LowRank, from_lora, thin_svd
 
 
 def side_names(k: int) -> tuple[str, ...]:
@@ -81,6 +81,13 @@ class ModuleInput:
             d_out, d_in = self.shape
             return LowRank(torch.zeros(d_out, 0, dtype=torch.float64), torch.zeros(d_in, 0, dtype=torch.float64))
         return from_lora(m.A, m.B, m.scaling)
+
+    @cached_property
+    def components(self) -> list[Components]:
+        """Eq. 4 for every input, task first: the thin SVD of its ΔW (float64; zero-width for a
+        missing side). Computed once per module input: a method's first pass and its merge share
+        it when the engine keeps the module inputs between the passes. Read-only."""
+        return [thin_svd(self.lowrank(side)) for side in self.sides]
 
     def dense(self, side: str, dtype: torch.dtype | None = None) -> torch.Tensor:
         """ΔW = c·B·A of one side, d_out×d_in in ``dtype`` (default float64; entry-wise methods

@@ -18,7 +18,7 @@ from .._lazy import torch  # imported on first use (start-up: `tada methods`)
 from ..options import opt
 from .base import ModuleInput, ModuleResult, register
 from ..errors import TadaError
-from ..lowrank import Components, svd_of_weighted_components, thin_svd, truncate
+from ..lowrank import Components, svd_of_weighted_components, truncate
 from ..stopwatch import step
 from ..roles import TauTable
 
@@ -177,8 +177,8 @@ def _elementwise_max(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 
 def module_components(module: ModuleInput) -> list[Components]:
-    """Eq. 4: the thin SVD of every input's ΔW (task first)."""
-    return [thin_svd(module.lowrank(side)) for side in module.sides]
+    """Eq. 4: the thin SVD of every input's ΔW (task first; computed once per module input)."""
+    return module.components
 
 
 def active_domains(comps: list[Components]) -> list[int]:

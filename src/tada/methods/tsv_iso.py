@@ -79,7 +79,7 @@ def polar(M: torch.Tensor) -> torch.Tensor:
 
 
 def _inputs(module: ModuleInput) -> list[Components]:
-    return [thin_svd(module.lowrank(side)) for side in module.sides]
+    return module.components
 
 
 # ---- TSV-M ----------------------------------------------------------------------------------------
