@@ -2,14 +2,22 @@
 """Recompute every number of a results page from its committed per-question records.
 
     python scripts/recompute_results.py docs/results-smollm2.md docs/records/smollm2-offline.jsonl.gz
+    python scripts/recompute_results.py docs/results-seeds.md \
+        "seed 0/1=docs/records/smollm2-offline.jsonl.gz" \
+        "seed 2/3=docs/analyses-smollm2-seeds/records-seed-2-3.jsonl.gz" \
+        "seed 4/5=docs/analyses-smollm2-seeds/records-seed-4-5.jsonl.gz"
 
 Standard library only, and independent of tada's code: the rates, 95% Wilson intervals, exact
 McNemar p-values and Holm adjustment are written again here from their definitions. The script
 reads the page's generated block — the Table 3 layout (a cell ``0.995 [0.97, 1.00]`` per row and
 column, ``Ave.`` the mean content accuracy) and every paired table (``+0.060 (p=0.00049, Holm
 0.01)*`` per cell: reference row minus the row, on the questions both answered) — recomputes each
-number from the records and checks it to the digits the page prints. Exit 0 when every number
-agrees, 1 with the list of disagreements otherwise.
+number from the records and checks it to the digits the page prints. A seed page (``tada analyze
+seeds``) takes one ``NAME=RECORDS`` per replicate, in the page's order: each summary cell
+``0.487 ± 0.019 (0.500 / 0.465 / 0.495)`` (each replicate's rate, their mean and sample standard
+deviation) and each pooled row (the discordant counts summed over replicates, the exact McNemar p
+on the sums, Holm over the table) is recomputed. Exit 0 when every number agrees, 1 with the list
+of disagreements otherwise.
 """
 from __future__ import annotations
 
@@ -18,6 +26,7 @@ import gzip
 import json
 import math
 import re
+import statistics
 import sys
 from collections import defaultdict
 
@@ -169,12 +178,91 @@ def check(page: str, records: str) -> list[str]:
     return problems
 
 
+#: A seed page's summary caption → the outcome its cells are rates of.
+SEED_CAPTION = {"**joint score": "joint", "**format compliance": "format_ok", "**content accuracy": "correct"}
+
+
+def check_seeds(page: str, replicates: list[tuple[str, str]]) -> list[str]:
+    """A seed page against its replicates' records (``(name, records file)`` in the page's order)."""
+    data = {name: load(path) for name, path in replicates}
+    text = open(page, encoding="utf-8").read()
+    block = text[text.index(BEGIN):text.index(END)].splitlines()
+    problems: list[str] = []
+    checked, outcome, pooled = 0, None, []
+    i = 0
+    while i < len(block):
+        line = block[i]
+        outcome = next((o for key, o in SEED_CAPTION.items() if line.startswith(key)), outcome)
+        if line.startswith("Paired, pooled"):
+            outcome = next(o for o in ("joint", "format_ok", "correct") if f"({o})" in line)
+        if line.startswith("| row |"):  # mean ± sd (each replicate) per set
+            sets = cells(line)[1:]
+            i += 2
+            while i < len(block) and block[i].startswith("|"):
+                label, *row = cells(block[i])
+                for name, cell in zip(sets, row):
+                    rates = []
+                    for rep in data.values():
+                        got = rep.get((label, name), {}).get(outcome, {})
+                        rates.append(sum(got.values()) / len(got) if got else float("nan"))
+                    sd = statistics.stdev(rates) if len(rates) > 1 else 0.0
+                    shown = [float(x) for x in re.findall(r"[0-9]+\.[0-9]+", cell)]
+                    want = [statistics.fmean(rates), sd, *rates]
+                    checked += len(want)
+                    if len(shown) != len(want) or not all(close(a, b, 3) for a, b in zip(shown, want)):
+                        problems.append(f"{label} / {name} ({outcome}): page {cell}, records "
+                                        + " ".join(f"{x:.4f}" for x in want))
+                i += 1
+            continue
+        if line.startswith("| first − second |"):
+            i += 2
+            while i < len(block) and block[i].startswith("|"):
+                pair, name, diff, per, bc, p, adj = cells(block[i])
+                first, second = pair.split(" − ")
+                b = c = n = 0
+                diffs = []
+                for rep in data.values():
+                    x = rep.get((first, name), {}).get(outcome, {})
+                    y = rep.get((second, name), {}).get(outcome, {})
+                    ids = sorted(set(x) & set(y))
+                    bi, ci = sum(x[q] and not y[q] for q in ids), sum(y[q] and not x[q] for q in ids)
+                    b, c, n = b + bi, c + ci, n + len(ids)
+                    diffs.append((bi - ci) / len(ids) if ids else float("nan"))
+                want_p = mcnemar(b, c)
+                shown_per = [float(v) for v in per.split(" / ")]
+                checked += 4 + len(diffs)
+                ok = (n > 0 and close(float(diff), (b - c) / n, 3) and bc == f"{b} / {c} ({n})"
+                      and close_sig(p, want_p) and all(close(a, d, 3) for a, d in zip(shown_per, diffs))
+                      and len(shown_per) == len(diffs))
+                if not ok:
+                    problems.append(f"{pair} / {name} ({outcome}): page {diff} {per} {bc} p={p}, records "
+                                    f"{(b - c) / max(n, 1):+.4f} {b} / {c} ({n}) p={want_p:.2g}")
+                pooled.append((f"{pair} / {name}", want_p, adj.rstrip("*")))
+                i += 1
+            continue
+        i += 1
+    for (where, _, shown), adjusted in zip(pooled, holm([p for _, p, _ in pooled])):
+        checked += 1
+        if not close_sig(shown, adjusted):
+            problems.append(f"{where}: page Holm {shown}, records {adjusted:.2g} over {len(pooled)} tests")
+    if checked == 0:
+        problems.append("no seed table found in the page's generated block")
+    print(f"{page}: {checked} numbers checked against {len(replicates)} replicates' records, "
+          f"{len(problems)} disagree", file=sys.stderr)
+    return problems
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("page")
-    ap.add_argument("records")
+    ap.add_argument("records", nargs="+", help="the page's records file, or NAME=RECORDS per replicate of a seed page")
     args = ap.parse_args()
-    problems = check(args.page, args.records)
+    if all("=" in r for r in args.records):
+        problems = check_seeds(args.page, [tuple(r.split("=", 1)) for r in args.records])  # type: ignore[misc]
+    elif len(args.records) == 1:
+        problems = check(args.page, args.records[0])
+    else:
+        ap.error("give one records file, or NAME=RECORDS for every replicate of a seed page")
     for p in problems:
         print(p)
     return 1 if problems else 0

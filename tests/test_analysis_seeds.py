@@ -115,7 +115,18 @@ def test_analyze_seeds_end_to_end_on_a_tiny_bench(cfg, tmp_path, capsys):  # noq
             main(["analyze", "seeds", "--config", str(config), "--out", str(tmp_path / "x"), *args])
         err = capsys.readouterr().err
         assert exit_.value.code == 2 and message in err and len(err.strip().splitlines()) == 1, err
-    assert gzip.decompress((out / "records-retrained.jsonl.gz").read_bytes())
+    # the standalone script (standard library only) recomputes every number of the page
+    from test_bench_text import recompute
+
+    reps = [("pub", str(full.records)), ("retrained", str(out / "records-retrained.jsonl.gz"))]
+    assert recompute.check_seeds(str(page), reps) == []
+    rows = [json.loads(line) for line in gzip.decompress(Path(reps[1][1]).read_bytes()).decode().splitlines()]
+    flip = next(r for r in rows if r["row"] == "linear")
+    flip["correct"] = not flip["correct"]
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(gzip.compress("\n".join(json.dumps(r) for r in rows).encode()))
+    problems = recompute.check_seeds(str(page), [reps[0], ("retrained", str(broken))])
+    assert any(p.startswith("Linear / ") for p in problems) and any("TaDA (ours) − Linear" in p for p in problems)
 
 
 def test_kway_replicates_swap_every_domain_adapter_in_order(tmp_path, tiny_base, monkeypatch):
