@@ -94,10 +94,22 @@ def close_sig(shown: str, value: float) -> bool:
     return shown == f"{value:.2g}"
 
 
+def generated_block(page: str) -> list[str]:
+    text = open(page, encoding="utf-8").read()
+    return text[text.index(BEGIN):text.index(END)].splitlines()
+
+
+def check_holm(tests: list[tuple[str, float, str]], problems: list[str]) -> int:
+    """Holm over ``(where, raw p, shown Holm p)``: each shown value against the adjusted one."""
+    for (where, _, shown), adjusted in zip(tests, holm([p for _, p, _ in tests])):
+        if not close_sig(shown, adjusted):
+            problems.append(f"{where}: page Holm {shown}, records {adjusted:.2g} over {len(tests)} tests")
+    return len(tests)
+
+
 def check(page: str, records: str) -> list[str]:
     data = load(records)
-    text = open(page, encoding="utf-8").read()
-    block = text[text.index(BEGIN):text.index(END)].splitlines()
+    block = generated_block(page)
     problems: list[str] = []
     checked = 0
     paired_cells: list[tuple[str, float, str]] = []  # (where, raw p, shown Holm p)
@@ -168,10 +180,7 @@ def check(page: str, records: str) -> list[str]:
                 i += 1
             continue
         i += 1
-    for (where, _, shown), adjusted in zip(paired_cells, holm([p for _, p, _ in paired_cells])):
-        checked += 1
-        if not close_sig(shown, adjusted):
-            problems.append(f"{where}: page Holm {shown}, records {adjusted:.2g} over {len(paired_cells)} tests")
+    checked += check_holm(paired_cells, problems)
     if checked == 0:
         problems.append("no table found in the page's generated block")
     print(f"{page}: {checked} numbers checked against {records}, {len(problems)} disagree", file=sys.stderr)
@@ -185,8 +194,7 @@ SEED_CAPTION = {"**joint score": "joint", "**format compliance": "format_ok", "*
 def check_seeds(page: str, replicates: list[tuple[str, str]]) -> list[str]:
     """A seed page against its replicates' records (``(name, records file)`` in the page's order)."""
     data = {name: load(path) for name, path in replicates}
-    text = open(page, encoding="utf-8").read()
-    block = text[text.index(BEGIN):text.index(END)].splitlines()
+    block = generated_block(page)
     problems: list[str] = []
     checked, outcome, pooled = 0, None, []
     i = 0
@@ -241,10 +249,7 @@ def check_seeds(page: str, replicates: list[tuple[str, str]]) -> list[str]:
                 i += 1
             continue
         i += 1
-    for (where, _, shown), adjusted in zip(pooled, holm([p for _, p, _ in pooled])):
-        checked += 1
-        if not close_sig(shown, adjusted):
-            problems.append(f"{where}: page Holm {shown}, records {adjusted:.2g} over {len(pooled)} tests")
+    checked += check_holm(pooled, problems)
     if checked == 0:
         problems.append("no seed table found in the page's generated block")
     print(f"{page}: {checked} numbers checked against {len(replicates)} replicates' records, "
