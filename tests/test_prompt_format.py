@@ -249,3 +249,31 @@ def test_example_adapters_record_the_raw_prompt_they_were_trained_on(name):
     assert record is not None and record["format"] == "raw"
     assert sorted(p.name for p in folder.iterdir()) == ["README.md", "adapter_config.json",
                                                        "adapter_model.safetensors", PROMPT_NAME, "train_args.json"]
+
+
+# ---- tada bench ----------------------------------------------------------------------------------
+
+def test_bench_follows_the_task_adapters_recorded_prompt(adapters, chat_base, tmp_path, monkeypatch):
+    """The bench's cells use the prompt the task adapter records (as ``tada eval`` and ``tada tune``
+    do): a chat-template task adapter's row scores exactly what ``tada eval`` gives it by default;
+    ``chat_template: false`` in the configuration is obeyed, with the warning."""
+    from tada.bench.text import Bench, BenchConfig, grid
+
+    monkeypatch.setenv("TADA_CACHE", str(tmp_path / "cache"))
+    data = str(eval_set(tmp_path / "q.jsonl"))
+    cfg = {"name": "chat", "base": str(chat_base), "task": str(adapters["chat"]), "domain": str(adapters["domain"]),
+           "datasets": [data], "methods": ["linear"], "rows": ["task"], "shots": 0, "limit": None,
+           "out": str(tmp_path / "run")}
+    bench = Bench(BenchConfig.from_dict(cfg), progress=False)
+    (task_row,) = grid(bench.cfg)
+    assert bench.evaluate(task_row, data, "letter")["key"]["chat_template"] is True
+    _, want, _ = _eval(chat_base, adapters["chat"], tmp_path, "eval_default")
+    got = bench.result_path(task_row, data, "letter").with_suffix(".jsonl").read_text().splitlines()
+    assert [json.loads(line) for line in got] == want
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        raw = Bench(BenchConfig.from_dict({**cfg, "chat_template": False, "out": str(tmp_path / "raw")}),
+                    progress=False)
+        assert raw.chat_template is False
+    assert [str(w.message) for w in caught if "trained on" in str(w.message)] == [
+        f"this adapter was trained on the chat template (its {PROMPT_NAME}); evaluating with the raw prompt as asked"]

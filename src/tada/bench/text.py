@@ -25,6 +25,8 @@ from ..eval.records import cell_record, text_cell_key, write_predictions
 from ..eval.datasets import DATASETS, declares_format, load_dataset_by_name
 from ..eval import mcq
 from ..io.hub import hub_reachable
+from ..adapters import read_prompt_format
+from ..api.evaluating import prompt_choice
 
 
 @dataclass
@@ -69,7 +71,9 @@ class BenchConfig:
     limit: int | None = 500
     seed: int = 0
     batch_size: int = 8
-    chat_template: bool = False
+    # the prompt: None follows the task adapter's tada_prompt.json (raw without one), as `tada eval`
+    # and `tada tune` do; true/false asks for the chat template or the raw prompt
+    chat_template: bool | None = None
     validation: dict[str, str] = field(default_factory=dict)  # dataset → its validation dataset
     # Validation sets that pick the TIES/DARE density before any test set is scored: every density
     # is scored on them (first DARE seed, ``select_scoring``), the best mean wins, and only that
@@ -296,6 +300,17 @@ class Bench:
         self._model = self._tok = None
         self._datasets: dict = {}
         self.picked: dict[str, float] = {}  # TIES/DARE density per method, set by run()
+        self._chat: bool | None = None
+
+    @property
+    def chat_template(self) -> bool:
+        """Whether every cell wraps its prompts in the chat template: ``chat_template`` when the
+        configuration gives it (a warning when the task adapter records the other format), else
+        the task adapter's ``tada_prompt.json`` (raw without one)."""
+        if self._chat is None:
+            task = Path(self.cfg.task)
+            self._chat, _ = prompt_choice(self.cfg.chat_template, read_prompt_format(task) if task.is_dir() else None)
+        return self._chat
 
     # ---- pieces ------------------------------------------------------------------------------
     def base_spec(self):
@@ -373,7 +388,7 @@ class Bench:
     def eval_key(self, run: Run, dataset: str, scoring: str, adapter: str | None) -> dict:
         return text_cell_key(base=self.base_spec().name, adapter=adapter, dataset=dataset, scoring=scoring,
                              shots=self.cfg.shots, seed=self.cfg.seed, limit=self.limit_for(dataset),
-                             chat_template=self.cfg.chat_template, model_dtype=self.cfg.model_dtype)
+                             chat_template=self.chat_template, model_dtype=self.cfg.model_dtype)
 
     def evaluate(self, run: Run, dataset: str, scoring: str) -> dict:
         """One cell: cached on disk; recomputed only when its inputs changed."""
@@ -390,7 +405,7 @@ class Bench:
         with self.adapted(adapter) as target:
             res = mcq.evaluate(target, tok, ds, scoring=scoring, shots=self.cfg.shots, seed=self.cfg.seed,
                            limit=self.limit_for(dataset), batch_size=self.cfg.batch_size,
-                           chat_template=self.cfg.chat_template, progress=self.progress)
+                           chat_template=self.chat_template, progress=self.progress)
         write_predictions(path.with_suffix(".jsonl"), res.predictions)
         record = cell_record(key, res, seconds=time.perf_counter() - started, run=run.key, group=run.group,
                              params=run.params_dict, dataset=dataset, dataset_meta=ds.meta, scoring=scoring)
