@@ -59,7 +59,11 @@ def test_pickle_refused_unless_allowed(tmp_path):
     (folder / "adapter_model.safetensors").unlink()
     with pytest.raises(TadaError, match="`allow_pickle`"):
         load_adapter(folder)
-    assert load_adapter(folder, allow_pickle=True).module_names
+    pickled = load_adapter(folder, allow_pickle=True)
+    assert pickled.module_names
+    for name in pickled.module_names:  # the shapes from the pickle's tensors, as from a header
+        m = pickled.module(name)
+        assert pickled.factor_shape(name) == (*m.shape, m.rank)
 
 
 @pytest.mark.parametrize("case", ["no_config", "bad_json", "truncated", "nan", "missing_B", "rank_mismatch",

@@ -171,7 +171,7 @@ def test_cli_reports_delta_and_energy(wide, tmp_path):
 def test_the_merge_pass_reuses_the_first_pass_components_within_the_budget(wide, monkeypatch, method):
     """The engine keeps the first pass's module inputs (and the SVDs it computed) for the merge
     pass while they fit ``KEEP_BETWEEN_PASSES_BYTES``: every input is decomposed once, and the
-    merge is bitwise what streaming every module twice gives (budget 0)."""
+    merge is bitwise what streaming every module twice gives (over budget)."""
     import tada.engine as engine
     import tada.methods.base as base
 
@@ -185,8 +185,15 @@ def test_the_merge_pass_reuses_the_first_pass_components_within_the_budget(wide,
         out = tada.merge(task, domain, method=method, domain_stats=sd, general_stats=sg, progress=False)
         return out, len(calls)
 
+    from tada.adapters import load_adapter
+
+    adapters = [load_adapter(task), load_adapter(domain)]
+    names = adapters[0].module_names
+    need = engine.components_bytes(adapters, names)  # from the headers: every factor's shape
+    assert need == sum((m.shape[0] + m.shape[1]) * m.rank * 8 for a in adapters for m in a.modules())
+    monkeypatch.setattr(engine, "KEEP_BETWEEN_PASSES_BYTES", need)  # just fits
     kept, n_kept = run()
-    monkeypatch.setattr(engine, "KEEP_BETWEEN_PASSES_BYTES", 0)
+    monkeypatch.setattr(engine, "KEEP_BETWEEN_PASSES_BYTES", need - 1)  # one byte short: stream again
     streamed, n_streamed = run()
     n_modules = len(kept.report["modules"])
     if method == "tada":  # delta: auto has a first pass; kept, each input is decomposed once

@@ -137,6 +137,16 @@ class Adapter:
             self._np_handle = safe_open(str(self.weights_file), framework="numpy")
         return self._np_handle
 
+    def factor_shape(self, name: str) -> tuple[int, int, int]:
+        """(d_out, d_in, r) of one module as stored, from the file's header (no tensor is read;
+        a pickled adapter's tensors are in memory already). Unchecked: :meth:`module` checks."""
+        ka, kb = self.tensor_keys[name]
+        if self._pickle_state is not None:
+            a, b = tuple(self._pickle_state[ka].shape), tuple(self._pickle_state[kb].shape)
+        else:
+            a, b = self._numpy_file().get_slice(ka).get_shape(), self._numpy_file().get_slice(kb).get_shape()
+        return int(b[0]), int(a[-1]), int(a[0])
+
     @functools.cached_property
     def stored_dtype(self) -> str:
         """The dtype of the LoRA factors as stored (``float32``, ``bfloat16``…), from the file's header."""

@@ -127,7 +127,8 @@ def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str =
 
     t0 = time.perf_counter()
     calibration = None
-    kept = KeptInputs(KEEP_BETWEEN_PASSES_BYTES)
+    kept = KeptInputs(spec.calibrate is not None
+                      and components_bytes([task, *domains], names) <= KEEP_BETWEEN_PASSES_BYTES)
     if spec.calibrate is not None:  # first pass (TaDA's delta: auto): every module, before any merge
         run_params, calibration = spec.calibrate(
             tqdm(kept.remember(module_inputs()), total=len(names), desc=f"calibrate ({method})", unit="module",
@@ -192,27 +193,28 @@ def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str =
 
 
 #: The most memory the engine spends keeping a first pass's module inputs (with the components
-#: the pass computed) for the merge pass; above it the merge pass reads and decomposes every module
+#: the pass computes) for the merge pass; above it the merge pass reads and decomposes every module
 #: again, one at a time. 1 GiB holds a Llama-2-7B-shaped pair's q/k/v/o components (256 MiB).
 KEEP_BETWEEN_PASSES_BYTES = 1 << 30
 
 
-class KeptInputs:
-    """A first pass's module inputs, kept for the second pass while their estimated size (the
-    float64 components of every input: (d_out + d_in) × rank × 8 bytes) stays within ``budget``."""
+def components_bytes(adapters: list[Adapter], names: list[str]) -> int:
+    """The float64 components of every input module (U: d_out×r and V: d_in×r each), from the
+    files' headers: what keeping a first pass's module inputs for the merge pass costs."""
+    return sum((d_out + d_in) * r * 8 for a in adapters for name in names if name in a.tensor_keys
+               for d_out, d_in, r in [a.factor_shape(name)])
 
-    def __init__(self, budget: int) -> None:
-        self.budget, self.used = budget, 0
-        self.inputs: list[ModuleInput] | None = []
+
+class KeptInputs:
+    """A first pass's module inputs kept for the merge pass (``keep``), or none kept."""
+
+    def __init__(self, keep: bool) -> None:
+        self.inputs: list[ModuleInput] | None = [] if keep else None
 
     def remember(self, inputs: Iterator[ModuleInput]) -> Iterator[ModuleInput]:
         for module in inputs:
             if self.inputs is not None:
-                self.used += sum((m.shape[0] + m.shape[1]) * m.rank * 8 for m in module.inputs if m is not None)
-                if self.used <= self.budget:
-                    self.inputs.append(module)
-                else:
-                    self.inputs = None  # over budget: the merge pass streams the modules again
+                self.inputs.append(module)
             yield module
 
     def replay(self, n: int) -> Iterator[ModuleInput] | None:
