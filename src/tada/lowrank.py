@@ -124,6 +124,13 @@ def svd_in_bases(U: torch.Tensor, M: torch.Tensor, V: torch.Tensor | None = None
     return _signed(U @ Um, S, right)
 
 
+def polar(M: torch.Tensor) -> torch.Tensor:
+    """The orthogonal polar factor of M (n×k): M = P S Qᵀ (thin SVD) → P Qᵀ, the orthonormal-column
+    matrix closest to M in Frobenius norm (orthogonal Procrustes; TSV's decorrelation). O(n·k²)."""
+    P, _, Qh = torch.linalg.svd(M, full_matrices=False)
+    return P @ Qh
+
+
 def _empty(d_out: int, d_in: int) -> Components:
     return Components(torch.zeros(d_out, 0, dtype=torch.float64), torch.zeros(0, dtype=torch.float64),
                       torch.zeros(d_in, 0, dtype=torch.float64))

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 
 from .._lazy import torch  # imported on first use (start-up: `tada methods`)
 
-from ..lowrank import ZERO_TOL, LowRank, svd_in_bases, truncate
+from ..lowrank import ZERO_TOL, LowRank, polar, svd_in_bases, truncate
 from ..options import opt
 from .base import ModuleInput, ModuleResult, register
 
@@ -233,12 +233,6 @@ def core_space(module: ModuleInput) -> tuple[torch.Tensor, torch.Tensor, list[to
         cores.append((Ub.T @ RB[:, start:start + r]) @ (RA[:, start:start + r].T @ Ua))
         start += r
     return QB @ Ub, QA @ Ua, cores
-
-
-def polar(X: torch.Tensor) -> torch.Tensor:
-    """The orthogonal polar factor U Vᵀ of X = U Σ Vᵀ (Procrustes; TSV's whitening)."""
-    U, _, Vh = torch.linalg.svd(X, full_matrices=False)
-    return U @ Vh
 
 
 def tsv_core(cores: list[torch.Tensor]) -> torch.Tensor:

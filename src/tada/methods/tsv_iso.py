@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from .._lazy import torch  # imported on first use (start-up: `tada methods`)
 
-from ..lowrank import Components, LowRank, concat, thin_svd
+from ..lowrank import Components, LowRank, concat, polar, thin_svd
 from ..options import opt
 from .base import ModuleInput, ModuleResult, check_weights, register
 
@@ -69,13 +69,6 @@ def _factors(U: torch.Tensor, s: torch.Tensor, V: torch.Tensor, scale: float) ->
     root = (s * abs(scale)).sqrt()
     sign = -1.0 if scale < 0 else 1.0
     return U * root * sign, (V * root).T.contiguous()
-
-
-def polar(M: torch.Tensor) -> torch.Tensor:
-    """The orthogonal polar factor of M (n×k): M = P S Qᵀ (thin SVD) → P Qᵀ, the orthonormal-column
-    matrix closest to M in Frobenius norm (orthogonal Procrustes). O(n·k²)."""
-    P, _, Qh = torch.linalg.svd(M, full_matrices=False)
-    return P @ Qh
 
 
 def _inputs(module: ModuleInput) -> list[Components]:
