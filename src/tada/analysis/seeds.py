@@ -96,12 +96,13 @@ def to_markdown(summary: list[dict], tests: list[dict], labels: Mapping[str, str
     the pooled comparisons; ``unit`` names one replicate in the prose (``"seed pair"``: a task and a
     domain adapter retrained from other seeds)."""
     names = list(summary[0]["rates"]) if summary else []
+    word = unit.split()[-1]  # "pair" of "seed pair"
     sets = list(dict.fromkeys(r["set"] for r in summary))
     titles = {"joint": "joint score (in the format and right)", "format_ok": "format compliance",
               "correct": "content accuracy"}
     lines: list[str] = []
     for measure in [m for m in ("joint", "format_ok", "correct") if any(r["measure"] == m for r in summary)]:
-        lines += [f"**{titles[measure]}**: mean ± sd over {len(names)} {unit}s; then each {unit.split()[-1]} "
+        lines += [f"**{titles[measure]}**: mean ± sd over {len(names)} {unit}s; then each {word} "
                   f"({', '.join(names)})", "", "| row | " + " | ".join(sets) + " |", "|---" * (len(sets) + 1) + "|"]
         for row in dict.fromkeys(r["row"] for r in summary):
             cells = []
@@ -111,7 +112,6 @@ def to_markdown(summary: list[dict], tests: list[dict], labels: Mapping[str, str
             lines.append(f"| {labels.get(row, row)} | " + " | ".join(cells) + " |")
         lines.append("")
     if tests:
-        word = unit.split()[-1]
         lines += [f"Paired, pooled over the {len(names)} {unit}s ({tests[0]['measure']}): the difference of "
                   f"the pooled rates, each {word}'s difference, the discordant counts summed over {word}s (b: only the "
                   "first row right, c: only the second), the exact McNemar p on the sums and the Holm-adjusted p "

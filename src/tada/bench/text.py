@@ -11,6 +11,7 @@ import itertools
 import time
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -300,17 +301,14 @@ class Bench:
         self._model = self._tok = None
         self._datasets: dict = {}
         self.picked: dict[str, float] = {}  # TIES/DARE density per method, set by run()
-        self._chat: bool | None = None
 
-    @property
+    @cached_property
     def chat_template(self) -> bool:
         """Whether every cell wraps its prompts in the chat template: ``chat_template`` when the
         configuration gives it (a warning when the task adapter records the other format), else
         the task adapter's ``tada_prompt.json`` (raw without one)."""
-        if self._chat is None:
-            task = Path(self.cfg.task)
-            self._chat, _ = prompt_choice(self.cfg.chat_template, read_prompt_format(task) if task.is_dir() else None)
-        return self._chat
+        task = Path(self.cfg.task)
+        return prompt_choice(self.cfg.chat_template, read_prompt_format(task) if task.is_dir() else None)[0]
 
     # ---- pieces ------------------------------------------------------------------------------
     def base_spec(self):

@@ -33,10 +33,12 @@ import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from ..adapters import Adapter, load_adapter, read_prompt_format, write_adapter
+from ..api.evaluating import prompt_choice
 from ..api.merging import merge
 from .._util import as_list
 from ..errors import TadaError
@@ -294,12 +296,16 @@ class Tuner:
             with peft_applied(model, folder) as target:
                 yield target
 
+    @cached_property
+    def chat_template(self) -> bool:
+        """The prompt the task adapter was trained on (its tada_prompt.json; raw without one), by
+        the rule of `tada eval` and `tada bench` (read once for every trial)."""
+        return prompt_choice(None, read_prompt_format(self.task.path))[0]
+
     def score_questions(self, model, vs: ValSet, questions: list) -> list[bool]:
         """The per-question outcome of the objective (joint, or correct) on ``questions``."""
         tok = self.model()[1]
-        # the prompt the task adapter was trained on (tada_prompt.json), as `tada eval` does
-        chat = (read_prompt_format(self.task.path) or {}).get("format") == "chat_template"
-        scorer = mcq.Scorer(model, tok, batch_size=self.o.batch_size, chat_template=chat)
+        scorer = mcq.Scorer(model, tok, batch_size=self.o.batch_size, chat_template=self.chat_template)
         fn = {"letter": scorer.score_letter, "cloze": scorer.score_cloze, "format": scorer.score_format}[self.scoring]
         preds = fn(vs.dataset, questions, self.shots, self.o.seed, False)
         return [bool(p[self.outcome]) for p in preds]

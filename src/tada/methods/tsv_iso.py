@@ -71,10 +71,6 @@ def _factors(U: torch.Tensor, s: torch.Tensor, V: torch.Tensor, scale: float) ->
     return U * root * sign, (V * root).T.contiguous()
 
 
-def _inputs(module: ModuleInput) -> list[Components]:
-    return module.components
-
-
 # ---- TSV-M ----------------------------------------------------------------------------------------
 
 def tsv_kept(module: ModuleInput, params: TsvParams, comps: list[Components]) -> list[int]:
@@ -90,7 +86,7 @@ def tsv_kept(module: ModuleInput, params: TsvParams, comps: list[Components]) ->
                     "compute_and_sum_svd_mem_reduction")
 def tsv(module: ModuleInput, params: TsvParams) -> ModuleResult:
     """TSV-M: each adapter's top singular components, U and V decorrelated by Procrustes, α U⊥ΣV⊥ᵀ."""
-    comps = _inputs(module)
+    comps = module.components
     kept = tsv_kept(module, params, comps)
     if sum(kept) == 0:
         return _empty_result(module, {"kept": kept})
