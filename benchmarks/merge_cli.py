@@ -9,8 +9,8 @@ start-up, imports, reading the adapters, the merge, the written folder):
 
 * ``tada merge --method linear`` and ``tada merge`` (TaDA, the statistics given with
   ``--domain-stats``/``--general-stats``: no base model), best of ``--repeat``;
-* the same process with an empty body (``python -c pass``) and with ``import tada.cli`` only, for
-  scale;
+* the same process with an empty body (``python -c pass``), with ``import tada.cli`` only and with
+  ``import torch`` only (every merge needs torch: the floor under any merge command), for scale;
 * PEFT's ``add_weighted_adapter(combination_type="svd")`` (the same work as TaDA: a rank-r adapter
   of the combined delta) as a process that builds the meta-free stand-in model PEFT needs, loads
   both adapters and merges ``--peft-layers`` layers; its merge time is extrapolated linearly to
@@ -98,6 +98,7 @@ def run(args: argparse.Namespace, tmp: Path) -> dict:
     rows = {
         "python -c pass": timed([py, "-c", "pass"], env, args.repeat),
         "import tada.cli": timed([py, "-c", "import tada.cli"], env, args.repeat),
+        "import torch": timed([py, "-c", "import torch"], env, args.repeat),
         "tada merge --method linear": timed(merge + ["--method", "linear", "--out", str(tmp / "linear")], env,
                                             args.repeat),
         "tada merge (TaDA, statistics files)": timed(

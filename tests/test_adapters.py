@@ -166,6 +166,29 @@ def test_two_runs_are_byte_identical(tmp_path, pair, method):
         assert (tmp_path / "a" / f).read_bytes() == (tmp_path / "b" / f).read_bytes(), f
 
 
+@pytest.mark.parametrize("method", ["tada", "ties"])
+def test_another_thread_count_changes_at_most_rounding(pair, method):
+    """docs/reliability.md: with another torch thread count LAPACK/BLAS may split their work, and so
+    round, differently (the bytes may differ); the merged ΔW must still agree to float32 rounding."""
+    from conftest import merged_delta, random_stats
+
+    task, domain = pair
+    before = torch.get_num_threads()
+    runs = []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            runs.append(tada.merge(task, domain, method=method, domain_stats=random_stats(seed=1),
+                                   general_stats=random_stats(seed=2), progress=False).tensors)
+    finally:
+        torch.set_num_threads(before)
+    names = [k.removeprefix("base_model.model.").removesuffix(".lora_A.weight") for k in runs[0] if "lora_A" in k]
+    assert names
+    for name in names:
+        one, two = (merged_delta(r, name) for r in runs)
+        assert float((one - two).norm()) <= 1e-5 * float(one.norm()), name
+
+
 def test_dare_seed_changes_result(pair):
     task, domain = pair
     a = tada.merge(task, domain, method="dare_linear", params={"seed": 0}, progress=False)

@@ -147,9 +147,27 @@ def test_merge_cli_tiny(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(tempfile, "tempdir", None)
     result = load("merge_cli").main(["--layers", "2", "--dim", "32", "--rank", "2", "--repeat", "1"])
-    assert set(result["rows"]) == {"python -c pass", "import tada.cli", "tada merge --method linear",
+    assert set(result["rows"]) == {"python -c pass", "import tada.cli", "import torch", "tada merge --method linear",
                                    "tada merge (TaDA, statistics files)"}
     assert all(s > 0 for s in result["rows"].values()) and result["peft"]["total_s"] > 0
+    assert list(tmp_path.glob("tada-*")) == []
+
+
+def test_entrywise_floor_tiny(tmp_path, monkeypatch, capsys):
+    """benchmarks/entrywise_floor.py: PEFT's per-module time and each of our steps, every method,
+    on a tiny pair; the steps are parts of the whole method call; nothing left behind."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    result = load("entrywise_floor").main(["--dim", "32", "--rank", "2", "--repeat", "1"])
+    assert set(result["ours_ms"]) == set(result["peft_ms_per_module"]) == {"ties", "dare_linear", "dare_ties",
+                                                                          "magnitude_prune"}
+    for method, steps in result["ours_ms"].items():
+        expected = {"whole", "form ΔW", "merge pass", "truncate"} | ({"DARE draws"} if method.startswith("dare")
+                                                                    else {"thresholds"})
+        assert set(steps) == expected and all(v > 0 for v in steps.values())
+    assert "50× budget" in capsys.readouterr().out
     assert list(tmp_path.glob("tada-*")) == []
 
 
