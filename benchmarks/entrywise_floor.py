@@ -8,11 +8,11 @@ times PEFT's ``add_weighted_adapter`` for each ``*_svd`` combination on those 4 
 time / 4), then times ours on the first module: the whole method call and each step it is made of,
 in this process, best of ``--repeat``:
 
-* ``form ΔW``: both dense ΔW_i = c·B_i·A_i in float32;
+* ``form ΔW``: both dense ΔW_i = c·B_i·A_i in float32 (into the engine's reused buffers);
 * ``thresholds``: both exact top-k rules (TIES, magnitude pruning);
-* ``DARE draws``: exactly the float32 uniforms DARE draws (the method's own per-module, per-side
-  generators, chunk by chunk), nothing else: torch's mt19937 is sequential within a generator;
-* ``merge pass``: the fused trim/drop + merge pass (it includes the DARE draws for DARE);
+* ``DARE draws``: DARE's keep masks, as the method draws them (each input's own generator, chunk
+  by chunk, the inputs in parallel threads): torch's mt19937 is sequential within a generator;
+* ``merge pass``: the fused trim/drop + merge pass (DARE: the masks drawn before it);
 * ``truncate``: the randomized SVD back to rank r (the entry-wise methods' last step).
 
 The budget is PEFT's time per module / 50. Prints a table and a final JSON line.
@@ -50,6 +50,7 @@ def steps(work: Path, cfg: dict, method: str, repeat: int) -> dict:
     from tada.adapters import load_adapter
     from tada.methods import ModuleInput, get_method, make_params
     from tada.methods import sparsify
+    from tada.methods.base import Workspace
     from tada.methods.dare import fused_drops
     from tada.methods.dense import dense_inputs, finish
 
@@ -60,32 +61,30 @@ def steps(work: Path, cfg: dict, method: str, repeat: int) -> dict:
     spec = get_method(method)
     params = make_params(spec, {"weights": tuple(weights_for(method)), "density": cfg["density"]}, n_inputs=2)
 
+    workspace = Workspace()  # as the engine: ΔW formed in buffers reused from call to call
+
     def module() -> ModuleInput:
-        return ModuleInput(first, task, domain, cfg["rank"])
+        return ModuleInput(first, task, domain, cfg["rank"], workspace=workspace)
 
     out = {"whole": best_ms(lambda: spec.fn(module(), params), repeat)}
     deltas = dense_inputs(module(), params)
     out["form ΔW"] = best_ms(lambda: dense_inputs(module(), params), repeat)
     w = list(params.weights)
+    scratch = torch.empty_like(deltas[0])  # the merge pass writes here (the method: in place, warm)
     if method.startswith("dare"):
-        n = deltas[0].numel()
 
-        def draws() -> None:
-            for side in module().sides:
-                g = module().seed_for(params.seed, f"dare:{side}")
-                for a, b in sparsify._chunks(n):
-                    torch.rand(b - a, generator=g)
-
-        out["DARE draws"] = best_ms(draws, repeat)
+        out["DARE draws"] = best_ms(lambda: fused_drops(module(), params), repeat)
+        drops = fused_drops(module(), params)
         rule = "sum" if method == "dare_linear" else "ties"
-        out["merge pass"] = best_ms(lambda: sparsify.merge_entrywise(deltas, w, rule, prepare=fused_drops(module(), params)),
+        out["merge pass"] = best_ms(lambda: sparsify.merge_entrywise(deltas, w, rule, drops=drops, out=scratch),
                                     repeat)
-        merged = sparsify.merge_entrywise(deltas, w, rule, prepare=fused_drops(module(), params))
+        merged = sparsify.merge_entrywise(deltas, w, rule, drops=drops)
     else:
         out["thresholds"] = best_ms(lambda: [sparsify.trim_rule(d, params.density) for d in deltas], repeat)
         trims = [sparsify.trim_rule(d, params.density) for d in deltas]
         rule = "ties" if method == "ties" else "sum"
-        out["merge pass"] = best_ms(lambda: sparsify.merge_entrywise(deltas, w, rule, trims=trims), repeat)
+        out["merge pass"] = best_ms(lambda: sparsify.merge_entrywise(deltas, w, rule, trims=trims, out=scratch),
+                                    repeat)
         merged = sparsify.merge_entrywise(deltas, w, rule, trims=trims)
     out["truncate"] = best_ms(lambda: finish(module(), merged, params), repeat)
     return out

@@ -77,7 +77,7 @@ def test_fused_dare_ties_equals_drop_then_merge():
     from tada.methods import ModuleInput, make_params, get_method
     from tada.methods.dare import dropped
     from tada.methods.dense import dense_inputs
-    from tada.methods.sparsify import CHUNK, dare_chunk_drop
+    from tada.methods.sparsify import CHUNK, dare_drops
 
     g = torch.Generator().manual_seed(0)
     d = 512  # 4 chunks
@@ -85,7 +85,7 @@ def test_fused_dare_ties_equals_drop_then_merge():
     side = lambda: LoraModule("m", torch.randn(4, d, generator=g), torch.randn(d, 4, generator=g), 0.5)  # noqa: E731
     module = ModuleInput("model.layers.0.self_attn.q_proj", side(), side(), 4)
     params = make_params(get_method("dare_ties"), {"density": 0.3, "precision": "float32", "seed": 7})
-    drops = [dare_chunk_drop(0.3, module.seed_for(7, f"dare:{s}"), True) for s in ("task", "domain")]
+    drops = dare_drops(d * d, 0.3, [module.seed_for(7, f"dare:{s}") for s in ("task", "domain")], True)
     fused = ties_merge(dense_inputs(module, params), [1.0, 1.0], drops)
     composed = ties_merge(dropped(module, params), [1.0, 1.0])
     assert fused.dtype == torch.float32 and torch.equal(fused, composed)
@@ -137,3 +137,79 @@ def test_order_free_passes_give_the_same_bytes_on_every_thread_count(monkeypatch
         for a, b in zip(other[2:], results[0][2:]):
             assert a.numpy().tobytes() == b.numpy().tobytes()
     assert sparsify.BRACKET_MIN_NUMEL <= deltas[0].numel()
+
+
+@pytest.mark.parametrize("method", ["ties", "dare_linear", "dare_ties", "magnitude_prune"])
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_workspace_buffers_change_no_byte(tmp_path, method, precision):
+    """The engine forms each module's ΔW in buffers reused from module to module (``Workspace``)
+    and merges in place: every module's result is the bytes of the method run on that module alone
+    with fresh tensors, whatever the order of sizes (the buffer is grown for a larger module, viewed
+    smaller and reshaped after)."""
+    import tada
+    from conftest import write_adapter
+    from tada.adapters import load_adapter, lora_keys
+    from tada.methods import ModuleInput, get_method, make_params
+
+    shapes = {"model.layers.0.mlp.up_proj": (96, 64), "model.layers.0.self_attn.q_proj": (48, 64),
+              "model.layers.1.mlp.down_proj": (64, 128), "model.layers.1.mlp.up_proj": (128, 64)}
+    task = write_adapter(tmp_path / "task", shapes, r=4, alpha=8, seed=0)
+    domain = write_adapter(tmp_path / "domain", shapes, r=4, alpha=8, seed=1)
+    params = {"precision": precision, "svd_solver": "randomized" if precision == "float32" else "exact"}
+    merged = tada.merge(task, domain, method=method, params=params, progress=False).tensors
+    spec = get_method(method)
+    p = make_params(spec, params, n_inputs=2)
+    t, d = load_adapter(task), load_adapter(domain)
+    for name in shapes:
+        alone = spec.fn(ModuleInput(name, t.module(name), d.module(name), 4), p)
+        ka, kb = lora_keys(name)
+        assert torch.equal(merged[ka], alone.A.to(merged[ka].dtype)), name
+        assert torch.equal(merged[kb], alone.B.to(merged[kb].dtype)), name
+
+
+def test_workspace_grows_and_keeps_one_buffer_per_input():
+    from tada.methods.base import Workspace
+
+    ws = Workspace()
+    small = ws.buffer(0, (4, 8), torch.float32)
+    assert small.shape == (4, 8) and small.dtype == torch.float32 and small.is_contiguous()
+    big = ws.buffer(0, (16, 8), torch.float64)  # grown: 1,024 bytes
+    again = ws.buffer(0, (8, 4), torch.float32)  # a view of the grown buffer
+    assert again.data_ptr() == big.data_ptr() and big.dtype == torch.float64
+    assert ws.buffer(1, (4, 8), torch.float32).data_ptr() != big.data_ptr()
+    assert sorted(ws._raw) == [0, 1] and ws._raw[0].numel() == 16 * 8 * 8
+
+
+def test_dare_masks_drawn_in_parallel_are_each_generators_own_draws():
+    """``dare_drops`` draws the inputs' masks in parallel threads (large ΔW, two torch threads):
+    each mask is still its own generator's stream, ``uniform < density`` entry by entry."""
+    import numpy as np
+
+    from tada.methods.sparsify import BRACKET_MIN_NUMEL, CHUNK, dare_drops
+
+    n = BRACKET_MIN_NUMEL + CHUNK + 123  # a partial last chunk
+    generators = lambda: [torch.Generator().manual_seed(s) for s in (11, 12, 13)]  # noqa: E731
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        drops = dare_drops(n, 0.3, generators(), rescale=True)
+    finally:
+        torch.set_num_threads(before)
+    assert drops.divisor == 0.3 and len(drops.keep) == 3
+    for keep, g in zip(drops.keep, generators()):
+        assert np.array_equal(keep, torch.rand(n, generator=g).numpy() < 0.3)
+    assert dare_drops(n, 0.3, generators(), rescale=False).divisor is None
+
+
+@pytest.mark.parametrize("density", [0.5, 0.3, 0.1, 0.123456789, 0.9, 1 / 3])
+def test_dare_rescale_is_torch_div_bit_for_bit(density):
+    """The fused pass rescales with numpy (``_kept``): the bytes of torch's ``div_`` by the density,
+    which the drop used before, over values spanning many binades."""
+    from tada.methods.sparsify import _kept
+
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(1 << 18, generator=g) * torch.exp(5 * torch.randn(1 << 18, generator=g))
+    keep = (torch.rand(1 << 18, generator=g) < density).numpy()
+    want = torch.from_numpy(x.numpy() * keep).div_(density)
+    assert torch.equal(torch.from_numpy(_kept(x.numpy(), keep, density)), want)
+    assert torch.equal(torch.from_numpy(_kept(x.numpy(), keep, None)), torch.from_numpy(x.numpy() * keep))

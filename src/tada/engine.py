@@ -3,7 +3,8 @@
 load pair → check they fit together → for each module (natural order): read both modules
 (memory-mapped), run the method, cast to the output dtype and append it to a ``TensorSpool``
 (a temporary file) → config + report. Only one module's tensors (and, for the entry-wise
-methods, its dense ΔWs) are in memory at a time: peak memory does not grow with the model.
+methods, its dense ΔWs, in buffers reused from module to module: ``Workspace``) are in memory at a
+time: peak memory does not grow with the model.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from .adapters import Adapter, lora_keys, natural_key, output_config
 from .errors import TadaError
 from .lowrank import LowRank, truncate_lowrank
 from .methods import ModuleInput, ModuleResult, get_method, make_params
-from .methods.base import side_names
+from .methods.base import side_names, Workspace
 from .models import parse_dtype
 from .probes import ProbeStats
 from .report import REPORT_VERSION, jsonable, summarize, versions
@@ -106,6 +107,8 @@ def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str =
         check_modules(names)
     out_dtype = parse_dtype(dtype) or _common_dtype([task, *domains], warn)
 
+    workspace = Workspace()  # the entry-wise methods' dense buffers, reused module to module
+
     def module_inputs():
         """One ``ModuleInput`` at a time, in natural order (tensors memory-mapped until used)."""
         for name in names:
@@ -121,7 +124,7 @@ def merge_adapters(task: Adapter, domain: Adapter | list[Adapter], method: str =
             h_domains, h_general = _probe_vectors(name, first.shape[1], stats_domains, stats_general,
                                                   spec.needs_probes)
             yield ModuleInput(name, mods[0], mods[1], rank or max(configured), h_domains[0], h_general,
-                              tuple(mods[2:]), tuple(h_domains[1:]))
+                              tuple(mods[2:]), tuple(h_domains[1:]), workspace=workspace)
 
     from tqdm.auto import tqdm
 

@@ -27,6 +27,28 @@ def side_names(k: int) -> tuple[str, ...]:
     return ("task", "domain", *(f"domain{i}" for i in range(2, k + 1)))
 
 
+class Workspace:
+    """Dense buffers the entry-wise methods reuse from one module to the next within a merge (the
+    engine makes one per merge; it is freed with the merge).
+
+    Forming a d_out×d_in ΔW in fresh memory pays the kernel's first-touch page faults (here about
+    half of the 22 ms a 4096² float32 ΔW takes to form); one raw buffer per input index, grown when a
+    larger module comes (the smaller one freed first), keeps the peak at the largest module's work,
+    as without it. A buffer's contents belong to the module being merged: read them before the next."""
+
+    def __init__(self) -> None:
+        self._raw: dict[int, torch.Tensor] = {}
+
+    def buffer(self, index: int, shape: tuple[int, int], dtype: torch.dtype) -> torch.Tensor:
+        """An uninitialised contiguous ``shape`` tensor of ``dtype``: input ``index``'s buffer."""
+        nbytes = shape[0] * shape[1] * torch.empty((), dtype=dtype).element_size()
+        raw = self._raw.get(index)
+        if raw is None or raw.numel() < nbytes:
+            self._raw.pop(index, None)
+            raw = self._raw[index] = torch.empty(nbytes, dtype=torch.uint8)
+        return raw[:nbytes].view(dtype).view(shape)
+
+
 @dataclass(frozen=True)
 class ModuleInput:
     """Everything a method may use for one module.
@@ -46,6 +68,8 @@ class ModuleInput:
     h_general: torch.Tensor | None = None
     more_domains: tuple[LoraModule | None, ...] = ()
     h_more_domains: tuple[torch.Tensor | None, ...] = ()
+    #: where :meth:`dense` forms ΔW when given one (the engine's, shared by a merge's modules)
+    workspace: Workspace | None = field(default=None, compare=False, repr=False)
 
     @property
     def domains(self) -> tuple[LoraModule | None, ...]:
@@ -91,13 +115,17 @@ class ModuleInput:
 
     def dense(self, side: str, dtype: torch.dtype | None = None) -> torch.Tensor:
         """ΔW = c·B·A of one side, d_out×d_in in ``dtype`` (default float64; entry-wise methods
-        only, one module at a time; float32 halves the memory traffic of the large modules)."""
-        if dtype is None or dtype == torch.float64:
-            return self.lowrank(side).dense()
+        only, one module at a time; float32 halves the memory traffic of the large modules). With a
+        :attr:`workspace`, formed in its buffer for this side (valid until the next module's)."""
+        dtype = dtype or torch.float64
+        out = None if self.workspace is None else self.workspace.buffer(self.sides.index(side), self.shape, dtype)
         m = self._module(side)
         if m is None:
-            return torch.zeros(self.shape, dtype=dtype)
-        return (m.B.to(dtype) * float(m.scaling)) @ m.A.to(dtype)
+            return torch.zeros(self.shape, dtype=dtype) if out is None else out.zero_()
+        if dtype == torch.float64:
+            lr = self.lowrank(side)
+            return torch.mm(lr.P, lr.Q.T, out=out)
+        return torch.mm(m.B.to(dtype) * float(m.scaling), m.A.to(dtype), out=out)
 
     def seed_for(self, seed: int, purpose: str) -> torch.Generator:
         """A generator seeded from (seed, module, purpose): deterministic, independent of module order."""

@@ -12,7 +12,7 @@ from .._lazy import torch  # imported on first use (start-up: `tada methods`)
 from ..options import opt
 from .base import ModuleInput, ModuleResult, register
 from .dense import DenseParams, dense_dtype, dense_inputs, finish
-from .sparsify import dare_chunk_drop, dare_drop, merge_entrywise, ties_merge, weighted_sum
+from .sparsify import dare_drop, dare_drops, Drops, merge_entrywise, ties_merge, weighted_sum
 
 
 @dataclass(frozen=True)
@@ -28,13 +28,14 @@ class DareLinearParams(DareParams):
     weights: tuple[float, ...] = opt((0.5, 0.5))
 
 
-def fused_drops(module: ModuleInput, params: DareParams) -> list | None:
-    """DARE's drop as one function per input for the fused chunk loop (the same draws as
-    ``dropped``), or None where the drop cannot be fused (float64 work, the L1 rescale, density 1)."""
+def fused_drops(module: ModuleInput, params: DareParams) -> Drops | None:
+    """DARE's keep masks for the fused chunk loop (the same draws as ``dropped``), or None where
+    the drop cannot be fused (float64 work, the L1 rescale, density 1)."""
     if dense_dtype(module, params) != torch.float32 or params.rescale == "l1" or params.density >= 1.0:
         return None
-    return [dare_chunk_drop(params.density, module.seed_for(params.seed, f"dare:{s}"), params.rescale == "density")
-            for s in module.sides]
+    d_out, d_in = module.shape
+    return dare_drops(d_out * d_in, params.density, [module.seed_for(params.seed, f"dare:{s}") for s in module.sides],
+                      params.rescale == "density")
 
 
 def dropped(module: ModuleInput, params: DareParams) -> list:
@@ -47,9 +48,9 @@ def dropped(module: ModuleInput, params: DareParams) -> list:
 def dare_linear(module: ModuleInput, params: DareLinearParams) -> ModuleResult:
     """DARE drop/rescale of each ΔW, weighted sum, truncate to r."""
     drops = fused_drops(module, params)
-    if drops is not None:  # fused: each chunk is dropped and summed while in cache
-        return finish(module, merge_entrywise(dense_inputs(module, params), list(params.weights), "sum",
-                                              prepare=drops), params)
+    if drops is not None:  # fused: each chunk is dropped and summed while in cache (in place)
+        deltas = dense_inputs(module, params)
+        return finish(module, merge_entrywise(deltas, list(params.weights), "sum", drops=drops, out=deltas[0]), params)
     return finish(module, weighted_sum(dropped(module, params), list(params.weights)), params)
 
 
@@ -59,5 +60,6 @@ def dare_ties(module: ModuleInput, params: DareParams) -> ModuleResult:
     """DARE drop/rescale, TIES sign election and disjoint mean, truncate to r."""
     drops = fused_drops(module, params)
     if drops is not None:  # fused: each chunk is dropped and merged while in cache (same draws as ``dropped``)
-        return finish(module, ties_merge(dense_inputs(module, params), list(params.weights), drops), params)
+        deltas = dense_inputs(module, params)
+        return finish(module, ties_merge(deltas, list(params.weights), drops, out=deltas[0]), params)
     return finish(module, ties_merge(dropped(module, params), list(params.weights)), params)

@@ -20,4 +20,4 @@ def magnitude_prune(module: ModuleInput, params: MagnitudePruneParams) -> Module
     """Top-density trim of each ΔW, weighted sum (linear), truncate to r."""
     deltas = dense_inputs(module, params)
     trims = [trim_rule(d, params.density) for d in deltas]  # then trim and sum in one fused pass
-    return finish(module, merge_entrywise(deltas, list(params.weights), "sum", trims=trims), params)
+    return finish(module, merge_entrywise(deltas, list(params.weights), "sum", trims=trims, out=deltas[0]), params)

@@ -18,7 +18,7 @@ def ties_dense(module: ModuleInput, params: DenseParams):
     ΔW's exact top-k threshold first, then trim, sign election and disjoint mean in one fused pass."""
     deltas = dense_inputs(module, params)
     trims = [trim_rule(d, params.density) for d in deltas]
-    return merge_entrywise(deltas, list(params.weights), "ties", trims=trims)
+    return merge_entrywise(deltas, list(params.weights), "ties", trims=trims, out=deltas[0])
 
 
 @register("ties", TiesParams, label="TIES", row=3, sweeps=("density",),
