@@ -116,7 +116,8 @@ class ModuleInput:
     def dense(self, side: str, dtype: torch.dtype | None = None) -> torch.Tensor:
         """ΔW = c·B·A of one side, d_out×d_in in ``dtype`` (default float64; entry-wise methods
         only, one module at a time; float32 halves the memory traffic of the large modules). With a
-        :attr:`workspace`, formed in its buffer for this side (valid until the next module's)."""
+        :attr:`workspace`, formed in its buffer for this side: valid until the next ``dense`` call
+        for the same side (the engine's next module)."""
         dtype = dtype or torch.float64
         out = None if self.workspace is None else self.workspace.buffer(self.sides.index(side), self.shape, dtype)
         m = self._module(side)
