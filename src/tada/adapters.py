@@ -15,11 +15,10 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TYPE_CHECKING
 from pathlib import Path
 from collections.abc import Iterator
 
-import numpy as np
 from safetensors import safe_open
 
 from ._lazy import torch  # imported on first use (start-up: `tada inspect` reads adapters without it)
@@ -30,6 +29,9 @@ from .io.hub import resolvable_base
 from .errors import TadaError
 from .lowrank import LoraModule
 from .models import EMBEDDED_HUB_ID, is_embedded
+
+if TYPE_CHECKING:
+    import numpy as np  # imported where used: a merge's argument errors answer without it (issue #26)
 
 
 CONFIG_NAME = "adapter_config.json"
@@ -121,6 +123,8 @@ class Adapter:
         """One module's A and B as float64 numpy arrays, checked as :meth:`module` checks them,
         read without importing torch (``tada inspect``'s start-up) unless the file holds bfloat16,
         which numpy has no type for, or is a pickle."""
+        import numpy as np
+
         if self._pickle_state is not None or self.stored_dtype == "bfloat16":
             m = self.module(name)
             return m.A.double().numpy(), m.B.double().numpy()

@@ -18,7 +18,21 @@ from .options import as_flags, flag_map
 
 
 def _warn_line(message, category, filename, lineno, file=None, line=None):
-    click.echo(f"warning: {as_flags(str(message), flag_map(cli))}", err=True)
+    ctx = click.get_current_context(silent=True)
+    click.echo(f"warning: {as_flags(str(message), _flags(ctx.command.name if ctx else None))}", err=True)
+
+
+def _flags(command_name: str | None) -> dict[str, str]:
+    """Field name → flag for a message of the command that ran (every command's when it is not
+    known): loading every command to map one error's fields imported the other commands' heavy
+    modules (numpy through ``export-gguf``), and an argument error must answer in ≤ 0.3 s."""
+    ctx = click.Context(cli)
+    command = cli.get_command(ctx, command_name) if command_name in COMMANDS else None
+    if command is None:
+        return flag_map(cli)
+    if isinstance(command, click.Group):
+        return flag_map(command, ctx)
+    return {p.name: max(p.opts, key=len) for p in command.params if isinstance(p, click.Option) and p.name}
 
 
 class OnceCommand(click.Command):
@@ -130,7 +144,8 @@ def main(argv: list[str] | None = None) -> None:
     except TadaError as exc:
         if debug:
             raise
-        click.echo(f"error: {as_flags(str(exc), flag_map(cli))}", err=True)
+        args = argv if argv is not None else sys.argv[1:]
+        click.echo(f"error: {as_flags(str(exc), _flags(next((a for a in args if a in COMMANDS), None)))}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)
