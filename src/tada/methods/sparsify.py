@@ -174,18 +174,6 @@ def magnitude_trim(delta: torch.Tensor, density: float) -> torch.Tensor:
     return torch.from_numpy(out).reshape(delta.shape)
 
 
-def dare_chunk_drop(density: float, generator: torch.Generator, rescale: bool):
-    """DARE on consecutive float32 chunks of one flattened ΔW: each call draws the chunk's float32
-    uniforms from ``generator`` (torch's mt19937: the same stream whatever the chunk size), drops,
-    and optionally rescales by 1/density (``dare_drop``; the fused pass draws the same masks
-    first, :func:`dare_drops`)."""
-    def drop(part: torch.Tensor) -> torch.Tensor:
-        return torch.from_numpy(_kept(_array(part), _array(torch.rand(part.numel(), generator=generator)) < density,
-                                      density if rescale else None))
-
-    return drop
-
-
 def _kept(part: np.ndarray, keep: np.ndarray, divisor: float | None) -> np.ndarray:
     """One chunk's DARE drop: the kept entries, divided by ``divisor`` (None: not rescaled) in the
     chunk's dtype — bit for bit torch's ``Tensor.div_(divisor)``, without a torch call (and its
@@ -208,9 +196,9 @@ class Drops:
 
 def dare_drops(n: int, density: float, generators: list[torch.Generator], rescale: bool) -> Drops:
     """DARE's keep masks (``uniform < density``) for ``n`` entries per input, each drawn from its
-    input's generator chunk by chunk in index order — the draws of :func:`dare_chunk_drop` — with
-    the inputs in parallel threads (one generator is sequential; the inputs' are independent, so
-    the masks do not depend on the thread count)."""
+    input's float32 uniforms chunk by chunk in index order (torch's mt19937: the same stream
+    whatever the chunk size), with the inputs in parallel threads (one generator is sequential; the
+    inputs' are independent, so the masks do not depend on the thread count)."""
     import numpy as np
 
     def draw(generator: torch.Generator) -> np.ndarray:
@@ -238,14 +226,9 @@ def dare_drop(delta: torch.Tensor, density: float, generator: torch.Generator,
     if density >= 1.0:
         return delta.clone()
     if delta.dtype == torch.float32:
-        # float32 work: float32 uniforms drawn chunk by chunk, the drop and the 1/density rescale
-        # applied while the chunk is in cache (a different, equally valid draw than float64's)
-        flat = delta.reshape(-1)
-        out = torch.empty_like(flat)
-        drop = dare_chunk_drop(density, generator, rescale == "density")
-        for a, b in _chunks(flat.numel()):
-            out[a:b] = drop(flat[a:b])
-        out = out.reshape(delta.shape)
+        # float32 work: the fused pass's float32 draws (a different, equally valid draw than float64's)
+        drops = dare_drops(delta.numel(), density, [generator], rescale == "density")
+        out = torch.from_numpy(_kept(_array(delta.reshape(-1)), drops.keep[0], drops.divisor)).reshape(delta.shape)
         if rescale == "density":
             return out
     else:
