@@ -26,13 +26,8 @@ def _flags(command_name: str | None) -> dict[str, str]:
     """Field name → flag for a message of the command that ran (every command's when it is not
     known): loading every command to map one error's fields imported the other commands' heavy
     modules (numpy through ``export-gguf``), and an argument error must answer in ≤ 0.3 s."""
-    ctx = click.Context(cli)
-    command = cli.get_command(ctx, command_name) if command_name in COMMANDS else None
-    if command is None:
-        return flag_map(cli)
-    if isinstance(command, click.Group):
-        return flag_map(command, ctx)
-    return {p.name: max(p.opts, key=len) for p in command.params if isinstance(p, click.Option) and p.name}
+    command = cli.get_command(click.Context(cli), command_name) if command_name in COMMANDS else None
+    return flag_map(command or cli)
 
 
 class OnceCommand(click.Command):

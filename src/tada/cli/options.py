@@ -136,21 +136,22 @@ def _shown(value: Any) -> str:
 _FIELD = re.compile(r"`([a-z][a-z0-9_]*)`")
 
 
-def flag_map(group: click.Group, ctx: click.Context | None = None) -> dict[str, str]:
-    """Field name → flag over every command of ``group`` (sub-groups included; lazily loaded
-    commands are loaded)."""
+def flag_map(command: click.Command, ctx: click.Context | None = None) -> dict[str, str]:
+    """Field name → flag of one command, or over every command of a group (sub-groups included;
+    lazily loaded commands are loaded)."""
+    if not isinstance(command, click.Group):
+        return {p.name: max(p.opts, key=len) for p in command.params if isinstance(p, click.Option) and p.name}
     out: dict[str, str] = {}
-    ctx = ctx or click.Context(group)
-    for name in group.list_commands(ctx):
-        command = group.get_command(ctx, name)
-        if command is None:
+    ctx = ctx or click.Context(command)
+    for name in command.list_commands(ctx):
+        sub = command.get_command(ctx, name)
+        if sub is None:
             continue
-        if isinstance(command, click.Group):
-            out.update(flag_map(command, ctx))
+        if isinstance(sub, click.Group):
+            out.update(flag_map(sub, ctx))
             continue
-        for param in command.params:
-            if isinstance(param, click.Option) and param.name:
-                out.setdefault(param.name, max(param.opts, key=len))
+        for field_name, flag in flag_map(sub).items():
+            out.setdefault(field_name, flag)
     return out
 
 
