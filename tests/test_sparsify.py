@@ -80,7 +80,7 @@ def test_fused_dare_ties_equals_drop_then_merge():
     from tada.methods.sparsify import CHUNK, dare_drops
 
     g = torch.Generator().manual_seed(0)
-    d = 512  # 4 chunks
+    d = 768  # several chunks
     assert d * d > 2 * CHUNK
     side = lambda: LoraModule("m", torch.randn(4, d, generator=g), torch.randn(d, 4, generator=g), 0.5)  # noqa: E731
     module = ModuleInput("model.layers.0.self_attn.q_proj", side(), side(), 4)
@@ -199,6 +199,71 @@ def test_dare_masks_drawn_in_parallel_are_each_generators_own_draws():
     for keep, g in zip(drops.keep, generators()):
         assert np.array_equal(keep, torch.rand(n, generator=g).numpy() < 0.3)
     assert dare_drops(n, 0.3, generators(), rescale=False).divisor is None
+
+
+@pytest.mark.parametrize("density", [0.5, 0.3, 0.1, 1 / 3, 0.9, 1e-7, 0.99999994, 1 - 1e-9, 2 ** -24, 3 * 2 ** -25])
+def test_dare_masks_are_torch_rand_below_density(density):
+    """``dare_drops`` draws int32 ``random_`` and compares the low 24 bits (``keep_below``): the
+    masks are ``torch.rand(…) < density`` on the float32 uniforms, also at densities that round
+    when made float32 (1 − 1e-9 → 1.0) or sit on and between the uniforms' 2⁻²⁴ grid, and the
+    generator is left where ``torch.rand`` leaves it (the next draw is the same)."""
+    import numpy as np
+
+    from tada.methods.sparsify import CHUNK, dare_drops, keep_below
+
+    n = 2 * CHUNK + 777
+    drawn, made = torch.Generator().manual_seed(21), torch.Generator().manual_seed(21)
+    keep = dare_drops(n, density, [drawn], rescale=True).keep[0]
+    want = torch.rand(n, generator=made).numpy() < density
+    assert np.array_equal(keep, want)
+    assert torch.equal(drawn.get_state(), made.get_state())
+    # the threshold itself, on every value a float32 uniform can take (m·2⁻²⁴, m < 2²⁴)
+    grid = np.arange(1 << 24, dtype=np.int64)
+    assert np.array_equal(grid < keep_below(density), grid.astype(np.float32) * np.float32(2 ** -24) < density)
+
+
+def _ties_reference(deltas: list[torch.Tensor], weights: list[float]) -> torch.Tensor:
+    """TIES's election and disjoint mean, written once more in torch from the docstring of
+    ``merge_entrywise`` (divisor 0 → 1)."""
+    ws = [torch.tensor(w, dtype=deltas[0].dtype) for w in weights]
+    weighted = [d if w == 1 else d * wt for d, w, wt in zip(deltas, weights, ws)]
+    total = weighted[0] + weighted[1] if len(weighted) > 1 else weighted[0].clone()
+    for wd in weighted[2:]:
+        total = total + wd
+    negative = total < 0
+    agree = [((wd > 0) ^ negative) & (wd != 0) for wd in weighted]
+    numerator, divisor = weighted[0] * agree[0], ws[0] * agree[0]
+    for wd, wt, a in zip(weighted[1:], ws[1:], agree[1:]):
+        numerator = numerator + wd * a
+        divisor = divisor + wt * a
+    return numerator / (divisor + (divisor == 0))
+
+
+@pytest.mark.parametrize("weights", [(1.0, 1.0), (0.7, 0.4), (1.0, -0.5), (0.3, 0.3, 0.5), (2.0,)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ties_merge_is_the_reference_bit_for_bit(weights, dtype):
+    """The chunked TIES pass (scratch buffers; with every weight positive, an all-disagree divisor
+    is the smallest weight instead of 1) writes the reference formula's bits, on entries with
+    zeros of both signs, exact cancellations, products that underflow and values across many
+    binades, on the threaded path (a large input) and in one chunk."""
+    g = torch.Generator().manual_seed(8)
+    bits = torch.int32 if dtype == torch.float32 else torch.int64
+    for n in (1 << 21, 999):
+        deltas = [(torch.randn(n, generator=g) * torch.exp(8 * torch.randn(n, generator=g))).to(dtype)
+                  for _ in weights]
+        if len(deltas) > 1:
+            deltas[1][::5] = -deltas[0][::5] * (weights[0] / weights[1])  # sums that cancel (some exactly)
+            deltas[1][1::7] = 0.0
+            deltas[1][2::7] = -0.0
+            deltas[0][3::7] = -0.0
+            deltas[0][4::11] = 1e-30  # tiny: their products with the others underflow
+        before = torch.get_num_threads()
+        try:
+            torch.set_num_threads(2)
+            got = ties_merge(deltas, list(weights))
+        finally:
+            torch.set_num_threads(before)
+        assert torch.equal(got.view(bits), _ties_reference(deltas, list(weights)).view(bits))
 
 
 @pytest.mark.parametrize("density", [0.5, 0.3, 0.1, 0.123456789, 0.9, 1 / 3])
