@@ -11,7 +11,8 @@ in this process, best of ``--repeat``:
 * ``form ΔW``: both dense ΔW_i = c·B_i·A_i in float32 (into the engine's reused buffers);
 * ``thresholds``: both exact top-k rules (TIES, magnitude pruning);
 * ``DARE draws``: DARE's keep masks, as the method draws them (each input's own generator, chunk
-  by chunk, the inputs in parallel threads): torch's mt19937 is sequential within a generator;
+  by chunk as int32 draws compared on their low 24 bits, the inputs in parallel threads): torch's
+  mt19937 is sequential within a generator;
 * ``merge pass``: the fused trim/drop + merge pass (DARE: the masks drawn before it);
 * ``truncate``: the randomized SVD back to rank r (the entry-wise methods' last step).
 
