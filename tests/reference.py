@@ -391,3 +391,23 @@ def iso_cts_dense(Ws, scale=1.0, fraction=0.8):
         Vs.append(Vt[:, :per])
     Uall, Sall, Vall = torch.cat([*Us, Uc], 1), torch.cat([*Ss, Sc]), torch.cat([*Vs, Vc], 1)
     return scale * float(Sall.mean()) * polar_eig(Uall) @ polar_eig(Vall).T
+
+
+SUBSPACE = ("knots", "core_space", "tsv", "iso_c", "iso_cts")
+
+
+def subspace_answer(method: str, task, domain, name: str, WT: torch.Tensor, WD: torch.Tensor):
+    """The dense float64 oracles above with each method's defaults (KnOTS: TIES at
+    density 0.2; Core Space: TSV; TSV-M keep 1/T; Iso-C weights 1, 1; Iso-CTS common fraction 0.8)."""
+    from conftest import scaled_factors
+
+    if method == "knots":
+        return knots_dense([WT, WD], "ties", 0.2)
+    if method == "core_space":
+        (BT, AT), (BD, AD) = scaled_factors(task, name), scaled_factors(domain, name)
+        return core_space_dense([BT, BD], [AT, AD], "tsv", 0.3)
+    if method == "tsv":
+        return tsv_dense([WT, WD])
+    if method == "iso_c":
+        return iso_c_dense([WT, WD])
+    return iso_cts_dense([WT, WD])

@@ -6,6 +6,8 @@ from pathlib import Path
 
 import torch
 
+from reference import SUBSPACE, subspace_answer
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -58,27 +60,6 @@ def independent_answer(method: str, task: Path, domain: Path, names: list[str], 
                       else ref.ties_elect(dropped[0], dropped[1], (1.0, 1.0)))
             want[n] = ref.truncate(merged, rank)
     return want
-
-
-SUBSPACE = ("knots", "core_space", "tsv", "iso_c", "iso_cts")
-
-
-def subspace_answer(method: str, task: Path, domain: Path, name: str, WT: torch.Tensor, WD: torch.Tensor):
-    """The dense float64 oracles of tests/reference.py with each method's defaults (KnOTS: TIES at
-    density 0.2; Core Space: TSV; TSV-M keep 1/T; Iso-C weights 1, 1; Iso-CTS common fraction 0.8)."""
-    import reference as ref
-    from conftest import scaled_factors
-
-    if method == "knots":
-        return ref.knots_dense([WT, WD], "ties", 0.2)
-    if method == "core_space":
-        (BT, AT), (BD, AD) = scaled_factors(task, name), scaled_factors(domain, name)
-        return ref.core_space_dense([BT, BD], [AT, AD], "tsv", 0.3)
-    if method == "tsv":
-        return ref.tsv_dense([WT, WD])
-    if method == "iso_c":
-        return ref.iso_c_dense([WT, WD])
-    return ref.iso_cts_dense([WT, WD])
 
 
 def test_merge_speed_tiny(capsys, monkeypatch, tmp_path):
