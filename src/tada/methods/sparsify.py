@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 
 #: Entry-wise passes run over chunks of this many entries (a cache-sized working set: 512 KB per
 #: float32 array): the large modules' several passes then stay in cache instead of streaming 64 MB
-#: from memory each. 2¹⁷ was the fastest of 2¹⁶…2¹⁹ for the TIES and DARE passes here (2 MB L2
-#: per core; 2¹⁶: 10–20% slower, mostly the two Python threads' per-call overhead). No result
+#: from memory each. Here (2 MB L2 per core) 2¹⁷ was the fastest of 2¹⁴…2¹⁹ for a scratch version
+#: of the TIES pass, and 2¹⁶ 10–20% slower for the TIES and DARE passes of
+#: benchmarks/entrywise_floor.py (mostly the two Python threads' per-call overhead). No result
 #: depends on it.
 CHUNK = 1 << 17
 #: Above this many entries the k-th largest magnitude is found from a bracket (see ``top_k_threshold``).
