@@ -314,7 +314,7 @@ def merge_entrywise(deltas: list[torch.Tensor], weights: list[float], rule: str,
     def merge(a: int, b: int) -> None:
         floats, flags = scratch.get(b - a)
         parts = []
-        for x, w, k, i in zip(arrays, ws, keeps, range(len(arrays))):
+        for i, (x, w, k) in enumerate(zip(arrays, ws, keeps)):
             part = x[a:b]
             if drops is not None:
                 part = _kept(part, drops.keep[i][a:b], drops.divisor, out=floats[i])
