@@ -47,13 +47,21 @@ def _each_chunk(n: int, work, *, ordered: bool = False) -> list:
     threads = min(torch.get_num_threads(), len(chunks)) if n >= BRACKET_MIN_NUMEL and not ordered else 1
     if threads <= 1:
         return [work(a, b) for a, b in chunks]
-    from concurrent.futures import ThreadPoolExecutor
-
     step = -(-len(chunks) // threads)
     runs = [chunks[i:i + step] for i in range(0, len(chunks), step)]
-    with ThreadPoolExecutor(len(runs)) as pool:
-        done = list(pool.map(lambda run: [work(a, b) for a, b in run], runs))
+    done = _in_threads(lambda run: [work(a, b) for a, b in run], runs, len(runs))
     return [r for run in done for r in run]
+
+
+def _in_threads(work, items: list, threads: int) -> list:
+    """``[work(item) for item in items]`` on ``threads`` Python threads (numpy's loops and torch's
+    kernels release the GIL), in the items' order; in this thread when ``threads`` ≤ 1."""
+    if threads <= 1:
+        return [work(item) for item in items]
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(work, items))
 
 
 def _array(t: torch.Tensor) -> np.ndarray:
@@ -240,12 +248,7 @@ def dare_drops(n: int, density: float, generators: list[torch.Generator], rescal
         return keep
 
     threads = min(torch.get_num_threads(), len(generators)) if n >= BRACKET_MIN_NUMEL else 1
-    if threads <= 1:
-        return Drops([draw(g) for g in generators], density if rescale else None)
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(threads) as pool:
-        return Drops(list(pool.map(draw, generators)), density if rescale else None)
+    return Drops(_in_threads(draw, generators, threads), density if rescale else None)
 
 
 def dare_drop(delta: torch.Tensor, density: float, generator: torch.Generator,
