@@ -312,7 +312,7 @@ def merge_entrywise(deltas: list[torch.Tensor], weights: list[float], rule: str,
     keeps = [None if t is None else _Keep(t) for t in (trims or [None] * len(flats))]
     result = torch.empty_like(flats[0]) if out is None else out.reshape(-1)
     target = _array(result)
-    scratch = _Scratch(arrays[0].dtype, len(arrays) + 2, 2)
+    scratch = _Scratch(arrays[0].dtype, len(arrays) + 2, 3)
 
     def merge(a: int, b: int) -> None:
         floats, flags = scratch.get(b - a)
@@ -335,13 +335,13 @@ def merge_entrywise(deltas: list[torch.Tensor], weights: list[float], rule: str,
             total += part
         if rule == "sum":
             return
-        negative, agree = flags
+        negative, agree, nonzero = flags
         np.less(total, 0, out=negative)  # the elected sign is − here, + elsewhere (0 counts as +)
-        numerator, divisor, scaled = total, floats[-1], None
+        numerator, divisor = total, floats[-1]
         for i, (part, w) in enumerate(zip(parts, ws)):
             np.greater(part, 0, out=agree)
             agree ^= negative  # sign(w_i δ_i) is the elected one …
-            agree &= part != 0  # … and zeros never agree
+            agree &= np.not_equal(part, 0, out=nonzero)  # … and zeros never agree
             if i == 0:
                 np.multiply(part, agree, out=numerator)  # total is no longer needed: reused
                 np.multiply(w, agree, out=divisor)
